@@ -1,0 +1,80 @@
+/*
+ * config.h - byline's configuration: DIR/byline.yaml plus the identity
+ * registry it names (DIR/identities.yaml by default).
+ *
+ * A bl_config_t is immutable once loaded and owns every string in it;
+ * bl_config_free() releases the lot. Paths in it are absolute (relative
+ * paths in the YAML are resolved against the config directory).
+ */
+#ifndef BL_CONFIG_CONFIG_H
+#define BL_CONFIG_CONFIG_H
+
+#include "core/buf.h"
+#include "core/common.h"
+
+/* One non-human identity (an agent). Exactly one name per credential. */
+typedef struct {
+    char *name;                      /* e.g. "agent-deploybot" */
+    char **groups;                   /* owned array of owned strings */
+    size_t ngroups;
+    int has_token;                   /* 1 if token_sha256 is set */
+    unsigned char token_sha256[32];  /* SHA-256 of the bearer token; never the token */
+    char *cert_cn;                   /* client-cert subject CN that maps here, or NULL */
+    char *cert_uri;                  /* client-cert URI SAN that maps here, or NULL */
+} bl_identity_t;
+
+/* One upstream Kubernetes API server and the shared credential for it. */
+typedef struct {
+    char *name;          /* e.g. "prod-eks"; appears in every audit record */
+    char *url;           /* as configured: https://host[:port][/prefix] */
+    char *host;          /* parsed from url */
+    int port;            /* parsed from url (default 443) */
+    char *path_prefix;   /* parsed from url without trailing '/', "" if none */
+    char *ca_file;       /* CA bundle to verify the API server; NULL = system store */
+    char *server_name;   /* name to verify in its certificate (default: host) */
+    char *token_file;    /* bearer token file, or NULL */
+    char *cert_file;     /* client certificate (PEM), or NULL */
+    char *key_file;      /* its private key (PEM), or NULL */
+} bl_connection_t;
+
+typedef struct {
+    char *dir;                 /* the config directory (absolute) */
+    char *path;                /* DIR/byline.yaml */
+    char *identities_file;     /* where `byline identity add` writes */
+    char *listen_host;         /* e.g. "127.0.0.1" */
+    int listen_port;           /* e.g. 8443 */
+    char *public_url;          /* server URL for kubeconfigs (default https://listen) */
+    char *tls_cert;            /* gateway serving certificate (PEM) */
+    char *tls_key;             /* its key */
+    char *tls_ca;              /* CA certificate kubeconfigs embed as CA data */
+    char *client_ca;           /* CA to verify client certificates, or NULL */
+    char *audit_dir;           /* JSON Lines audit records live here */
+    int workers;               /* event-loop threads (default 1) */
+    unsigned max_connections;  /* per worker; default 10000 */
+    unsigned max_header_bytes; /* request head bound; default 32768 */
+    unsigned max_headers;      /* header count bound; default 100 */
+    unsigned header_timeout_ms;  /* to receive a whole request head; default 10000 */
+    unsigned idle_timeout_ms;    /* keep-alive idle; default 120000 */
+    unsigned connect_timeout_ms; /* upstream TCP+TLS connect; default 5000 */
+    unsigned drain_timeout_ms;   /* SIGTERM grace for in-flight requests; default 30000 */
+    bl_connection_t *conns;    /* owned array */
+    size_t nconns;
+    bl_identity_t *ids;        /* owned array */
+    size_t nids;
+} bl_config_t;
+
+/*
+ * Loads DIR/byline.yaml and its identities file. Returns BL_OK and a new
+ * config in *out (caller frees with bl_config_free), or BL_ERROR with every
+ * problem found appended to `errors` as "file:line:col: message" lines.
+ * Two identities sharing a name, token hash, cert CN or URI is an error.
+ */
+int bl_config_load(const char *dir, bl_config_t **out, bl_buf_t *errors);
+
+/* Frees a config and everything it owns. NULL is fine. */
+void bl_config_free(bl_config_t *cfg);
+
+/* Returns the connection named `name`, or NULL. */
+const bl_connection_t *bl_config_connection(const bl_config_t *cfg, const char *name, size_t len);
+
+#endif

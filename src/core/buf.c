@@ -1,0 +1,195 @@
+/* buf.c - bounded growable byte buffer. */
+#include <stdio.h>
+#include <stdlib.h>
+#include "core/buf.h"
+
+#define BL_BUF_MIN_ALLOC 256
+
+void bl_buf_init(bl_buf_t *b, size_t max)
+{
+    b->base = NULL;
+    b->off = b->len = b->cap = 0;
+    b->max = max;
+}
+
+void bl_buf_free(bl_buf_t *b)
+{
+    free(b->base);
+    b->base = NULL;
+    b->off = b->len = b->cap = 0;
+}
+
+/* Moves unread data to the front so the consumed prefix can be reused. */
+static void bl_buf_compact(bl_buf_t *b)
+{
+    if (b->off == 0)
+        return;
+    if (b->len > b->off)
+        memmove(b->base, b->base + b->off, b->len - b->off);
+    b->len -= b->off;
+    b->off = 0;
+}
+
+int bl_buf_reserve(bl_buf_t *b, size_t n)
+{
+    if (b->cap - b->len >= n)
+        return BL_OK;
+    bl_buf_compact(b);
+    if (b->cap - b->len >= n)
+        return BL_OK;
+    if (n > b->max - b->len)
+        return BL_ERROR;
+    size_t want = b->len + n;
+    size_t cap = b->cap ? b->cap : BL_BUF_MIN_ALLOC;
+    while (cap < want)
+        cap = cap > b->max / 2 ? b->max : cap * 2;
+    if (cap > b->max)
+        cap = b->max;
+    char *p = realloc(b->base, cap);
+    if (p == NULL)
+        return BL_ERROR;
+    b->base = p;
+    b->cap = cap;
+    return BL_OK;
+}
+
+char *bl_buf_tail(bl_buf_t *b, size_t min, size_t *room)
+{
+    size_t avail = b->max - bl_buf_size(b);
+    if (min > avail)
+        min = avail;
+    if (min == 0 || bl_buf_reserve(b, min) != BL_OK) {
+        *room = 0;
+        return NULL;
+    }
+    *room = b->cap - b->len;
+    return b->base + b->len;
+}
+
+void bl_buf_consume(bl_buf_t *b, size_t n)
+{
+    b->off += n;
+    if (b->off >= b->len)
+        b->off = b->len = 0;
+}
+
+int bl_buf_append(bl_buf_t *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return BL_OK;
+    if (bl_buf_reserve(b, n) != BL_OK)
+        return BL_ERROR;
+    memcpy(b->base + b->len, p, n);
+    b->len += n;
+    return BL_OK;
+}
+
+int bl_buf_vprintf(bl_buf_t *b, const char *fmt, va_list ap)
+{
+    va_list cp;
+    va_copy(cp, ap);
+    int n = vsnprintf(NULL, 0, fmt, cp);
+    va_end(cp);
+    if (n < 0 || bl_buf_reserve(b, (size_t)n + 1) != BL_OK)
+        return BL_ERROR;
+    vsnprintf(b->base + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+    return BL_OK;
+}
+
+int bl_buf_printf(bl_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = bl_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Returns the length of the valid UTF-8 sequence at p (1..4), or 0. */
+static size_t bl_utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    size_t len;
+    uint32_t min;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xe0) == 0xc0) { len = 2; min = 0x80; }
+    else if ((c & 0xf0) == 0xe0) { len = 3; min = 0x800; }
+    else if ((c & 0xf8) == 0xf0) { len = 4; min = 0x10000; }
+    else return 0;
+    if (n < len)
+        return 0;
+    uint32_t cp = c & (0x7f >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+int bl_buf_json_str(bl_buf_t *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    if (bl_buf_append(b, "\"", 1) != BL_OK)
+        return BL_ERROR;
+    size_t i = 0;
+    while (i < n) {
+        size_t run = i;
+        while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
+            run++;
+        if (run > i && bl_buf_append(b, p + i, run - i) != BL_OK)
+            return BL_ERROR;
+        i = run;
+        if (i >= n)
+            break;
+        unsigned char c = p[i];
+        char esc[8];
+        const char *out = esc;
+        size_t outlen = 2;
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+        } else if (c == '\n') {
+            out = "\\n";
+        } else if (c == '\r') {
+            out = "\\r";
+        } else if (c == '\t') {
+            out = "\\t";
+        } else if (c < 0x20 || c == 0x7f) {
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            outlen = 6;
+        } else {
+            size_t ul = bl_utf8_len(p + i, n - i);
+            if (ul == 0) {
+                out = "\\ufffd";
+                outlen = 6;
+            } else {
+                out = (const char *)(p + i);
+                outlen = ul;
+            }
+            if (bl_buf_append(b, out, outlen) != BL_OK)
+                return BL_ERROR;
+            i += ul ? ul : 1;
+            continue;
+        }
+        if (bl_buf_append(b, out, outlen) != BL_OK)
+            return BL_ERROR;
+        i++;
+    }
+    return bl_buf_append(b, "\"", 1);
+}
+
+const char *bl_buf_cstr(bl_buf_t *b)
+{
+    if (bl_buf_reserve(b, 1) != BL_OK)
+        return NULL;
+    b->base[b->len] = '\0';
+    return b->base + b->off;
+}

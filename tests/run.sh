@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# make check: every byline test, ending in one line CI can read:
+#   "N passed, N failed"
+# Stages: deps, ASan+UBSan build, unit tests (cmocka), fuzz corpus replay,
+# integration tests (real kubectl 1.27 and 1.33 against the stand-in cluster).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PASS=0
+FAIL=0
+FAILED=()
+stage() { printf '\n=== %s ===\n' "$*"; }
+ok()   { PASS=$((PASS + 1)); }
+bad()  { FAIL=$((FAIL + 1)); FAILED+=("$1"); echo "FAILED: $1"; }
+
+stage deps
+tests/deps.sh || { echo "deps: install failed"; echo "0 passed, 1 failed"; exit 1; }
+
+stage build
+JOBS=$(nproc 2>/dev/null || echo 2)
+if ! make -s -j"$JOBS" all asan; then
+    echo "build failed"
+    echo "$PASS passed, $((FAIL + 1)) failed"
+    exit 1
+fi
+# Both compilers must accept the code with -Werror.
+if command -v clang >/dev/null; then
+    if make -s -j"$JOBS" CC=clang B=build/clang build/clang/byline; then ok; else bad "clang build"; fi
+fi
+
+stage unit
+for t in build/asan/tests/test_*; do
+    [ -x "$t" ] || continue
+    out=$("$t" 2>&1); rc=$?
+    p=$(printf '%s\n' "$out" | grep -c '^\[       OK \]')
+    f=$(printf '%s\n' "$out" | grep -c '^\[  FAILED  \] [a-z_]')
+    PASS=$((PASS + p))
+    if [ $rc -ne 0 ] || [ "$f" -gt 0 ]; then
+        printf '%s\n' "$out" | grep -E 'FAILED|ERROR|error|Sanitizer' | head -20
+        bad "$(basename "$t") ($f case(s), rc=$rc)"
+        FAIL=$((FAIL + (f > 0 ? f - 1 : 0)))
+    fi
+    echo "$(basename "$t"): $p passed, $f failed"
+done
+
+stage fuzz-replay
+if make -s -j"$JOBS" fuzz >/dev/null 2>&1; then
+    for f in build/fuzz/fuzz_*; do
+        [ -x "$f" ] || continue
+        name=$(basename "$f" | sed 's/^fuzz_//')
+        corpus=fuzz/corpus/$name
+        [ -d "$corpus" ] || { bad "fuzz $name: no corpus"; continue; }
+        if "$f" -runs=0 "$corpus" >/tmp/byline-fuzz-$name.log 2>&1; then
+            ok; echo "fuzz $name: replayed $(ls "$corpus" | wc -l) inputs"
+        else
+            tail -20 /tmp/byline-fuzz-$name.log; bad "fuzz $name"
+        fi
+    done
+else
+    bad "fuzz build"
+fi
+
+stage integration
+if [ -f tests/integration/run.py ]; then
+    python3 tests/integration/run.py --byline build/asan/byline
+    rc=$?
+    if [ -f build/integration-summary ]; then
+        read -r ip if_ < build/integration-summary
+        PASS=$((PASS + ip)); FAIL=$((FAIL + if_))
+        [ "$if_" -gt 0 ] && FAILED+=("integration ($if_)")
+    elif [ $rc -ne 0 ]; then
+        bad "integration runner"
+    fi
+fi
+
+echo
+[ ${#FAILED[@]} -gt 0 ] && printf 'failed: %s\n' "${FAILED[@]}"
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
