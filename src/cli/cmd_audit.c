@@ -1,11 +1,101 @@
-/* cmd_audit.c - `byline audit` (placeholder until implemented). */
+/* cmd_audit.c - `byline audit tail`: read the audit records back. */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "audit/tail.h"
+#include "audit/writer.h"
 #include "cli/cmd.h"
+#include "config/config.h"
+
+static void bl_audit_usage(FILE *f)
+{
+    fprintf(f, "usage: byline audit tail --dir DIR [-n N] [--json] [-f]\n\n"
+               "Prints the newest audit records, oldest first, one request per line:\n"
+               "  ts=... actor=... action=\"kubectl ...\" connection=... result=... status=... id=...\n"
+               "The id is the Audit-ID the cluster's own audit log carries as auditID.\n\n"
+               "  --dir DIR     configuration directory (its audit.dir is read)\n"
+               "  -n N          how many requests (default 10)\n"
+               "  --json        one merged JSON object per request instead\n"
+               "  -f, --follow  keep printing requests as they complete\n");
+}
+
+/* Resolves DIR's audit file into path[]. Falls back to DIR/audit when the
+ * configuration does not load, so the log stays readable in an incident. */
+static void bl_audit_path(const char *dir, char *path, size_t cap)
+{
+    bl_buf_t errors, warnings;
+    bl_buf_init(&errors, 64 * 1024);
+    bl_buf_init(&warnings, 64 * 1024);
+    bl_config_t *cfg = NULL;
+    if (bl_config_load_ex(dir, &cfg, &errors, &warnings) == BL_OK) {
+        snprintf(path, cap, "%s/%s", cfg->audit_dir, BL_AUDIT_FILE);
+    } else {
+        fprintf(stderr, "byline audit: configuration in %s does not load; reading %s/audit\n", dir, dir);
+        snprintf(path, cap, "%s/audit/%s", dir, BL_AUDIT_FILE);
+    }
+    bl_config_free(cfg);
+    bl_buf_free(&errors);
+    bl_buf_free(&warnings);
+}
+
+static int bl_audit_tail_cmd(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "dir", required_argument, NULL, 'd' }, { "json", no_argument, NULL, 'j' },
+        { "follow", no_argument, NULL, 'f' },    { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *dir = NULL;
+    long n = 10;
+    int style = BL_TAIL_TEXT, follow = 0, c;
+    char *end;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "d:n:jfh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': dir = optarg; break;
+        case 'j': style = BL_TAIL_JSON; break;
+        case 'f': follow = 1; break;
+        case 'h': bl_audit_usage(stdout); return 0;
+        case 'n':
+            n = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || n < 0 || n > 1000000) {
+                fprintf(stderr, "byline audit tail: -n wants a number from 0 to 1000000, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        default: bl_audit_usage(stderr); return 2;
+        }
+    }
+    if (dir == NULL || optind != argc) {
+        fprintf(stderr, "byline audit tail: %s\n", dir ? "unexpected argument" : "--dir is required");
+        return 2;
+    }
+    char path[4096];
+    bl_audit_path(dir, path, sizeof(path));
+    bl_buf_t err;
+    bl_buf_init(&err, 4096);
+    size_t skipped = 0;
+    int rc = bl_audit_tail(path, (size_t)n, style, stdout, &skipped, &err);
+    if (rc == BL_OK && skipped)
+        fprintf(stderr, "byline audit: %zu line(s) were not audit records and were skipped\n", skipped);
+    if (rc == BL_OK && follow)
+        rc = bl_audit_follow(path, style, stdout, &err);
+    if (rc != BL_OK)
+        fprintf(stderr, "byline audit: %s\n", bl_buf_cstr(&err));
+    bl_buf_free(&err);
+    return rc == BL_OK ? 0 : 1;
+}
 
 int bl_cmd_audit(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "byline audit: not implemented yet\n");
-    return 1;
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        bl_audit_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "tail"))
+        return bl_audit_tail_cmd(argc - 1, argv + 1);
+    fprintf(stderr, "byline audit: unknown subcommand '%s'\n", argv[1]);
+    bl_audit_usage(stderr);
+    return 2;
 }

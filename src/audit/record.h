@@ -1,0 +1,79 @@
+/*
+ * record.h - one audit record per request, written as JSON Lines.
+ *
+ * A forwarded request produces two lines sharing one id: an "intent"
+ * line written (and acknowledged by the writer) BEFORE any byte goes
+ * upstream, and a "result" line once the exchange ends. A request byline
+ * refuses itself (401, 403, 400, 502...) produces one "result" line.
+ * The id is a UUIDv7, sent upstream as Audit-ID, so the cluster's audit
+ * event carries it as auditID. docs/AUDIT-FORMAT.md documents the fields.
+ */
+#ifndef BL_AUDIT_RECORD_H
+#define BL_AUDIT_RECORD_H
+
+#include <stdint.h>
+#include <time.h>
+#include "core/buf.h"
+#include "core/uuid.h"
+#include "kube/reqinfo.h"
+
+/* Bounds for the client-supplied strings a record keeps (truncated past them). */
+#define BL_REC_UA_MAX      256
+#define BL_REC_SESSION_MAX 64
+#define BL_REC_COMMAND_MAX 128
+#define BL_REC_URI_MAX     1024
+#define BL_REC_REASON_MAX  256
+
+typedef enum {
+    BL_RESULT_ALLOWED = 0,     /* forwarded (whatever the upstream answered) */
+    BL_RESULT_DENIED,          /* refused by byline (403) */
+    BL_RESULT_UNAUTHENTICATED, /* no or bad credential (401) */
+    BL_RESULT_ERROR,           /* malformed request, upstream failure, audit failure */
+} bl_result_t;
+
+typedef struct {
+    char id[BL_UUID_LEN + 1];
+    struct timespec ts;            /* CLOCK_REALTIME when the head arrived */
+    uint64_t start_us;             /* CLOCK_MONOTONIC, for the duration */
+    const char *actor;             /* identity name; NULL = unauthenticated */
+    char *const *groups;           /* borrowed from the identity */
+    size_t ngroups;
+    const char *credential;        /* "token", "cert" or "none" */
+    char source_ip[48];
+    char user_agent[BL_REC_UA_MAX];
+    char kubectl_session[BL_REC_SESSION_MAX];
+    char kubectl_command[BL_REC_COMMAND_MAX];
+    const char *connection;        /* connection name, borrowed from config; may be NULL */
+    char method[16];
+    char uri[BL_REC_URI_MAX];      /* request-target as received (prefix included) */
+    const bl_kreq_t *kreq;         /* borrowed; NULL if the target was not understood */
+    const char *action;            /* rendered kubectl command, borrowed; may be NULL */
+    bl_result_t result;
+    char reason[BL_REC_REASON_MAX];/* why denied / failed, "" otherwise */
+    int status;                    /* HTTP status returned to the client; 0 if none */
+    int upgraded;                  /* 1 if the exchange became a tunnel (101) */
+    uint64_t bytes_in;             /* body/tunnel bytes client -> upstream */
+    uint64_t bytes_out;            /* body/tunnel bytes upstream -> client */
+} bl_audit_rec_t;
+
+/* Starts a record: fresh UUIDv7 id and timestamps, everything else empty.
+ * Returns BL_OK, or BL_ERROR if no id could be generated. */
+int bl_rec_begin(bl_audit_rec_t *r);
+
+/* Copies a client-supplied value into a bounded field (truncating). */
+void bl_rec_copy(char *dst, size_t cap, bl_str_t src);
+
+/* Sets r->reason from a printf format (truncating). */
+void bl_rec_reason(bl_audit_rec_t *r, const char *fmt, ...) BL_PRINTF(2, 3);
+
+/* Returns the lower-case name of a result ("allowed", ...). */
+const char *bl_result_name(bl_result_t res);
+
+/* Appends the intent line (with trailing '\n') to `out`. BL_OK or BL_ERROR when full. */
+int bl_rec_intent_json(const bl_audit_rec_t *r, bl_buf_t *out);
+
+/* Appends the result line (with trailing '\n') to `out`; `full` = 1 repeats
+ * the request fields (for requests that never had an intent line). */
+int bl_rec_result_json(const bl_audit_rec_t *r, int full, bl_buf_t *out);
+
+#endif

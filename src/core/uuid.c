@@ -1,0 +1,27 @@
+/* uuid.c - UUIDv7: 48-bit Unix milliseconds, version, 74 random bits. */
+#include <openssl/rand.h>
+#include <stdint.h>
+#include "core/common.h"
+#include "core/uuid.h"
+
+int bl_uuid7(char out[BL_UUID_LEN + 1], const struct timespec *now)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[16];
+    uint64_t ms = (uint64_t)now->tv_sec * 1000u + (uint64_t)now->tv_nsec / 1000000u;
+    if (RAND_bytes(b + 6, 10) != 1)
+        return BL_ERROR;
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(ms >> (40 - 8 * i));
+    b[6] = (unsigned char)(0x70 | (b[6] & 0x0f));
+    b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
+    return BL_OK;
+}

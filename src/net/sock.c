@@ -1,0 +1,332 @@
+/* sock.c - non-blocking TCP + OpenSSL, edge-triggered. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include "net/sock.h"
+
+static _Thread_local char bl_sock_reason[256];
+
+static void bl_sock_io_cb(bl_io_t *io, unsigned events);
+
+/* Returns a reason string built from OpenSSL's error queue (thread-local). */
+static const char *bl_sock_ssl_reason(SSL *ssl, const char *what)
+{
+    unsigned long e = ERR_get_error();
+    long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    if (vr != X509_V_OK)
+        snprintf(bl_sock_reason, sizeof(bl_sock_reason), "%s: certificate verify failed: %s", what,
+                 X509_verify_cert_error_string(vr));
+    else if (e)
+        snprintf(bl_sock_reason, sizeof(bl_sock_reason), "%s: %s", what, ERR_reason_error_string(e));
+    else
+        snprintf(bl_sock_reason, sizeof(bl_sock_reason), "%s: %s", what,
+                 errno ? strerror(errno) : "connection closed");
+    ERR_clear_error();
+    return bl_sock_reason;
+}
+
+static void bl_sock_reap(bl_defer_t *d)
+{
+    free(d->data);
+}
+
+static void bl_sock_nop(bl_io_t *io, unsigned events)
+{
+    (void)io;
+    (void)events;
+}
+
+void bl_sock_close(bl_sock_t *s)
+{
+    if (s->state == BL_SOCK_CLOSED)
+        return;
+    if (s->ssl) {
+        if (s->state == BL_SOCK_OPEN && !s->shut_wr)
+            SSL_shutdown(s->ssl);
+        SSL_free(s->ssl);
+        s->ssl = NULL;
+        ERR_clear_error();
+    }
+    if (s->io.fd >= 0) {
+        bl_loop_del(s->loop, &s->io);
+        close(s->io.fd);
+    }
+    s->io.fd = -1;
+    s->io.cb = bl_sock_nop;
+    s->state = BL_SOCK_CLOSED;
+    s->reaper.cb = bl_sock_reap;
+    s->reaper.data = s;
+    bl_loop_defer(s->loop, &s->reaper);
+}
+
+static long bl_sock_read(bl_stream_t *st, void *p, size_t n)
+{
+    bl_sock_t *s = (bl_sock_t *)st;
+    if (s->state != BL_SOCK_OPEN)
+        return BL_ERROR;
+    int cap = n > INT32_MAX ? INT32_MAX : (int)n;
+    errno = 0;
+    int r = SSL_read(s->ssl, p, cap);
+    if (r > 0) {
+        s->read_wants_write = 0;
+        return r;
+    }
+    switch (SSL_get_error(s->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+        return BL_AGAIN;
+    case SSL_ERROR_WANT_WRITE:
+        s->read_wants_write = 1;
+        return BL_AGAIN;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        if (errno == 0 || errno == ECONNRESET)
+            return errno == 0 ? 0 : BL_ERROR;
+        /* fallthrough */
+    default:
+        ERR_clear_error();
+        return BL_ERROR;
+    }
+}
+
+static long bl_sock_write(bl_stream_t *st, const void *p, size_t n)
+{
+    bl_sock_t *s = (bl_sock_t *)st;
+    if (s->state != BL_SOCK_OPEN || s->shut_wr)
+        return BL_ERROR;
+    if (n == 0)
+        return 0;
+    int cap = n > INT32_MAX ? INT32_MAX : (int)n;
+    int r = SSL_write(s->ssl, p, cap);
+    if (r > 0) {
+        s->write_wants_read = 0;
+        return r;
+    }
+    switch (SSL_get_error(s->ssl, r)) {
+    case SSL_ERROR_WANT_WRITE:
+        return BL_AGAIN;
+    case SSL_ERROR_WANT_READ:
+        s->write_wants_read = 1;
+        return BL_AGAIN;
+    default:
+        ERR_clear_error();
+        return BL_ERROR;
+    }
+}
+
+static int bl_sock_shutdown_wr(bl_stream_t *st)
+{
+    bl_sock_t *s = (bl_sock_t *)st;
+    if (s->state != BL_SOCK_OPEN)
+        return BL_ERROR;
+    if (s->shut_wr)
+        return BL_OK;
+    /* TLS has no half-close of its own: close_notify then TCP FIN, and
+     * keep reading (SSL_OP_IGNORE_UNEXPECTED_EOF lets the peer's plain FIN
+     * read as EOF too). */
+    int r = SSL_shutdown(s->ssl);
+    if (r < 0) {
+        int e = SSL_get_error(s->ssl, r);
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+            return BL_AGAIN;
+        ERR_clear_error();
+    }
+    s->shut_wr = 1;
+    shutdown(s->io.fd, SHUT_WR);
+    return BL_OK;
+}
+
+static void bl_sock_release(bl_stream_t *st, int reusable)
+{
+    bl_sock_t *s = (bl_sock_t *)st;
+    if (reusable && s->recycle && s->state == BL_SOCK_OPEN && !s->shut_wr && s->recycle(s) == BL_OK)
+        return;
+    bl_sock_close(s);
+}
+
+static const bl_stream_ops_t bl_sock_ops = {
+    .kind = "tls",
+    .read = bl_sock_read,
+    .write = bl_sock_write,
+    .shutdown_wr = bl_sock_shutdown_wr,
+    .release = bl_sock_release,
+};
+
+static bl_sock_t *bl_sock_new(bl_loop_t *loop, int fd, SSL_CTX *ctx)
+{
+    bl_sock_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->stream.ops = &bl_sock_ops;
+    s->loop = loop;
+    s->io.fd = fd;
+    s->io.cb = bl_sock_io_cb;
+    s->io.data = s;
+    s->ssl = SSL_new(ctx);
+    if (s->ssl == NULL || SSL_set_fd(s->ssl, fd) != 1 || bl_loop_add(loop, &s->io) != BL_OK) {
+        SSL_free(s->ssl);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void bl_sock_io_cb(bl_io_t *io, unsigned events)
+{
+    bl_sock_t *s = io->data;
+    /* A TLS read can need the socket writable and vice versa. */
+    if ((events & BL_IO_WRITE) && s->read_wants_write)
+        events |= BL_IO_READ;
+    if ((events & BL_IO_READ) && s->write_wants_read)
+        events |= BL_IO_WRITE;
+    if (s->stream.on_io)
+        s->stream.on_io(&s->stream, events);
+}
+
+static void bl_sock_tune(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* Watches and exec sessions may idle for hours; keepalive finds dead peers. */
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+}
+
+bl_sock_t *bl_sock_accept(bl_loop_t *loop, int fd, SSL_CTX *ctx)
+{
+    bl_sock_tune(fd);
+    bl_sock_t *s = bl_sock_new(loop, fd, ctx);
+    if (s == NULL) {
+        close(fd);
+        return NULL;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        const void *a = ss.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+                                                  : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
+        inet_ntop(ss.ss_family, a, s->peer_ip, sizeof(s->peer_ip));
+        /* Show IPv4-mapped peers as plain IPv4, as logs and X-Forwarded-For expect. */
+        if (!strncmp(s->peer_ip, "::ffff:", 7) && strchr(s->peer_ip + 7, '.'))
+            memmove(s->peer_ip, s->peer_ip + 7, strlen(s->peer_ip + 7) + 1);
+    }
+    SSL_set_accept_state(s->ssl);
+    s->state = BL_SOCK_HANDSHAKE;
+    return s;
+}
+
+static int bl_sock_set_verify_name(SSL *ssl, const char *name)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+    if (inet_pton(AF_INET, name, &a4) == 1 || inet_pton(AF_INET6, name, &a6) == 1)
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1 ? BL_OK : BL_ERROR;
+    if (SSL_set_tlsext_host_name(ssl, name) != 1 || SSL_set1_host(ssl, name) != 1)
+        return BL_ERROR;
+    return BL_OK;
+}
+
+bl_sock_t *bl_sock_connect(bl_loop_t *loop, const struct sockaddr *addr, socklen_t addrlen,
+                           SSL_CTX *ctx, const char *verify_name, SSL_SESSION *session,
+                           const char **reason)
+{
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *reason = strerror(errno);
+        return NULL;
+    }
+    bl_sock_tune(fd);
+    if (connect(fd, addr, addrlen) != 0 && errno != EINPROGRESS) {
+        snprintf(bl_sock_reason, sizeof(bl_sock_reason), "connect: %s", strerror(errno));
+        *reason = bl_sock_reason;
+        close(fd);
+        return NULL;
+    }
+    bl_sock_t *s = bl_sock_new(loop, fd, ctx);
+    if (s == NULL) {
+        *reason = "out of memory";
+        close(fd);
+        return NULL;
+    }
+    s->is_client = 1;
+    s->state = BL_SOCK_CONNECTING;
+    SSL_set_connect_state(s->ssl);
+    if (bl_sock_set_verify_name(s->ssl, verify_name) != BL_OK) {
+        *reason = "invalid upstream TLS server name";
+        bl_sock_close(s);
+        return NULL;
+    }
+    if (session)
+        SSL_set_session(s->ssl, session);
+    return s;
+}
+
+int bl_sock_handshake(bl_sock_t *s, const char **reason)
+{
+    if (s->state == BL_SOCK_OPEN)
+        return BL_OK;
+    if (s->state == BL_SOCK_CONNECTING) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(s->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = errno;
+        if (err == EINPROGRESS || err == EALREADY)
+            return BL_AGAIN;
+        if (err != 0) {
+            snprintf(bl_sock_reason, sizeof(bl_sock_reason), "connect: %s", strerror(err));
+            *reason = bl_sock_reason;
+            return BL_ERROR;
+        }
+        s->state = BL_SOCK_HANDSHAKE;
+    }
+    if (s->state != BL_SOCK_HANDSHAKE) {
+        *reason = "socket closed";
+        return BL_ERROR;
+    }
+    errno = 0;
+    int r = SSL_do_handshake(s->ssl);
+    if (r == 1) {
+        s->state = BL_SOCK_OPEN;
+        return BL_OK;
+    }
+    int e = SSL_get_error(s->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        /* A client that has not finished connecting gets a write edge first. */
+        return BL_AGAIN;
+    }
+    *reason = bl_sock_ssl_reason(s->is_client ? s->ssl : NULL, "TLS handshake");
+    return BL_ERROR;
+}
+
+int bl_sock_listen(const char *host, int port, int backlog, const char **reason)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+    struct addrinfo *ai = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    int gai = getaddrinfo(host && *host ? host : NULL, portstr, &hints, &ai);
+    if (gai != 0) {
+        snprintf(bl_sock_reason, sizeof(bl_sock_reason), "cannot resolve listen address %s: %s", host, gai_strerror(gai));
+        *reason = bl_sock_reason;
+        return -1;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, backlog) != 0) {
+        snprintf(bl_sock_reason, sizeof(bl_sock_reason), "cannot listen on %s:%d: %s", host, port, strerror(errno));
+        *reason = bl_sock_reason;
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(ai);
+    return fd;
+}

@@ -1,0 +1,407 @@
+/*
+ * request.c - admitting one request: route it to a connection, learn who
+ * sent it, refuse what must not pass, understand it, write the intent
+ * record, and prepare the head the upstream will see.
+ *
+ * Order matters: the action is rendered before authentication so that
+ * even a refused, unauthenticated attempt is audited as what it tried.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include "auth/identity.h"
+#include "core/log.h"
+#include "proxy/proxy.h"
+
+#define BL_ROUTE_PREFIX "/k8s/"
+
+/* Picks the connection: "/k8s/<name>/..." names one; anything else goes to
+ * the first configured. Sets *rest to the target without the prefix.
+ * Returns BL_OK, or BL_DECLINED if the named connection does not exist. */
+static int bl_req_route(bl_req_t *r, bl_str_t target, bl_str_t *rest)
+{
+    const bl_config_t *cfg = r->conn->w->srv->cfg;
+    const size_t plen = sizeof(BL_ROUTE_PREFIX) - 1;
+    *rest = target;
+    r->connection = &cfg->conns[0];
+    if (target.len <= plen || memcmp(target.p, BL_ROUTE_PREFIX, plen) != 0)
+        return BL_OK;
+    size_t end = plen;
+    while (end < target.len && target.p[end] != '/' && target.p[end] != '?')
+        end++;
+    r->connection = bl_config_connection(cfg, target.p + plen, end - plen);
+    if (r->connection == NULL)
+        return BL_DECLINED;
+    rest->p = target.p + end;
+    rest->len = target.len - end;
+    if (rest->len == 0)
+        *rest = BL_STR("/");
+    return BL_OK;
+}
+
+/* Finds the identity behind the request. Returns BL_OK with rec.actor set,
+ * or BL_DECLINED with rec.reason saying why not (the caller answers 401). */
+static int bl_req_authenticate(bl_req_t *r, const bl_http_request_t *hr)
+{
+    const bl_config_t *cfg = r->conn->w->srv->cfg;
+    const bl_identity_t *id = NULL;
+    size_t pos = 0;
+    const bl_http_header_t *h = bl_http_find(hr->headers, hr->num_headers, "authorization", &pos);
+    if (h && bl_http_find(hr->headers, hr->num_headers, "authorization", &pos)) {
+        bl_rec_reason(&r->rec, "more than one Authorization header");
+        return BL_DECLINED;
+    }
+    if (h) {
+        bl_str_t v = h->value;
+        if (!bl_str_prefix_nocase(v, "bearer ") || bl_str_trim((bl_str_t){ v.p + 7, v.len - 7 }).len == 0) {
+            bl_rec_reason(&r->rec, "only bearer tokens and client certificates are accepted");
+            return BL_DECLINED;
+        }
+        bl_str_t tok = bl_str_trim((bl_str_t){ v.p + 7, v.len - 7 });
+        id = bl_identity_by_token(cfg, tok.p, tok.len);
+        if (id == NULL) {
+            bl_rec_reason(&r->rec, "unknown bearer token");
+            return BL_DECLINED;
+        }
+        r->rec.credential = "token";
+        if (r->conn->cert_id && r->conn->cert_id != id) {
+            bl_rec_reason(&r->rec, "client certificate and bearer token name different identities");
+            return BL_DECLINED;
+        }
+    } else if (r->conn->cert_id) {
+        id = r->conn->cert_id;
+        r->rec.credential = "cert";
+    } else {
+        bl_rec_reason(&r->rec, "%s", r->conn->cert_err[0] ? r->conn->cert_err : "no credentials presented");
+        return BL_DECLINED;
+    }
+    r->rec.actor = id->name;
+    r->rec.groups = id->groups;
+    r->rec.ngroups = id->ngroups;
+    return BL_OK;
+}
+
+/* Returns 1 if the header must not travel upstream as the client sent it. */
+static int bl_req_header_dropped(bl_str_t name, const bl_http_request_t *hr)
+{
+    static const char *const drop[] = {
+        "host", "authorization", "proxy-authorization", "proxy-connection", "connection",
+        "keep-alive", "te", "trailer", "transfer-encoding", "content-length", "upgrade",
+        "audit-id", "forwarded", "x-real-ip",
+    };
+    for (size_t i = 0; i < BL_ARRAY_LEN(drop); i++)
+        if (bl_str_eq_nocase(name, drop[i]))
+            return 1;
+    if (bl_str_prefix_nocase(name, "x-forwarded-") || bl_str_prefix_nocase(name, "x-remote-") ||
+        bl_str_prefix_nocase(name, "impersonate-"))
+        return 1;
+    /* Hop-by-hop fields the client named in Connection. */
+    size_t pos = 0;
+    const bl_http_header_t *c;
+    while ((c = bl_http_find(hr->headers, hr->num_headers, "connection", &pos)) != NULL) {
+        char tok[64];
+        if (name.len < sizeof(tok)) {
+            memcpy(tok, name.p, name.len);
+            tok[name.len] = '\0';
+            if (bl_http_has_token(c->value, tok))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* Returns the upgrade protocol byline relays ("websocket", "SPDY/3.1"), or
+ * an empty view. Other upgrades (h2c above all, which would hide requests
+ * from the audit) are ignored: the request proceeds as plain HTTP. */
+static bl_str_t bl_req_upgrade(const bl_http_request_t *hr)
+{
+    size_t pos = 0, cpos = 0;
+    const bl_http_header_t *u = bl_http_find(hr->headers, hr->num_headers, "upgrade", &pos);
+    int conn_upgrade = 0;
+    const bl_http_header_t *c;
+    while ((c = bl_http_find(hr->headers, hr->num_headers, "connection", &cpos)) != NULL)
+        conn_upgrade |= bl_http_has_token(c->value, "upgrade");
+    if (u == NULL || !conn_upgrade || bl_http_find(hr->headers, hr->num_headers, "upgrade", &pos))
+        return BL_STR_NULL;
+    if (bl_str_eq_nocase(u->value, "websocket") || bl_str_eq_nocase(u->value, "SPDY/3.1"))
+        return u->value;
+    return BL_STR_NULL;
+}
+
+/* Writes the head the API server will see into r->uhead. BL_OK or BL_ERROR. */
+static int bl_req_build_head(bl_req_t *r, const bl_http_request_t *hr, bl_str_t rest)
+{
+    bl_buf_t *b = &r->uhead;
+    int rc = bl_buf_printf(b, "%.*s %s%.*s HTTP/1.1\r\n", (int)hr->method.len, hr->method.p,
+                           r->up->ops->prefix(r->up), (int)rest.len, rest.p);
+    rc |= r->up->ops->head(r->up, b);
+    for (size_t i = 0; i < hr->num_headers; i++) {
+        const bl_http_header_t *h = &hr->headers[i];
+        if (bl_req_header_dropped(h->name, hr))
+            continue;
+        rc |= bl_buf_printf(b, "%.*s: %.*s\r\n", (int)h->name.len, h->name.p, (int)h->value.len, h->value.p);
+    }
+    rc |= bl_buf_printf(b, "Audit-ID: %s\r\nX-Forwarded-For: %s\r\n", r->rec.id, r->rec.source_ip);
+    if (r->qbody.kind == BL_BODY_LENGTH)
+        rc |= bl_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)r->qbody.length);
+    else if (r->qbody.kind == BL_BODY_CHUNKED)
+        rc |= bl_buf_puts(b, "Transfer-Encoding: chunked\r\n");
+    bl_str_t up = bl_req_upgrade(hr);
+    if (up.len) {
+        r->upgrade = 1;
+        rc |= bl_buf_printf(b, "Connection: Upgrade\r\nUpgrade: %.*s\r\n", (int)up.len, up.p);
+    }
+    rc |= bl_buf_puts(b, "\r\n");
+    return rc ? BL_ERROR : BL_OK;
+}
+
+/* Copies the request facts the audit record keeps beyond the head's life. */
+static void bl_req_note(bl_req_t *r, const bl_http_request_t *hr)
+{
+    static const struct { const char *name; size_t off, cap; } fields[] = {
+        { "user-agent", offsetof(bl_audit_rec_t, user_agent), BL_REC_UA_MAX },
+        { "kubectl-session", offsetof(bl_audit_rec_t, kubectl_session), BL_REC_SESSION_MAX },
+        { "kubectl-command", offsetof(bl_audit_rec_t, kubectl_command), BL_REC_COMMAND_MAX },
+    };
+    for (size_t i = 0; i < BL_ARRAY_LEN(fields); i++) {
+        size_t pos = 0;
+        const bl_http_header_t *h = bl_http_find(hr->headers, hr->num_headers, fields[i].name, &pos);
+        if (h)
+            bl_rec_copy((char *)&r->rec + fields[i].off, fields[i].cap, h->value);
+    }
+    bl_rec_copy(r->rec.method, sizeof(r->rec.method), hr->method);
+    bl_rec_copy(r->rec.uri, sizeof(r->rec.uri), hr->target);
+    bl_rec_copy(r->method_buf, sizeof(r->method_buf), hr->method);
+    r->method = (bl_str_t){ r->method_buf, strlen(r->method_buf) };
+    snprintf(r->rec.source_ip, sizeof(r->rec.source_ip), "%s", r->conn->sock->peer_ip);
+    r->minor = hr->minor_version;
+    r->is_head = bl_str_eq(hr->method, "HEAD");
+    size_t pos = 0;
+    const bl_http_header_t *ct = bl_http_find(hr->headers, hr->num_headers, "content-type", &pos);
+    if (ct)
+        bl_rec_copy(r->ctype, sizeof(r->ctype), ct->value);
+    pos = 0;
+    const bl_http_header_t *ex = bl_http_find(hr->headers, hr->num_headers, "expect", &pos);
+    r->expect_continue = ex && bl_str_eq_nocase(ex->value, "100-continue");
+    pos = 0;
+    const bl_http_header_t *cn;
+    while ((cn = bl_http_find(hr->headers, hr->num_headers, "connection", &pos)) != NULL)
+        if (bl_http_has_token(cn->value, "close"))
+            r->close_requested = 1;
+    if (hr->minor_version == 0)
+        r->close_requested = 1; /* HTTP/1.0: byline does not do 1.0 keep-alive */
+    r->conn->close_after = r->close_requested;
+}
+
+/* Returns 1 if deciding needs the start of the body (object name, replicas). */
+static int bl_req_wants_body(const bl_req_t *r)
+{
+    const char *v = r->kreq.verb;
+    if (r->qbody.kind != BL_BODY_LENGTH || r->qbody.length == 0 || r->expect_continue)
+        return 0;
+    return r->kreq.is_resource && (!strcmp(v, "create") || !strcmp(v, "update") || !strcmp(v, "patch"));
+}
+
+/* Returns 1 if the client's body, unread, would desynchronise the
+ * connection if it stayed open after byline's own reply. */
+static int bl_req_body_pending(const bl_req_t *r)
+{
+    return r->qbody.kind == BL_BODY_CHUNKED || (r->qbody.kind == BL_BODY_LENGTH && r->qbody.length > 0);
+}
+
+/* Returns the name of the first Impersonate-* header, or an empty view. */
+static bl_str_t bl_req_impersonation(const bl_http_request_t *hr)
+{
+    for (size_t i = 0; i < hr->num_headers; i++)
+        if (bl_str_prefix_nocase(hr->headers[i].name, "impersonate-"))
+            return hr->headers[i].name;
+    return BL_STR_NULL;
+}
+
+/* Runs the checks in order. Returns BL_OK when the request may proceed, or
+ * BL_DECLINED after queueing byline's own Status reply. */
+static int bl_req_check(bl_req_t *r, const bl_http_request_t *hr, int routed, const char *kerr)
+{
+    bl_conn_t *c = r->conn;
+    bl_http_err_t herr = { 0, NULL };
+    int framed = bl_http1_request_body(hr, &r->qbody, &herr) == BL_OK;
+    bl_str_t imp = bl_req_impersonation(hr);
+    if (!framed || bl_req_body_pending(r))
+        c->close_after = 1; /* replies below leave the body unread */
+    if (!routed) {
+        r->rec.result = BL_RESULT_ERROR;
+        bl_reply_status(r, 404, "NotFound", "byline: no connection named in %.*s", (int)BL_MIN(hr->target.len, 128u), hr->target.p);
+    } else if (bl_req_authenticate(r, hr) != BL_OK) {
+        r->rec.result = BL_RESULT_UNAUTHENTICATED;
+        bl_reply_status(r, 401, "Unauthorized", "byline: %s", r->rec.reason);
+    } else if (imp.len) {
+        r->rec.result = BL_RESULT_DENIED;
+        bl_reply_status(r, 403, "Forbidden", "byline: %s may not impersonate (header %.*s): requests go upstream as the identity that authenticated",
+                        r->rec.actor, (int)BL_MIN(imp.len, 64u), imp.p);
+    } else if (!framed) {
+        r->rec.result = BL_RESULT_ERROR;
+        bl_reply_status(r, herr.status, herr.status == 501 ? "NotImplemented" : "BadRequest", "byline: malformed request: %s", herr.reason);
+    } else if (kerr) {
+        r->rec.result = BL_RESULT_ERROR;
+        bl_reply_status(r, 400, "BadRequest", "byline: malformed request path: %s", kerr);
+    } else {
+        c->close_after = r->close_requested; /* the body will be forwarded */
+        return BL_OK;
+    }
+    return BL_DECLINED;
+}
+
+/* Renders the action into r->action (empty if the target was not understood). */
+static void bl_req_render(bl_req_t *r)
+{
+    bl_buf_t b;
+    bl_buf_init(&b, sizeof(r->action));
+    r->action[0] = '\0';
+    if (r->rec.kreq && bl_kreq_render(&r->kreq, (bl_str_t){ r->rec.kubectl_command, strlen(r->rec.kubectl_command) }, &b) == BL_OK &&
+        bl_buf_size(&b) < sizeof(r->action)) {
+        memcpy(r->action, bl_buf_data(&b), bl_buf_size(&b));
+        r->action[bl_buf_size(&b)] = '\0';
+    }
+    bl_buf_free(&b);
+    r->rec.action = r->action[0] ? r->action : NULL;
+}
+
+/* Writes the intent record and asks the upstream for a stream. */
+static void bl_req_admit(bl_req_t *r)
+{
+    bl_server_t *srv = r->conn->w->srv;
+    bl_buf_t line;
+    bl_buf_init(&line, 64 * 1024);
+    bl_req_render(r);
+    r->rec.result = BL_RESULT_ALLOWED;
+    int ok = bl_rec_intent_json(&r->rec, &line) == BL_OK &&
+             bl_auditlog_write(srv->audit, bl_buf_data(&line), bl_buf_size(&line)) == BL_OK;
+    bl_buf_free(&line);
+    if (!ok) {
+        r->rec.result = BL_RESULT_ERROR;
+        r->conn->close_after = r->conn->close_after || bl_req_body_pending(r);
+        bl_reply_status(r, 503, "ServiceUnavailable", "byline: the audit log cannot be written, so the request was refused (no record, no request)");
+        return;
+    }
+    r->has_intent = 1;
+    bl_exchange_connect(r);
+}
+
+void bl_req_peek(bl_req_t *r)
+{
+    bl_conn_t *c = r->conn;
+    size_t want = (size_t)BL_MIN(r->qleft, (uint64_t)BL_PEEK_MAX);
+    if (bl_buf_size(&c->in) < want && !c->client_eof)
+        return; /* conn.c reads more and calls again */
+    bl_kreq_body(&r->kreq, (bl_str_t){ r->ctype, strlen(r->ctype) }, bl_buf_data(&c->in),
+                 BL_MIN(bl_buf_size(&c->in), want));
+    r->phase = BL_REQ_CONNECT;
+    bl_req_admit(r);
+}
+
+void bl_req_start(bl_conn_t *c, const bl_http_request_t *hr, size_t head_len)
+{
+    bl_req_t *r = calloc(1, sizeof(*r));
+    if (r == NULL || bl_rec_begin(&r->rec) != BL_OK) {
+        free(r);
+        bl_conn_reply_raw(c, 503, "ServiceUnavailable", "byline: out of resources; request refused");
+        bl_conn_process(c);
+        return;
+    }
+    r->conn = c;
+    c->req = r;
+    c->state = BL_CONN_BUSY;
+    bl_buf_init(&r->uhead, BL_UHEAD_MAX);
+    bl_buf_init(&r->uin, BL_IO_BUF_MAX);
+    bl_buf_init(&r->qout, BL_IO_BUF_MAX + 64);
+    bl_req_note(r, hr);
+    bl_str_t rest;
+    int routed = bl_req_route(r, hr->target, &rest) == BL_OK;
+    r->rec.connection = r->connection ? r->connection->name : NULL;
+    if (routed)
+        r->up = c->w->upstreams[r->connection - c->w->srv->cfg->conns];
+    const char *kerr = NULL;
+    if (bl_kreq_parse(&r->kreq, hr->method, rest, &kerr) == BL_OK)
+        r->rec.kreq = &r->kreq;
+    bl_req_render(r);
+    if (bl_req_check(r, hr, routed, kerr) != BL_OK) {
+        bl_buf_consume(&c->in, head_len);
+        return;
+    }
+    if (bl_req_build_head(r, hr, rest) != BL_OK) {
+        r->rec.result = BL_RESULT_ERROR;
+        c->close_after = 1;
+        bl_buf_consume(&c->in, head_len);
+        bl_reply_status(r, 431, "RequestHeaderFieldsTooLarge", "byline: request head too large to forward");
+        return;
+    }
+    bl_buf_consume(&c->in, head_len); /* `hr` points into c->in: unusable from here */
+    r->qleft = r->qbody.kind == BL_BODY_LENGTH ? r->qbody.length : 0;
+    if (bl_req_wants_body(r)) {
+        r->phase = BL_REQ_PEEK;
+        bl_req_peek(r);
+        return;
+    }
+    r->phase = BL_REQ_CONNECT;
+    bl_req_admit(r);
+}
+
+void bl_req_free(bl_req_t *r)
+{
+    if (r->wait.pending)
+        r->up->ops->cancel(r->up, &r->wait);
+    if (r->us)
+        bl_stream_release(r->us, 0);
+    bl_buf_free(&r->uhead);
+    bl_buf_free(&r->uin);
+    bl_buf_free(&r->qout);
+    free(r);
+}
+
+void bl_req_record(bl_req_t *r)
+{
+    if (r->recorded)
+        return;
+    r->recorded = 1;
+    bl_buf_t line;
+    bl_buf_init(&line, 64 * 1024);
+    if (bl_rec_result_json(&r->rec, !r->has_intent, &line) != BL_OK ||
+        bl_auditlog_write(r->conn->w->srv->audit, bl_buf_data(&line), bl_buf_size(&line)) != BL_OK)
+        bl_error("audit: result record for %s not written", r->rec.id);
+    bl_buf_free(&line);
+}
+
+void bl_req_finish(bl_req_t *r)
+{
+    bl_conn_t *c = r->conn;
+    bl_req_record(r);
+    c->req = NULL;
+    bl_req_free(r);
+    bl_conn_request_done(c);
+}
+
+void bl_req_reject(bl_conn_t *c, int code, const char *why)
+{
+    bl_req_t *r = calloc(1, sizeof(*r));
+    if (r == NULL || bl_rec_begin(&r->rec) != BL_OK) {
+        free(r);
+        bl_conn_reply_raw(c, code, "BadRequest", why);
+        return;
+    }
+    r->conn = c;
+    c->req = r;
+    c->state = BL_CONN_BUSY;
+    c->close_after = 1; /* the stream cannot be trusted to frame another request */
+    bl_buf_init(&r->uhead, 0);
+    bl_buf_init(&r->uin, 0);
+    bl_buf_init(&r->qout, 0);
+    snprintf(r->rec.source_ip, sizeof(r->rec.source_ip), "%s", c->sock->peer_ip);
+    if (c->cert_id) {
+        r->rec.actor = c->cert_id->name;
+        r->rec.groups = c->cert_id->groups;
+        r->rec.ngroups = c->cert_id->ngroups;
+        r->rec.credential = "cert";
+    }
+    r->rec.result = BL_RESULT_ERROR;
+    bl_reply_status(r, code, code == 414 ? "RequestURITooLong" : code == 431 ? "RequestHeaderFieldsTooLarge" : "BadRequest",
+                    "byline: malformed request: %s", why);
+}

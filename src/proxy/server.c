@@ -1,0 +1,258 @@
+/*
+ * server.c - the gateway process: TLS contexts, the audit writer, one
+ * event loop per worker thread (each with its own SO_REUSEPORT listener),
+ * and signal handling: SIGTERM/SIGINT drain gracefully, a second one
+ * stops at once.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "core/log.h"
+#include "net/tls.h"
+#include "proxy/proxy.h"
+
+#define BL_LISTEN_BACKLOG 4096
+#define BL_DRAIN_POLL_MS  50
+
+static void bl_worker_accept(bl_io_t *io, unsigned events)
+{
+    bl_worker_t *w = io->data;
+    (void)events;
+    while (io->fd >= 0) {
+        int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            bl_conn_accept(w, fd);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            /* Edge-triggered: no new edge will come for the backlog. Retry soon. */
+            bl_warn("accept: %s; retrying in 100ms", strerror(errno));
+            bl_timer_set(w->loop, &w->accept_retry, 100);
+        }
+        return;
+    }
+}
+
+static void bl_worker_accept_retry(bl_timer_t *t)
+{
+    bl_worker_t *w = t->data;
+    bl_worker_accept(&w->listen_io, BL_IO_READ);
+}
+
+/* Stops the loop once every connection is gone, or at the deadline. */
+static void bl_worker_drain_tick(bl_timer_t *t)
+{
+    bl_worker_t *w = t->data;
+    if (w->nconns == 0 || bl_loop_now(w->loop) >= w->drain_until) {
+        while (w->conns)
+            bl_conn_close(w->conns);
+        bl_loop_stop(w->loop);
+        return;
+    }
+    bl_timer_set(w->loop, t, BL_DRAIN_POLL_MS);
+}
+
+/* Runs in the worker thread when the main thread asks it to drain or stop. */
+static void bl_worker_on_wake(bl_loop_t *loop, void *data)
+{
+    bl_worker_t *w = data;
+    (void)loop;
+    if (w->draining)
+        return;
+    w->draining = 1;
+    if (w->listen_io.fd >= 0) {
+        bl_loop_del(w->loop, &w->listen_io);
+        close(w->listen_io.fd);
+        w->listen_io.fd = -1;
+    }
+    w->drain_until = bl_loop_now(w->loop) + (w->srv->draining > 1 ? 0 : w->srv->cfg->drain_timeout_ms);
+    for (bl_conn_t *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        bl_conn_drain(c);
+    }
+    w->drain_deadline.cb = bl_worker_drain_tick;
+    w->drain_deadline.data = w;
+    bl_timer_set(w->loop, &w->drain_deadline, 0);
+}
+
+static void *bl_worker_main(void *arg)
+{
+    bl_worker_t *w = arg;
+    if (bl_loop_run(w->loop) != BL_OK)
+        bl_error("worker %d: event loop failed: %s", w->index, strerror(errno));
+    return NULL;
+}
+
+/* Sets up worker `i`: loop, listener, upstreams. BL_OK or BL_ERROR (logged). */
+static int bl_worker_init(bl_server_t *srv, int i)
+{
+    const bl_config_t *cfg = srv->cfg;
+    bl_worker_t *w = &srv->workers[i];
+    const char *reason = NULL;
+    bl_buf_t err;
+    bl_buf_init(&err, 1024);
+    w->srv = srv;
+    w->index = i;
+    w->listen_io.fd = -1;
+    w->loop = bl_loop_new();
+    w->upstreams = calloc(cfg->nconns, sizeof(*w->upstreams));
+    w->hdrs = calloc(cfg->max_headers, sizeof(*w->hdrs));
+    if (w->loop == NULL || w->upstreams == NULL || w->hdrs == NULL)
+        goto fail;
+    for (size_t k = 0; k < cfg->nconns; k++) {
+        w->upstreams[k] = bl_upstream_direct_new(w->loop, &cfg->conns[k], srv->upstream_tls[k],
+                                                 cfg->connect_timeout_ms, &err);
+        if (w->upstreams[k] == NULL) {
+            bl_error("connection %s: %s", cfg->conns[k].name, bl_buf_cstr(&err));
+            goto fail;
+        }
+    }
+    w->listen_io.fd = bl_sock_listen(cfg->listen_host, cfg->listen_port, BL_LISTEN_BACKLOG, &reason);
+    if (w->listen_io.fd < 0) {
+        bl_error("%s", reason);
+        goto fail;
+    }
+    w->listen_io.cb = bl_worker_accept;
+    w->listen_io.data = w;
+    w->accept_retry.cb = bl_worker_accept_retry;
+    w->accept_retry.data = w;
+    if (bl_loop_add(w->loop, &w->listen_io) != BL_OK)
+        goto fail;
+    bl_loop_on_wake(w->loop, bl_worker_on_wake, w);
+    bl_buf_free(&err);
+    return BL_OK;
+fail:
+    bl_buf_free(&err);
+    return BL_ERROR;
+}
+
+static void bl_worker_fini(bl_worker_t *w)
+{
+    if (w->loop == NULL)
+        return;
+    while (w->conns)
+        bl_conn_close(w->conns);
+    if (w->listen_io.fd >= 0)
+        close(w->listen_io.fd);
+    for (size_t k = 0; w->upstreams && k < w->srv->cfg->nconns; k++)
+        if (w->upstreams[k])
+            w->upstreams[k]->ops->free(w->upstreams[k]);
+    /* One more pass runs the deferred frees of sockets and connections. */
+    bl_loop_stop(w->loop);
+    bl_loop_run_once(w->loop);
+    bl_loop_free(w->loop);
+    free(w->upstreams);
+    free(w->hdrs);
+}
+
+/* Creates the TLS contexts and the audit writer. BL_OK or BL_ERROR (logged). */
+static int bl_server_open(bl_server_t *srv)
+{
+    const bl_config_t *cfg = srv->cfg;
+    bl_buf_t err;
+    bl_buf_init(&err, 2048);
+    int rc = BL_ERROR;
+    srv->tls = bl_tls_server_ctx(cfg->tls_cert, cfg->tls_key, cfg->client_ca, &err);
+    if (srv->tls == NULL)
+        goto end;
+    srv->upstream_tls = calloc(cfg->nconns, sizeof(*srv->upstream_tls));
+    if (srv->upstream_tls == NULL)
+        goto end;
+    for (size_t k = 0; k < cfg->nconns; k++) {
+        const bl_connection_t *c = &cfg->conns[k];
+        srv->upstream_tls[k] = bl_tls_client_ctx(c->ca_file, c->cert_file, c->key_file, &err);
+        if (srv->upstream_tls[k] == NULL)
+            goto end;
+    }
+    srv->audit = bl_auditlog_open(cfg->audit_dir, &err);
+    if (srv->audit == NULL)
+        goto end;
+    rc = BL_OK;
+end:
+    if (rc != BL_OK)
+        bl_error("%s", bl_buf_size(&err) ? bl_buf_cstr(&err) : "out of memory");
+    bl_buf_free(&err);
+    return rc;
+}
+
+static void bl_server_close(bl_server_t *srv)
+{
+    for (int i = 0; srv->workers && i < srv->nworkers; i++)
+        bl_worker_fini(&srv->workers[i]);
+    free(srv->workers);
+    for (size_t k = 0; srv->upstream_tls && k < srv->cfg->nconns; k++)
+        SSL_CTX_free(srv->upstream_tls[k]);
+    free(srv->upstream_tls);
+    SSL_CTX_free(srv->tls);
+    bl_auditlog_close(srv->audit);
+}
+
+/* Waits for SIGTERM/SIGINT: the first drains, the second stops now. */
+static void bl_server_signals(bl_server_t *srv, sigset_t *set)
+{
+    for (;;) {
+        int sig = 0;
+        if (sigwait(set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            bl_info("SIGHUP: configuration reload is not supported yet; restart to apply changes");
+            continue;
+        }
+        srv->draining++;
+        if (srv->draining == 1)
+            bl_info("%s: draining (up to %ums); send it again to stop now", strsignal(sig), srv->cfg->drain_timeout_ms);
+        else
+            bl_info("%s: stopping now", strsignal(sig));
+        for (int i = 0; i < srv->nworkers; i++)
+            bl_loop_wake(srv->workers[i].loop);
+        return;
+    }
+}
+
+int bl_server_run(const bl_config_t *cfg)
+{
+    bl_server_t srv = { .cfg = cfg };
+    sigset_t set, old;
+    int started = 0, rc = BL_ERROR;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    signal(SIGPIPE, SIG_IGN);
+    pthread_sigmask(SIG_BLOCK, &set, &old); /* workers inherit the mask */
+    if (bl_server_open(&srv) != BL_OK)
+        goto end;
+    srv.nworkers = cfg->workers > 0 ? cfg->workers : 1;
+    srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
+    if (srv.workers == NULL)
+        goto end;
+    for (int i = 0; i < srv.nworkers; i++)
+        if (bl_worker_init(&srv, i) != BL_OK)
+            goto end;
+    for (; started < srv.nworkers; started++)
+        if (pthread_create(&srv.workers[started].thread, NULL, bl_worker_main, &srv.workers[started]) != 0)
+            goto end;
+    bl_info("listening on https://%s:%d with %d worker(s); %zu connection(s), %zu identit%s; audit in %s",
+            cfg->listen_host, cfg->listen_port, srv.nworkers, cfg->nconns, cfg->nids,
+            cfg->nids == 1 ? "y" : "ies", cfg->audit_dir);
+    bl_server_signals(&srv, &set);
+    rc = BL_OK;
+end:
+    if (started < srv.nworkers && srv.workers) {
+        srv.draining = 2;
+        for (int i = 0; i < started; i++)
+            bl_loop_wake(srv.workers[i].loop);
+    }
+    for (int i = 0; i < started; i++)
+        pthread_join(srv.workers[i].thread, NULL);
+    bl_server_close(&srv);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == BL_OK)
+        bl_info("stopped");
+    return rc;
+}
