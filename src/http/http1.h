@@ -50,9 +50,17 @@ typedef struct {
     size_t num_headers;         /* in: capacity; out: count */
 } bl_http_response_t;
 
-/* Limits the parser enforces besides the header count (capacity above). */
-#define BL_HTTP_MAX_REQUEST_LINE 8192  /* longer: 414 */
+/* Limits the parser enforces besides the header count (capacity above).
+ * Line lengths exclude the CRLF. A response exceeding them is a 502. */
+#define BL_HTTP_MAX_REQUEST_LINE 8192  /* longer: 414 (also bounds the status-line) */
 #define BL_HTTP_MAX_FIELD_LINE   8192  /* longer: 431 */
+#define BL_HTTP_MAX_EMPTY_LINES  8     /* leading CRLFs skipped before a request-line; more: 400 */
+
+/* tchar (RFC 9110 section 5.6.2): 1 for the bytes allowed in a token
+ * (method, field name, transfer-coding), 0 otherwise. */
+extern const unsigned char bl_http_tchar[256];
+
+static inline int bl_http_is_tchar(unsigned char c) { return bl_http_tchar[c]; }
 
 /*
  * Parses a request head (request-line, fields, empty line) at buf[0..len).
@@ -60,11 +68,24 @@ typedef struct {
  * BL_AGAIN when more bytes are needed, or BL_ERROR with *err filled.
  * Leading empty lines (CRLF) before the request-line are skipped and
  * counted in the return value. `len` must be below INT_MAX.
+ *
+ * req->num_headers is only overwritten (with the count) on success, so a
+ * caller may call again with the same *req after BL_AGAIN. Errors and their
+ * status: 400 for any syntax error, 414 request-line too long, 431 field
+ * line too long or more fields than the capacity, 505 a well-formed
+ * HTTP-version other than 1.0/1.1. Limits are checked before the head is
+ * complete, so an over-long line fails without waiting for its end.
+ * Re-parsing from the start on every read is cheap: an incomplete head is
+ * detected by a memchr() walk over its lines before any byte is validated.
  */
 int bl_http1_parse_request(const char *buf, size_t len, bl_http_request_t *req,
                            bl_http_err_t *err);
 
-/* Same for a response head (status-line, fields, empty line). */
+/* Same for a response head (status-line, fields, empty line). Every error
+ * is status 502. No leading empty lines are skipped. The reason-phrase may
+ * be empty; a status-line without the SP after the code ("HTTP/1.1 200")
+ * is tolerated, since it cannot change where the message ends. The caller
+ * loops over interim 1xx responses (101 ends HTTP on the connection). */
 int bl_http1_parse_response(const char *buf, size_t len, bl_http_response_t *res,
                             bl_http_err_t *err);
 
@@ -87,6 +108,14 @@ typedef struct {
  * equal); a Content-Length that is not 1*DIGIT or overflows; any
  * Transfer-Encoding other than exactly "chunked" (501); a missing or repeated
  * Host in HTTP/1.1 (400).
+ *
+ * In detail: Transfer-Encoding whose codings end in chunked with other
+ * codings before it ("gzip, chunked") is 501; every other refused
+ * Transfer-Encoding (chunked twice, not last, with parameters, unknown
+ * codings, repeated field lines, HTTP/1.0) is 400. A repeated Host or a
+ * Host with bytes outside authority syntax is 400 in any version. The
+ * CONNECT method is 501 (byline does not tunnel). Content-Length must fit
+ * in 63 bits; "Content-Length: 0" gives BL_BODY_LENGTH with length 0.
  */
 int bl_http1_request_body(const bl_http_request_t *req, bl_body_t *body, bl_http_err_t *err);
 
@@ -97,17 +126,24 @@ int bl_http1_request_body(const bl_http_request_t *req, bl_body_t *body, bl_http
  * upstream cannot desynchronise the client connection either. A
  * Transfer-Encoding whose last coding is not chunked means BL_BODY_CLOSE.
  * Neither field means BL_BODY_CLOSE.
+ *
+ * Also 502: a response to CONNECT, an HTTP/1.0 response with
+ * Transfer-Encoding (RFC 9112 section 6.1: faulty framing), chunked applied
+ * twice, a malformed Transfer-Encoding list.
  */
 int bl_http1_response_body(const bl_http_response_t *res, bl_str_t req_method,
                            bl_body_t *body, bl_http_err_t *err);
 
 /* Returns the first header named `name` (ASCII case-insensitive) at or after
- * index *pos, advancing *pos past it so callers can iterate; NULL at the end. */
+ * index *pos, advancing *pos past it so callers can iterate; NULL at the end
+ * (then *pos is n). `pos` may be NULL to find the first one. */
 const bl_http_header_t *bl_http_find(const bl_http_header_t *h, size_t n, const char *name,
                                      size_t *pos);
 
 /* Returns 1 if a comma-separated field value contains `token`
- * (case-insensitive, OWS-trimmed elements), else 0. */
+ * (case-insensitive, OWS-trimmed elements), else 0. An element must equal
+ * the token as a whole ("chunked;x" does not contain "chunked"), and commas
+ * inside quoted-strings do not split elements. */
 int bl_http_has_token(bl_str_t value, const char *token);
 
 /*
@@ -137,6 +173,13 @@ void bl_chunked_init(bl_chunked_t *c);
  * with *err on a malformed size, extension, CRLF or trailer, or a chunk
  * size of more than 2^62. Once c->done is 1, the body has ended and any
  * further bytes belong to the next message.
+ *
+ * BL_ERROR never comes with data: if a call has found data and then meets
+ * a bad byte, it returns the bytes before that byte and the next call
+ * fails. Errors are status 400 (431 for too many or too long trailer
+ * lines); a caller decoding a response body answers its client 502.
+ * The size line is 1*16HEXDIG, then optional extensions with BWS only
+ * around ';' and '=' (no whitespace before the CRLF).
  */
 long bl_chunked_decode(bl_chunked_t *c, const char *in, size_t len, bl_str_t *data,
                        bl_http_err_t *err);
