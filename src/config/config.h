@@ -21,6 +21,7 @@ typedef struct {
     unsigned char token_sha256[32];  /* SHA-256 of the bearer token; never the token */
     char *cert_cn;                   /* client-cert subject CN that maps here, or NULL */
     char *cert_uri;                  /* client-cert URI SAN that maps here, or NULL */
+    char *created;                   /* RFC 3339 UTC time it was registered, or NULL */
 } bl_identity_t;
 
 /* One upstream Kubernetes API server and the shared credential for it. */
@@ -61,6 +62,9 @@ typedef struct {
     size_t nconns;
     bl_identity_t *ids;        /* owned array */
     size_t nids;
+    size_t nids_inline;        /* ids[0..nids_inline) come from byline.yaml's `identities`,
+                                  the rest from identities_file */
+    struct bl_identity_index_s *id_index; /* private: lookup tables (auth/identity.h) */
 } bl_config_t;
 
 /*
@@ -71,10 +75,35 @@ typedef struct {
  */
 int bl_config_load(const char *dir, bl_config_t **out, bl_buf_t *errors);
 
+/*
+ * Same as bl_config_load(), but warnings (e.g. a secret file others may
+ * read, a missing identities file) are appended to `warnings` as
+ * "file:line:col: warning: message" lines instead of being logged.
+ * bl_config_load() logs them with bl_warn().
+ */
+int bl_config_load_ex(const char *dir, bl_config_t **out, bl_buf_t *errors, bl_buf_t *warnings);
+
 /* Frees a config and everything it owns. NULL is fine. */
 void bl_config_free(bl_config_t *cfg);
 
 /* Returns the connection named `name`, or NULL. */
 const bl_connection_t *bl_config_connection(const bl_config_t *cfg, const char *name, size_t len);
+
+/*
+ * Replaces the identities file at `path` with ids[0..n) (atomically, mode
+ * 0600; the header comment is regenerated, hand-written comments are not
+ * kept). Returns BL_OK or BL_ERROR with a reason appended to `err`.
+ */
+int bl_identities_write(const char *path, const bl_identity_t *ids, size_t n, bl_buf_t *err);
+
+/* Frees what one identity owns (not the struct itself). */
+void bl_identity_clear(bl_identity_t *id);
+
+/* Limits enforced by the loader. */
+#define BL_CONFIG_MAX_BYTES      (1024 * 1024)       /* byline.yaml */
+#define BL_IDENTITIES_MAX_BYTES  (64 * 1024 * 1024)  /* identities file */
+#define BL_CONFIG_MAX_CONNS      64
+#define BL_CONFIG_MAX_IDS        200000
+#define BL_CONFIG_MAX_GROUPS     64                   /* per identity */
 
 #endif

@@ -33,10 +33,13 @@ static void bl_loop_wake_cb(bl_io_t *io, unsigned events)
 {
     bl_loop_t *loop = io->data;
     uint64_t v;
+    int woken = 0;
     (void)events;
+    /* The eventfd is always writable, so edges come without a wake: only
+     * a counter read from it means someone called bl_loop_wake(). */
     while (read(io->fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
-        ;
-    if (loop->wake_cb)
+        woken = 1;
+    if (woken && loop->wake_cb)
         loop->wake_cb(loop, loop->wake_data);
 }
 

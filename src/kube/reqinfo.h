@@ -28,7 +28,9 @@ typedef struct {
     char resource[64];        /* plural, e.g. "deployments" */
     char subresource[32];     /* e.g. "scale", "exec", "log", "portforward" */
     char name[254];
-    char path[512];           /* the path without the query, truncated if longer */
+    char path[512];           /* the path without the query, as sent (still
+                                 percent-encoded), truncated if longer */
+    char method[16];          /* the HTTP method as sent, truncated if longer */
     int truncated;            /* 1 if anything above did not fit */
 
     /* details from the query string */
@@ -46,12 +48,21 @@ typedef struct {
     char field_selector[256];
     char dry_run[8];                     /* "All" or "" */
     char field_manager[64];
+    int force;                           /* force=true (server-side apply --force-conflicts) */
 
     /* details from the body, when bl_kreq_body() found them */
     long replicas;                       /* scale; -1 if unknown */
     char body_kind[64];                  /* e.g. "ConfigMap" */
     char patch_type[16];                 /* "merge", "strategic", "json", "apply" */
+    int body_restart;                    /* the patch only sets the pod template's
+                                            kubectl.kubernetes.io/restartedAt annotation */
 } bl_kreq_t;
+
+/* Upper bounds on what bl_kreq_render() and bl_kreq_json() append for any
+ * bl_kreq_t, however hostile its contents: an output buffer with this much
+ * room never makes them fail. */
+#define BL_KREQ_RENDER_MAX  32768
+#define BL_KREQ_JSON_MAX    65536
 
 /*
  * Parses an HTTP method and origin-form target ("/path?query") into *r,

@@ -64,8 +64,8 @@ void bl_reply_status(bl_req_t *r, int code, const char *reason, const char *fmt,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (r->rec.reason[0] == '\0')
-        bl_rec_reason(&r->rec, "%s", msg);
+    if (r->rec.reason[0] == '\0') /* the record says why without the "byline: " prefix */
+        bl_rec_reason(&r->rec, "%s", strncmp(msg, "byline: ", 8) ? msg : msg + 8);
     r->rec.status = code;
     if (bl_status_build(&c->out, code, reason, msg, r->rec.id, c->close_after) != BL_OK)
         c->close_after = 1; /* no room for a reply: the close says it */
