@@ -1,0 +1,813 @@
+/*
+ * test_config.c - DIR/byline.yaml and the identity registry (src/config):
+ * valid files and their defaults, every validation error with its
+ * file:line:col, duplicate credentials across both files, file permission
+ * rules, the identities writer round trip, and the value syntaxes
+ * (durations, URLs, listen addresses, names).
+ *
+ * Each test writes its files into a fresh directory under a temporary
+ * root; the TLS material they reference is generated once with pki.c.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "auth/identity.h"
+#include "auth/pki.h"
+#include "auth/token.h"
+#include "config/config.h"
+#include "config/file.h"
+#include "config/values.h"
+
+static char root[256];
+static int ndirs;
+
+/* ---- helpers ---- */
+
+static void put(const char *dir, const char *name, const char *text, mode_t mode)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    assert_int_equal(fchmod(fd, mode), 0);
+    close(fd);
+}
+
+/* A fresh 0700 directory for one test; returns a static path. */
+static const char *newdir(void)
+{
+    static char dir[300];
+    snprintf(dir, sizeof(dir), "%s/t%d", root, ++ndirs);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    return dir;
+}
+
+typedef struct {
+    bl_config_t *cfg;
+    bl_buf_t errs, warns;
+    int rc;
+} load_t;
+
+static void load(load_t *l, const char *dir)
+{
+    bl_buf_init(&l->errs, 1 << 20);
+    bl_buf_init(&l->warns, 1 << 20);
+    l->cfg = NULL;
+    l->rc = bl_config_load_ex(dir, &l->cfg, &l->errs, &l->warns);
+    if (l->rc == BL_OK)
+        assert_non_null(l->cfg);
+    else
+        assert_null(l->cfg);
+}
+
+static void unload(load_t *l)
+{
+    bl_config_free(l->cfg);
+    bl_buf_free(&l->errs);
+    bl_buf_free(&l->warns);
+}
+
+static int count_lines(bl_buf_t *b)
+{
+    int n = 0;
+    for (size_t i = 0; i < bl_buf_size(b); i++)
+        n += bl_buf_data(b)[i] == '\n';
+    return n;
+}
+
+static void assert_has(bl_buf_t *b, const char *needle)
+{
+    const char *s = bl_buf_cstr(b);
+    if (s == NULL || strstr(s, needle) == NULL) {
+        print_error("want \"%s\" in:\n%s\n", needle, s ? s : "(null)");
+        fail();
+    }
+}
+
+/* Loads byline.yaml `text` from a new directory and expects failure with
+ * exactly `nerr` error lines, each in `want` (NULL-terminated). */
+static void expect_errors(const char *text, int nerr, const char *const *want)
+{
+    load_t l;
+    const char *dir = newdir();
+    put(dir, "byline.yaml", text, 0600);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_ERROR);
+    for (; *want; want++)
+        assert_has(&l.errs, *want);
+    if (count_lines(&l.errs) != nerr) {
+        print_error("want %d errors, got:\n%s\n", nerr, bl_buf_cstr(&l.errs));
+        fail();
+    }
+    unload(&l);
+}
+
+#define TLS  "tls:\n  cert: ../mat/server.crt\n  key: ../mat/server.key\n  ca: ../mat/ca.crt\n"
+#define CONN "connections:\n  - name: default\n    server: https://10.0.0.1:6443\n" \
+             "    token_file: ../mat/up.token\n"
+#define HASH_A "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+#define HASH_B "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
+
+/* ---- the TLS material every config points at ---- */
+
+static void write_pair(const char *dir, const char *name, int kind, X509 *ca, EVP_PKEY *cakey)
+{
+    char path[512];
+    bl_buf_t err;
+    bl_buf_init(&err, 4096);
+    const char *dns[] = { "localhost" };
+    bl_pki_req_t req = { .kind = kind, .cn = name, .dns = dns, .ndns = 1, .days = 30 };
+    EVP_PKEY *key = bl_pki_key_new(&err);
+    assert_non_null(key);
+    X509 *crt = bl_pki_issue(&req, key, ca, cakey, &err);
+    assert_non_null(crt);
+    snprintf(path, sizeof(path), "%s/%s.crt", dir, name);
+    assert_int_equal(bl_pki_write_cert(path, crt, &err), BL_OK);
+    snprintf(path, sizeof(path), "%s/%s.key", dir, name);
+    assert_int_equal(bl_pki_write_key(path, key, &err), BL_OK);
+    X509_free(crt);
+    EVP_PKEY_free(key);
+    bl_buf_free(&err);
+}
+
+static int setup(void **state)
+{
+    char mat[300];
+    (void)state;
+    snprintf(root, sizeof(root), "/tmp/byline-test-config-XXXXXX");
+    if (mkdtemp(root) == NULL)
+        return -1;
+    snprintf(mat, sizeof(mat), "%s/mat", root);
+    mkdir(mat, 0700);
+    bl_buf_t err;
+    bl_buf_init(&err, 4096);
+    bl_pki_req_t careq = { .kind = BL_PKI_CA, .cn = "test CA", .days = 30 };
+    EVP_PKEY *cakey = bl_pki_key_new(&err);
+    X509 *ca = bl_pki_issue(&careq, cakey, NULL, NULL, &err);
+    if (ca == NULL)
+        return -1;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/ca.crt", mat);
+    bl_pki_write_cert(path, ca, &err);
+    write_pair(mat, "server", BL_PKI_SERVER, ca, cakey);
+    write_pair(mat, "other", BL_PKI_SERVER, ca, cakey);
+    write_pair(mat, "up", BL_PKI_CLIENT, ca, cakey);
+    put(mat, "up.token", "upstream-secret-token\n", 0600);
+    put(mat, "empty.token", "\n", 0600);
+    put(mat, "open.token", "upstream-secret-token\n", 0644);
+    put(mat, "notpem.crt", "hello\n", 0644);
+    X509_free(ca);
+    EVP_PKEY_free(cakey);
+    bl_buf_free(&err);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char cmd[400];
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- valid files ---- */
+
+static void test_minimal_defaults(void **state)
+{
+    load_t l;
+    (void)state;
+    const char *dir = newdir();
+    put(dir, "byline.yaml", TLS CONN, 0600);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_OK);
+    assert_int_equal(bl_buf_size(&l.warns), 0);
+    bl_config_t *c = l.cfg;
+    assert_string_equal(c->listen_host, "127.0.0.1");
+    assert_int_equal(c->listen_port, 8443);
+    assert_string_equal(c->public_url, "https://127.0.0.1:8443");
+    assert_int_equal(c->workers, 1);
+    assert_int_equal(c->max_connections, 10000);
+    assert_int_equal(c->max_header_bytes, 32768);
+    assert_int_equal(c->max_headers, 100);
+    assert_int_equal(c->header_timeout_ms, 10000);
+    assert_int_equal(c->idle_timeout_ms, 120000);
+    assert_int_equal(c->connect_timeout_ms, 5000);
+    assert_int_equal(c->drain_timeout_ms, 30000);
+    char want[400];
+    snprintf(want, sizeof(want), "%s/audit", dir);
+    assert_string_equal(c->audit_dir, want);
+    snprintf(want, sizeof(want), "%s/identities.yaml", dir);
+    assert_string_equal(c->identities_file, want);
+    snprintf(want, sizeof(want), "%s/../mat/server.key", dir);
+    assert_string_equal(c->tls_key, want);
+    assert_null(c->client_ca);
+    assert_int_equal(c->nconns, 1);
+    const bl_connection_t *k = &c->conns[0];
+    assert_string_equal(k->name, "default");
+    assert_string_equal(k->host, "10.0.0.1");
+    assert_int_equal(k->port, 6443);
+    assert_string_equal(k->path_prefix, "");
+    assert_string_equal(k->server_name, "10.0.0.1");
+    assert_null(k->ca_file);
+    assert_null(k->cert_file);
+    assert_int_equal(c->nids, 0);
+    assert_ptr_equal(bl_config_connection(c, "default", 7), k);
+    assert_null(bl_config_connection(c, "defaul", 6));
+    unload(&l);
+}
+
+static void test_full(void **state)
+{
+    load_t l;
+    (void)state;
+    const char *dir = newdir();
+    put(dir, "byline.yaml",
+        "# every key\n"
+        "listen: \"[::1]:9443\"\n"
+        "public_url: https://gw.example.org/byline/\n"
+        "workers: 4\n"
+        TLS
+        "  client_ca: ../mat/ca.crt\n"
+        "audit:\n  dir: /var/tmp\n"
+        "limits:\n  max_connections: 500\n  max_header_bytes: 65536\n  max_headers: 50\n"
+        "  header_timeout: 500ms\n  idle_timeout: 2m\n  connect_timeout: 1m30s\n"
+        "  drain_timeout: 1h\n"
+        "connections:\n"
+        "  - name: prod-eks\n    server: https://[fd00::1]/prefix/\n    ca: ../mat/ca.crt\n"
+        "    tls_server_name: kubernetes\n    token_file: ../mat/up.token\n"
+        "  - name: staging\n    server: https://api.staging:443\n"
+        "    client_cert: ../mat/up.crt\n    client_key: ../mat/up.key\n"
+        "identities_file: reg.yaml\n"
+        "identities:\n"
+        "  - name: agent-ci\n    groups: [ci, \"team:sre\"]\n    cert_cn: agent-ci\n"
+        "    cert_uri: spiffe://example.org/ci\n",
+        0600);
+    put(dir, "reg.yaml",
+        "identities:\n  - name: agent-deploybot\n    groups: [deployers]\n"
+        "    token_sha256: " HASH_A "\n    created: 2026-11-28T06:00:00Z\n",
+        0600);
+    load(&l, dir);
+    if (l.rc != BL_OK)
+        print_error("%s\n", bl_buf_cstr(&l.errs));
+    assert_int_equal(l.rc, BL_OK);
+    bl_config_t *c = l.cfg;
+    assert_string_equal(c->listen_host, "::1");
+    assert_int_equal(c->listen_port, 9443);
+    assert_string_equal(c->public_url, "https://gw.example.org/byline");
+    assert_int_equal(c->workers, 4);
+    assert_non_null(c->client_ca);
+    assert_string_equal(c->audit_dir, "/var/tmp");
+    assert_int_equal(c->max_connections, 500);
+    assert_int_equal(c->max_header_bytes, 65536);
+    assert_int_equal(c->max_headers, 50);
+    assert_int_equal(c->header_timeout_ms, 500);
+    assert_int_equal(c->idle_timeout_ms, 120000);
+    assert_int_equal(c->connect_timeout_ms, 90000);
+    assert_int_equal(c->drain_timeout_ms, 3600000);
+    assert_int_equal(c->nconns, 2);
+    assert_string_equal(c->conns[0].host, "fd00::1");
+    assert_int_equal(c->conns[0].port, 443);
+    assert_string_equal(c->conns[0].path_prefix, "/prefix");
+    assert_string_equal(c->conns[0].server_name, "kubernetes");
+    assert_non_null(c->conns[0].ca_file);
+    assert_string_equal(c->conns[1].host, "api.staging");
+    assert_non_null(c->conns[1].cert_file);
+    assert_non_null(c->conns[1].key_file);
+    assert_null(c->conns[1].token_file);
+    assert_int_equal(c->nids, 2);
+    assert_int_equal(c->nids_inline, 1);
+    const bl_identity_t *ci = bl_identity_by_name(c, "agent-ci", 8);
+    assert_non_null(ci);
+    assert_int_equal(ci->ngroups, 2);
+    assert_string_equal(ci->groups[1], "team:sre");
+    assert_string_equal(ci->cert_uri, "spiffe://example.org/ci");
+    assert_false(ci->has_token);
+    const bl_identity_t *db = bl_identity_by_name(c, "agent-deploybot", 15);
+    assert_non_null(db);
+    assert_true(db->has_token);
+    assert_string_equal(db->created, "2026-11-28T06:00:00Z");
+    /* SHA-256("test") is HASH_A */
+    assert_ptr_equal(bl_identity_by_token(c, "test", 4), db);
+    unload(&l);
+}
+
+/* ---- errors, each with its position ---- */
+
+static void test_unknown_key_suggests(void **state)
+{
+    (void)state;
+    const char *want[] = { "byline.yaml:1:1: unknown key \"listn\" (did you mean \"listen\"?)",
+                           "byline.yaml:7:3: unknown key \"max_header\" (did you mean "
+                           "\"max_headers\"?)",
+                           "byline.yaml:8:3: unknown key \"totally_new\"\n", NULL };
+    expect_errors("listn: 127.0.0.1:1\n" TLS "limits:\n  max_header: 5\n  totally_new: 1\n" CONN,
+                  3, want);
+}
+
+static void test_every_error_reported(void **state)
+{
+    (void)state;
+    const char *want[] = {
+        "byline.yaml:1:10: workers: 0 is out of range (1..64)",
+        "byline.yaml:2:9: listen: \"localhost\" needs a port",
+        "byline.yaml:3:13: public_url: \"http://x\" must start with https://",
+        "byline.yaml:9:21: max_header_bytes: expected a whole number",
+        "byline.yaml:10:19: header_timeout: invalid duration \"10\": needs a unit",
+        "byline.yaml:11:17: idle_timeout: must be between 1s and 24h",
+        "byline.yaml:13:11: connection name \"Prod_EKS\" must be lower-case",
+        "byline.yaml:14:13: server: \"http://10.0.0.1\" must start with https://",
+        NULL };
+    expect_errors("workers: 0\n"
+                  "listen: localhost\n"
+                  "public_url: http://x\n"
+                  TLS
+                  "limits:\n"
+                  "  max_header_bytes: lots\n"
+                  "  header_timeout: 10\n"
+                  "  idle_timeout: 48h\n"
+                  "connections:\n"
+                  "  - name: Prod_EKS\n"
+                  "    server: http://10.0.0.1\n",
+                  8, want);
+}
+
+static void test_bad_duration_unit(void **state)
+{
+    (void)state;
+    const char *want[] = { "byline.yaml:7:17: idle_timeout: invalid duration \"2d\": has an "
+                           "unknown unit", NULL };
+    expect_errors(TLS "limits:\n  drain_timeout: 0s\n  idle_timeout: 2d\n" CONN, 1, want);
+}
+
+static void test_missing_required(void **state)
+{
+    (void)state;
+    const char *want1[] = { "byline.yaml:1:1: missing required key \"tls\"",
+                            "byline.yaml:1:1: missing required key \"connections\"", NULL };
+    expect_errors("workers: 2\n", 2, want1);
+    const char *want2[] = { "byline.yaml:5:14: connections: at least one connection", NULL };
+    expect_errors(TLS "connections: []\n", 1, want2);
+    const char *want3[] = { "byline.yaml:5:5: missing required key \"server\"",
+                            "byline.yaml:2:3: missing required key \"key\"", NULL };
+    expect_errors("tls:\n  cert: ../mat/server.crt\n  ca: ../mat/ca.crt\n"
+                  "connections:\n  - name: a\n    token_file: ../mat/up.token\n",
+                  2, want3);
+}
+
+static void test_wrong_types(void **state)
+{
+    (void)state;
+    const char *want[] = { "byline.yaml:1:6: expected a mapping (key: value lines), found a scalar",
+                           "byline.yaml:2:14: connections: expected a list, found a mapping",
+                           "byline.yaml:3:9: listen: expected a string, found a list", NULL };
+    expect_errors("tls: yes\nconnections: {a: b}\nlisten: [a]\n", 3, want);
+}
+
+static void test_duplicate_keys_and_connections(void **state)
+{
+    (void)state;
+    const char *want[] = { "byline.yaml:2:1: duplicate key \"workers\" (first at line 1)",
+                           "byline.yaml:11:11: duplicate connection name \"default\"", NULL };
+    expect_errors("workers: 1\nworkers: 2\n" TLS CONN
+                  "  - name: default\n    server: https://10.0.0.2\n"
+                  "    token_file: ../mat/up.token\n",
+                  2, want);
+}
+
+static void test_connection_credentials(void **state)
+{
+    (void)state;
+    const char *want[] = {
+        "byline.yaml:8:17: token_file and client_cert/client_key are mutually exclusive",
+        "byline.yaml:13:18: client_cert and client_key go together",
+        "byline.yaml:16:17: token_file: cannot read",
+        "empty.token is empty",
+        "byline.yaml:19:17: token_file: ",
+        "byline.yaml:23:17: ", "other.key is not the private key of",
+        "byline.yaml:26:9: ", "notpem.crt: no PEM certificate in it",
+        NULL };
+    expect_errors(TLS "connections:\n"
+                  "  - name: both\n    server: https://a\n    token_file: ../mat/up.token\n"
+                  "    client_cert: ../mat/up.crt\n    client_key: ../mat/up.key\n"
+                  "  - name: half\n    server: https://a\n    client_cert: ../mat/up.crt\n"
+                  "  - name: missing\n    server: https://a\n    token_file: nope.token\n"
+                  "  - name: empty\n    server: https://a\n    token_file: ../mat/empty.token\n"
+                  "  - name: mismatch\n    server: https://a\n    client_cert: ../mat/up.crt\n"
+                  "    client_key: ../mat/other.key\n"
+                  "  - name: notpem\n    server: https://a\n    ca: ../mat/notpem.crt\n"
+                  "    token_file: ../mat/up.token\n",
+                  6, want);
+    load_t l;
+    const char *dir = newdir();
+    put(dir, "byline.yaml", TLS CONN "  - name: b\n    server: https://a\n", 0600);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_OK);
+    assert_has(&l.warns, "byline.yaml:9:5: warning: connection \"b\" has no token_file or "
+                         "client_cert");
+    unload(&l);
+}
+
+static void test_tls_errors(void **state)
+{
+    (void)state;
+    const char *want[] = { "byline.yaml:3:8: ", "is not the private key of", NULL };
+    expect_errors("tls:\n  cert: ../mat/server.crt\n  key: ../mat/other.key\n" CONN, 1, want);
+    const char *want2[] = { "byline.yaml:5:14: ", "no PEM certificate in it", NULL };
+    expect_errors(TLS "  client_ca: ../mat/notpem.crt\n" CONN, 1, want2);
+}
+
+static void test_yaml_syntax(void **state)
+{
+    (void)state;
+    const char *want[] = { "byline.yaml:2:", "YAML syntax error", NULL };
+    expect_errors("workers: 1\n  bad: [\n", 1, want);
+    const char *want2[] = { "byline.yaml:2:10: aliases (*name) are not supported", NULL };
+    expect_errors("listen: &a 127.0.0.1:1\nworkers: *a\n", 1, want2);
+    const char *want3[] = { "byline.yaml:2:1: only one YAML document is allowed", NULL };
+    expect_errors("workers: 1\n---\nworkers: 2\n", 1, want3);
+    const char *want4[] = { "byline.yaml: is empty", NULL };
+    expect_errors("# nothing\n", 1, want4);
+    const char *want5[] = { "byline.yaml:1:1: expected a mapping", NULL };
+    expect_errors("- a\n- b\n", 1, want5);
+}
+
+static void test_missing_dir(void **state)
+{
+    load_t l;
+    (void)state;
+    load(&l, "/nonexistent/byline-test");
+    assert_int_equal(l.rc, BL_ERROR);
+    assert_has(&l.errs, "/nonexistent/byline-test/byline.yaml: No such file or directory");
+    unload(&l);
+}
+
+static void test_permissions(void **state)
+{
+    load_t l;
+    (void)state;
+    const char *dir = newdir();
+    put(dir, "byline.yaml", TLS CONN, 0666);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_ERROR);
+    assert_has(&l.errs, "byline.yaml is writable by other users");
+    unload(&l);
+
+    dir = newdir();
+    put(dir, "byline.yaml", TLS CONN, 0644);
+    put(dir, "identities.yaml", "identities: []\n", 0620);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_ERROR);
+    assert_has(&l.errs, "identities.yaml is writable by other users");
+    assert_int_equal(count_lines(&l.errs), 1);
+    unload(&l);
+
+    /* a token others can read still loads, with a warning */
+    dir = newdir();
+    put(dir, "byline.yaml",
+        TLS "connections:\n  - name: a\n    server: https://a\n    token_file: ../mat/open.token\n",
+        0600);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_OK);
+    assert_has(&l.warns, "byline.yaml:8:17: warning: token_file: ");
+    assert_has(&l.warns, "is readable by other users");
+    unload(&l);
+}
+
+static void test_wildcard_listen(void **state)
+{
+    load_t l;
+    (void)state;
+    const char *dir = newdir();
+    put(dir, "byline.yaml", "listen: 0.0.0.0:443\n" TLS CONN, 0600);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_OK);
+    assert_string_equal(l.cfg->public_url, "https://127.0.0.1:443");
+    assert_has(&l.warns, "warning: listen is a wildcard address");
+    unload(&l);
+}
+
+/* ---- identities ---- */
+
+static void test_identity_errors(void **state)
+{
+    (void)state;
+    const char *want[] = {
+        "byline.yaml:6:11: identity name \"Agent\" must be lower-case",
+        "byline.yaml:8:11: identity name \"system:kube\" must not begin with \"system:\"",
+        "byline.yaml:10:5: identity \"nocred\" has no credential",
+        "byline.yaml:12:19: token_sha256 holds a token, not its hash",
+        "byline.yaml:14:19: token_sha256: expected 64 hex digits",
+        "byline.yaml:15:18: group \"UPPER\" must be lower-case",
+        "byline.yaml:15:25: group \"ok\" is listed twice",
+        "byline.yaml:16:14: created: expected a UTC time",
+        "byline.yaml:17:15: cert_uri: expected a URI with a scheme",
+        "byline.yaml:18:5: unknown key \"token\" (did you mean \"token_sha256\"?)",
+        NULL };
+    expect_errors(TLS "identities:\n"
+                  "  - name: Agent\n    cert_cn: a\n"
+                  "  - name: system:kube\n    cert_cn: b\n"
+                  "  - name: nocred\n"
+                  "  - name: leaked\n    token_sha256: byl_abc\n"
+                  "  - name: badhex\n    token_sha256: xyz\n"
+                  "    groups: [ok, UPPER, ok]\n"
+                  "    created: yesterday\n"
+                  "    cert_uri: not a uri\n"
+                  "    token: x\n" CONN,
+                  10, want);
+}
+
+static void test_duplicate_credentials(void **state)
+{
+    load_t l;
+    (void)state;
+    const char *dir = newdir();
+    put(dir, "byline.yaml",
+        TLS CONN "identities:\n"
+        "  - name: agent-a\n    token_sha256: " HASH_A "\n    cert_cn: shared-cn\n"
+        "  - name: agent-b\n    cert_uri: spiffe://x/b\n",
+        0600);
+    put(dir, "identities.yaml",
+        "identities:\n"
+        "  - name: agent-c\n    token_sha256: " HASH_A "\n"            /* same token as a */
+        "  - name: agent-d\n    cert_cn: shared-cn\n"                  /* same CN as a */
+        "  - name: agent-b\n    token_sha256: " HASH_B "\n"           /* same name as b */
+        "  - name: agent-e\n    cert_uri: spiffe://x/b\n",            /* same URI as b */
+        0600);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_ERROR);
+    assert_has(&l.errs, "identities.yaml:3:19: token_sha256 of identity \"agent-c\" already maps "
+                        "to identity \"agent-a\" (");
+    assert_has(&l.errs, "byline.yaml:11:19): one credential must name one identity");
+    assert_has(&l.errs, "identities.yaml:5:14: cert_cn of identity \"agent-d\" already maps to "
+                        "identity \"agent-a\"");
+    assert_has(&l.errs, "identities.yaml:6:11: identity name \"agent-b\" is already used at ");
+    assert_has(&l.errs, "identities.yaml:9:15: cert_uri of identity \"agent-e\" already maps to "
+                        "identity \"agent-b\"");
+    assert_int_equal(count_lines(&l.errs), 4);
+    unload(&l);
+}
+
+static void test_identities_file_shapes(void **state)
+{
+    load_t l;
+    (void)state;
+    /* empty file: no identities, no complaint */
+    const char *dir = newdir();
+    put(dir, "byline.yaml", TLS CONN, 0600);
+    put(dir, "identities.yaml", "", 0600);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_OK);
+    assert_int_equal(l.cfg->nids, 0);
+    unload(&l);
+    /* an explicitly named file that is missing: a warning */
+    dir = newdir();
+    put(dir, "byline.yaml", TLS CONN "identities_file: gone.yaml\n", 0600);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_OK);
+    assert_has(&l.warns, "gone.yaml: warning: does not exist");
+    unload(&l);
+    /* wrong shapes */
+    dir = newdir();
+    put(dir, "byline.yaml", TLS CONN, 0600);
+    put(dir, "identities.yaml", "identity:\n  - name: a\n", 0600);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_ERROR);
+    assert_has(&l.errs, "identities.yaml:1:1: unknown key \"identity\" (did you mean "
+                        "\"identities\"?)");
+    unload(&l);
+    dir = newdir();
+    put(dir, "byline.yaml", TLS CONN, 0600);
+    put(dir, "identities.yaml", "identities:\n  name: a\n", 0600);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_ERROR);
+    assert_has(&l.errs, "identities.yaml:2:3: identities: expected a list, found a mapping");
+    unload(&l);
+}
+
+static void test_identities_round_trip(void **state)
+{
+    load_t l, l2;
+    bl_buf_t err;
+    (void)state;
+    const char *dir = newdir();
+    put(dir, "byline.yaml", TLS CONN, 0600);
+    put(dir, "identities.yaml",
+        "identities:\n"
+        "  - name: agent-deploybot\n    groups: [deployers, \"team:sre\", yes]\n"
+        "    token_sha256: " HASH_A "\n    created: 2026-11-28T06:00:00Z\n"
+        "  - name: agent-ci\n    cert_cn: \"CI agent: #1\"\n"
+        "    cert_uri: spiffe://example.org/ci\n",
+        0600);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_OK);
+    bl_buf_init(&err, 4096);
+    char path[400];
+    snprintf(path, sizeof(path), "%s/identities.yaml", dir);
+    assert_int_equal(bl_identities_write(path, l.cfg->ids, l.cfg->nids, &err), BL_OK);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    load(&l2, dir);
+    assert_int_equal(l2.rc, BL_OK);
+    assert_int_equal(l2.cfg->nids, 2);
+    for (size_t i = 0; i < 2; i++) {
+        const bl_identity_t *a = &l.cfg->ids[i], *b = &l2.cfg->ids[i];
+        assert_string_equal(a->name, b->name);
+        assert_int_equal(a->ngroups, b->ngroups);
+        for (size_t g = 0; g < a->ngroups; g++)
+            assert_string_equal(a->groups[g], b->groups[g]);
+        assert_int_equal(a->has_token, b->has_token);
+        assert_memory_equal(a->token_sha256, b->token_sha256, 32);
+        assert_true((a->cert_cn == NULL) == (b->cert_cn == NULL));
+        if (a->cert_cn)
+            assert_string_equal(a->cert_cn, b->cert_cn);
+        assert_true((a->created == NULL) == (b->created == NULL));
+    }
+    assert_string_equal(l2.cfg->ids[0].groups[2], "yes");
+    assert_string_equal(l2.cfg->ids[1].cert_cn, "CI agent: #1");
+    /* an empty registry is written as an empty list and reads back */
+    assert_int_equal(bl_identities_write(path, NULL, 0, &err), BL_OK);
+    unload(&l2);
+    load(&l2, dir);
+    assert_int_equal(l2.rc, BL_OK);
+    assert_int_equal(l2.cfg->nids, 0);
+    unload(&l2);
+    unload(&l);
+    bl_buf_free(&err);
+}
+
+/* ---- value syntaxes ---- */
+
+static void test_durations(void **state)
+{
+    static const struct { const char *s; int ok; uint64_t ms; } rows[] = {
+        { "500ms", 1, 500 }, { "10s", 1, 10000 }, { "2m", 1, 120000 }, { "1h", 1, 3600000 },
+        { "1m30s", 1, 90000 }, { "0s", 1, 0 }, { "1h1m1s1ms", 1, 3661001 },
+        { "", 0, 0 }, { "10", 0, 0 }, { "s", 0, 0 }, { "-1s", 0, 0 }, { "1.5s", 0, 0 },
+        { "10 s", 0, 0 }, { "1d", 0, 0 }, { "10S", 0, 0 }, { "99999999999h", 0, 0 },
+        { "1194h", 0, 0 }, /* > 2^32 ms */
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        uint64_t ms = 0;
+        const char *why = NULL;
+        int rc = bl_duration_parse(rows[i].s, strlen(rows[i].s), &ms, &why);
+        if ((rc == BL_OK) != rows[i].ok) {
+            print_error("\"%s\": rc %d\n", rows[i].s, rc);
+            fail();
+        }
+        if (rows[i].ok)
+            assert_int_equal(ms, rows[i].ms);
+        else
+            assert_non_null(why);
+    }
+    char buf[32];
+    assert_string_equal(bl_duration_format(3600000, buf, sizeof(buf)), "1h");
+    assert_string_equal(bl_duration_format(90000, buf, sizeof(buf)), "90s");
+    assert_string_equal(bl_duration_format(1500, buf, sizeof(buf)), "1500ms");
+    assert_string_equal(bl_duration_format(0, buf, sizeof(buf)), "0ms");
+}
+
+static void test_urls(void **state)
+{
+    static const struct { const char *s; const char *host; int port; const char *path; } ok[] = {
+        { "https://10.0.0.1:6443", "10.0.0.1", 6443, "" },
+        { "https://api.example.org", "api.example.org", 443, "" },
+        { "https://api.example.org/", "api.example.org", 443, "" },
+        { "https://[::1]:8443/k8s/prod/", "::1", 8443, "/k8s/prod" },
+        { "https://h/a%20b/c", "h", 443, "/a%20b/c" },
+    };
+    static const char *const bad[] = {
+        "http://a", "HTTPS://a", "https://", "https://:443", "https://a:0", "https://a:65536",
+        "https://a:x", "https://u:p@a", "https://a?x=1", "https://a/#f", "https://a/b c",
+        "https://[::1", "https://[1.2.3.4]", "https://a_b", "https://-a", "https://a/%zz",
+        "ftp://a", "https://a/%2",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        bl_url_t u;
+        const char *why = NULL;
+        if (bl_url_parse(ok[i].s, strlen(ok[i].s), &u, &why) != BL_OK) {
+            print_error("%s: %s\n", ok[i].s, why);
+            fail();
+        }
+        assert_string_equal(u.host, ok[i].host);
+        assert_int_equal(u.port, ok[i].port);
+        assert_string_equal(u.path, ok[i].path);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        bl_url_t u;
+        const char *why = NULL;
+        if (bl_url_parse(bad[i], strlen(bad[i]), &u, &why) == BL_OK) {
+            print_error("accepted %s\n", bad[i]);
+            fail();
+        }
+        assert_non_null(why);
+    }
+}
+
+static void test_listen_and_names(void **state)
+{
+    char host[BL_HOST_MAX + 1];
+    int port = 0;
+    const char *why;
+    (void)state;
+    assert_int_equal(bl_hostport_parse("[::]:443", 8, host, &port, &why), BL_OK);
+    assert_string_equal(host, "::");
+    assert_int_equal(port, 443);
+    assert_int_equal(bl_hostport_parse("gw.local:1", 10, host, &port, &why), BL_OK);
+    assert_int_equal(bl_hostport_parse("127.0.0.1", 9, host, &port, &why), BL_ERROR);
+    assert_int_equal(bl_hostport_parse(":8443", 5, host, &port, &why), BL_ERROR);
+    assert_int_equal(bl_hostport_parse("::1:8443", 8, host, &port, &why), BL_ERROR);
+
+    static const char *const conn_ok[] = { "default", "prod-eks", "a", "0", "a-1-b" };
+    static const char *const conn_bad[] = { "", "-a", "a-", "A", "a_b", "a.b", "a b",
+        "0123456789012345678901234567890123456789012345678901234567890123" };
+    for (size_t i = 0; i < BL_ARRAY_LEN(conn_ok); i++)
+        assert_int_equal(bl_connection_name_check(conn_ok[i], strlen(conn_ok[i]), &why), BL_OK);
+    for (size_t i = 0; i < BL_ARRAY_LEN(conn_bad); i++)
+        assert_int_equal(bl_connection_name_check(conn_bad[i], strlen(conn_bad[i]), &why),
+                         BL_ERROR);
+    static const char *const id_ok[] = { "agent-deploybot", "team:agent", "a@example.org",
+                                         "a.b_c", "x", "systemd:x" };
+    static const char *const id_bad[] = { "", "Agent", ".a", "a.", "a/b", "a b", "system:x",
+        "-a", "a:", "01234567890123456789012345678901234567890123456789012345678901234" };
+    for (size_t i = 0; i < BL_ARRAY_LEN(id_ok); i++)
+        assert_int_equal(bl_identity_name_check(id_ok[i], strlen(id_ok[i]), &why), BL_OK);
+    for (size_t i = 0; i < BL_ARRAY_LEN(id_bad); i++) {
+        if (bl_identity_name_check(id_bad[i], strlen(id_bad[i]), &why) != BL_ERROR) {
+            print_error("accepted \"%s\"\n", id_bad[i]);
+            fail();
+        }
+    }
+    assert_true(bl_is_dns_name("a.b-c.example", 13));
+    assert_false(bl_is_dns_name("a..b", 4));
+    assert_false(bl_is_dns_name("a-.b", 4));
+}
+
+static void test_file_helpers(void **state)
+{
+    bl_buf_t b, err;
+    (void)state;
+    const char *dir = newdir();
+    char path[400];
+    snprintf(path, sizeof(path), "%s/f", dir);
+    bl_buf_init(&b, 1 << 20);
+    bl_buf_init(&err, 4096);
+    assert_int_equal(bl_file_write_atomic(path, "hello", 5, 0640, &err), BL_OK);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0640);
+    assert_int_equal(bl_file_read(path, 5, &b, &err), BL_OK);
+    assert_int_equal(bl_buf_size(&b), 5);
+    bl_buf_reset(&b);
+    assert_int_equal(bl_file_read(path, 4, &b, &err), BL_ERROR);
+    assert_has(&err, "larger than 4 bytes");
+    char *p = bl_file_abspath("/base/", "./x/y");
+    assert_string_equal(p, "/base/x/y");
+    free(p);
+    p = bl_file_abspath("/base", "/abs");
+    assert_string_equal(p, "/abs");
+    free(p);
+    bl_buf_free(&b);
+    bl_buf_free(&err);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_minimal_defaults),
+        cmocka_unit_test(test_full),
+        cmocka_unit_test(test_unknown_key_suggests),
+        cmocka_unit_test(test_every_error_reported),
+        cmocka_unit_test(test_bad_duration_unit),
+        cmocka_unit_test(test_missing_required),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_duplicate_keys_and_connections),
+        cmocka_unit_test(test_connection_credentials),
+        cmocka_unit_test(test_tls_errors),
+        cmocka_unit_test(test_yaml_syntax),
+        cmocka_unit_test(test_missing_dir),
+        cmocka_unit_test(test_permissions),
+        cmocka_unit_test(test_wildcard_listen),
+        cmocka_unit_test(test_identity_errors),
+        cmocka_unit_test(test_duplicate_credentials),
+        cmocka_unit_test(test_identities_file_shapes),
+        cmocka_unit_test(test_identities_round_trip),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_urls),
+        cmocka_unit_test(test_listen_and_names),
+        cmocka_unit_test(test_file_helpers),
+    };
+    return cmocka_run_group_tests_name("config", tests, setup, teardown);
+}
