@@ -77,10 +77,24 @@ int bl_kreq_parse(bl_kreq_t *r, bl_str_t method, bl_str_t target, const char **e
 /*
  * Refines *r from the start of the request body (JSON, or the Kubernetes
  * protobuf envelope "k8s\0" + runtime.Unknown): the object name and kind for
- * create, `spec.replicas` for scale. `body` may be a prefix of the whole
- * body; nothing is found in a truncated document. Always returns BL_OK.
+ * create, `spec.replicas` for scale; for PATCH, the patch type from
+ * `content_type` (call it even when there is no body). `body` may be a
+ * prefix of the whole body; nothing is found in a truncated document.
+ * Because protobuf has no end marker (a prefix that stops between fields
+ * looks whole, and a later field may override an earlier one), this
+ * function reads no protobuf body: use bl_kreq_body_total() for that.
+ * Always returns BL_OK.
  */
 int bl_kreq_body(bl_kreq_t *r, bl_str_t content_type, const char *body, size_t len);
+
+/*
+ * bl_kreq_body() for a caller that knows the body's full length `total`
+ * (Content-Length; UINT64_MAX when unknown, e.g. chunked and unfinished).
+ * JSON is read as above; a protobuf body is read only when len == total,
+ * i.e. the caller holds all of it. Always returns BL_OK.
+ */
+int bl_kreq_body_total(bl_kreq_t *r, bl_str_t content_type, const char *body, size_t len,
+                       uint64_t total);
 
 /*
  * Appends the kubectl command a person would have typed for this request,
