@@ -446,7 +446,7 @@ static const char *skip_param_value(const char *p, const char *e)
 }
 
 /* Parses one transfer-coding: token *( OWS ";" OWS token BWS "=" BWS
- * ( token / quoted-string ) ) (RFC 9110 section 10.1.4). Returns its end or NULL. */
+ * ( token / quoted-string ) ) (RFC 9112 section 7). Returns its end or NULL. */
 static const char *te_coding(const char *p, const char *e, te_t *t)
 {
     const char *s = p;
