@@ -1,0 +1,434 @@
+#!/usr/bin/env bash
+# bench/run.sh - `make bench`: byline's throughput and latency against a
+# direct connection and against nginx, plus idle-watch memory.
+#
+# Everything runs on this machine over loopback TLS: a static nginx stands
+# in for the API server, wrk drives load with keep-alive. bench/README.md
+# explains the method and how to read the numbers. Results go to
+# build/bench/latest.{txt,json} (not to git).
+#
+# Environment (defaults in brackets):
+#   BENCH_DURATION [10s]  measured wrk run per setup and body
+#   BENCH_WARMUP [2s]     wrk run before each measurement, not counted
+#   BENCH_CONNECTIONS [32] wrk connections
+#   BENCH_THREADS [1]     wrk threads
+#   BENCH_WORKERS [1]     nginx worker_processes = byline workers
+#   BENCH_PIN [auto]      split: servers on CPU 0, wrk on CPU 1; none: no
+#                         pinning; auto: split when there are 2+ CPUs and
+#                         1 worker, else none
+#   BENCH_WATCHES [5000]  idle watches for the memory test (0 skips it)
+#   BENCH_QUICK=1         3s runs, 1s warm-up (development)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BENCH=$ROOT/bench
+OUT=$ROOT/build/bench
+
+DURATION=${BENCH_DURATION:-10s}
+WARMUP=${BENCH_WARMUP:-2s}
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+    DURATION=${BENCH_DURATION:-3s}
+    WARMUP=${BENCH_WARMUP:-1s}
+fi
+CONNS=${BENCH_CONNECTIONS:-32}
+THREADS=${BENCH_THREADS:-1}
+WORKERS=${BENCH_WORKERS:-1}
+PIN=${BENCH_PIN:-auto}
+WATCHES=${BENCH_WATCHES:-5000}
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: FAIL: %s\n' "$*" >&2; exit 1; }
+
+# ---- processes and cleanup ----
+
+RUN=""
+PIDS=()
+HOLD_FD=""
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    [ -n "$HOLD_FD" ] && exec {HOLD_FD}>&- 2>/dev/null
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for _ in $(seq 50); do
+        local alive=0
+        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 0.1
+    done
+    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ -n "$RUN" ] && [ -d "$RUN" ]; then
+        if [ $rc != 0 ]; then  # keep the servers' logs and configs for the post-mortem
+            rm -rf "$OUT/failed"
+            mkdir -p "$OUT/failed"
+            cp "$RUN"/*.log "$RUN"/*.conf "$RUN"/*.out "$RUN"/*.err "$OUT/failed/" 2>/dev/null || true
+            printf 'bench: logs of the failed run are in %s\n' "$OUT/failed" >&2
+        fi
+        rm -rf "$RUN"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Runs "$@" in the background pinned to the server CPUs; sets BG_PID.
+start_server() {
+    local log=$1
+    shift
+    $SERVER_PIN "$@" >"$log" 2>&1 &
+    BG_PID=$!
+    PIDS+=("$BG_PID")
+}
+
+# Waits until 127.0.0.1:$1 accepts connections (and $2, the pid, lives).
+wait_port() {
+    local port=$1 pid=$2 what=$3
+    for _ in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || die "$what exited at start-up (log: $4)$(tail -n 20 "$4" | sed 's/^/\n  /')"
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    die "$what is not listening on port $port after 10s"
+}
+
+# Prints N free TCP ports on 127.0.0.1.
+free_ports() {
+    python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
+}
+
+# Fills a bench/*.in template: @KEY@ -> value for each KEY=value argument.
+render() {
+    local in=$1 out=$2
+    shift 2
+    local args=() kv
+    for kv in "$@"; do args+=(-e "s#@${kv%%=*}@#${kv#*=}#g"); done
+    sed "${args[@]}" "$in" >"$out"
+    if grep -q '@[A-Z_]*@' "$out"; then die "unfilled placeholder in $out: $(grep -o '@[A-Z_]*@' "$out" | head -1)"; fi
+}
+
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+fd_count() { ls "/proc/$1/fd" | wc -l; }
+# RSS of an nginx master and its workers (children), in kB.
+nginx_rss_kb() {
+    local sum=0 p
+    for p in "$1" $(pgrep -P "$1"); do sum=$((sum + $(rss_kb "$p"))); done
+    echo $sum
+}
+# Open descriptors of an nginx master and its workers.
+nginx_fd_count() {
+    local sum=0 p
+    for p in "$1" $(pgrep -P "$1"); do sum=$((sum + $(fd_count "$p"))); done
+    echo $sum
+}
+
+# ---- setup ----
+
+setup_tools() {
+    tests/deps.sh
+    make -s build/byline
+    local want=$((2 * WATCHES + 1000)) hard
+    hard=$(ulimit -Hn)
+    [ "$hard" = unlimited ] && hard=1048576
+    [ "$hard" -ge 20000 ] || [ "$hard" -ge "$want" ] || die "ulimit -Hn is $hard; the watch test needs $want"
+    ulimit -n "$(( hard < 65536 ? hard : 65536 ))"
+    NCPU=$(nproc)
+    if [ "$PIN" = auto ]; then
+        PIN=none
+        [ "$NCPU" -ge 2 ] && [ "$WORKERS" = 1 ] && PIN=split
+    fi
+    case "$PIN" in
+    split) SERVER_PIN="taskset -c 0"; CLIENT_PIN="taskset -c 1" ;;
+    none) SERVER_PIN=""; CLIENT_PIN="" ;;
+    *) die "BENCH_PIN must be split, none or auto" ;;
+    esac
+}
+
+make_pki() {
+    local d=$RUN/pki name
+    mkdir -p "$d"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj "/CN=byline bench CA" -keyout "$d/ca.key" -out "$d/ca.crt" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=critical,CA:FALSE" \
+        "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" \
+        "subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid" >"$d/server.ext"
+    for name in upstream gateway; do
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -subj "/CN=bench-$name" -keyout "$d/$name.key" -out "$d/$name.csr" 2>/dev/null
+        openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+            -days 2 -extfile "$d/server.ext" -out "$d/$name.crt" 2>/dev/null
+    done
+    chmod 600 "$d"/*.key
+    python3 -c 'import secrets; print(secrets.token_urlsafe(32))' >"$RUN/up.token"
+    chmod 600 "$RUN/up.token"
+    UP_TOKEN=$(cat "$RUN/up.token")
+}
+
+# Unless this runs as root (then nginx workers would switch to nobody and
+# could not read the temp dir), nginx keeps our user.
+nginx_user() { [ "$(id -u)" = 0 ] && echo "user root;" || echo ""; }
+
+start_upstream() {
+    mkdir -p "$RUN/www" "$RUN/tmp"
+    python3 "$BENCH/bodies.py" "$RUN/www" >"$RUN/bodies.txt"
+    render "$BENCH/nginx-upstream.conf.in" "$RUN/upstream.conf" "RUN=$RUN" "PORT=$UP_PORT" \
+        "WORKERS=$WORKERS" "UP_TOKEN=$UP_TOKEN" "USER=$(nginx_user)"
+    start_server "$RUN/upstream.log" nginx -p "$RUN" -c "$RUN/upstream.conf" -e "$RUN/upstream-error.log" \
+        -g "daemon off;"
+    UP_PID=$BG_PID
+    wait_port "$UP_PORT" "$UP_PID" "upstream nginx" "$RUN/upstream-error.log"
+}
+
+# $1 name, $2 upstream port, $3 no-log port, $4 log port; sets NGX_PID.
+start_nginx_proxy() {
+    render "$BENCH/nginx-proxy.conf.in" "$RUN/$1.conf" "RUN=$RUN" "NAME=$1" "UP_PORT=$2" \
+        "PORT_NOLOG=$3" "PORT_LOG=$4" "WORKERS=$WORKERS" "UP_TOKEN=$UP_TOKEN" "USER=$(nginx_user)"
+    start_server "$RUN/$1.log" nginx -p "$RUN" -c "$RUN/$1.conf" -e "$RUN/$1-error.log" -g "daemon off;"
+    NGX_PID=$BG_PID
+    wait_port "$3" "$NGX_PID" "nginx proxy" "$RUN/$1-error.log"
+    wait_port "$4" "$NGX_PID" "nginx proxy" "$RUN/$1-error.log"
+}
+
+# Writes a byline config dir by hand (used while `byline init` is not
+# implemented). $1 dir, $2 listen port, $3 upstream port; sets BL_TOKEN.
+byline_config_by_hand() {
+    local d=$1 tok
+    tok=$(python3 -c 'import secrets; print("byl_" + secrets.token_urlsafe(32))')
+    mkdir -p "$d"
+    cat >"$d/byline.yaml" <<EOF
+# written by bench/run.sh
+listen: 127.0.0.1:$2
+workers: $WORKERS
+tls: { cert: $RUN/pki/gateway.crt, key: $RUN/pki/gateway.key, ca: $RUN/pki/ca.crt }
+audit: { dir: audit }
+limits: { max_connections: $((WATCHES + 1000)), drain_timeout: 1s }
+connections:
+  - name: default
+    server: https://127.0.0.1:$3
+    ca: $RUN/pki/ca.crt
+    token_file: $RUN/up.token
+identities:
+  - name: bench-agent
+    groups: [bench]
+    token_sha256: $(printf '%s' "$tok" | sha256sum | cut -d' ' -f1)
+EOF
+    chmod 700 "$d"
+    chmod 600 "$d/byline.yaml"
+    BL_TOKEN=$tok
+}
+
+# $1 dir, $2 listen port, $3 upstream port; sets BL_TOKEN and BL_CA.
+byline_config() {
+    local d=$1 out
+    BL_CA=$RUN/pki/ca.crt
+    if out=$(build/byline init --dir "$d" --upstream "https://127.0.0.1:$3" --upstream-ca "$RUN/pki/ca.crt" \
+        --upstream-token-file "$RUN/up.token" --listen "127.0.0.1:$2" 2>&1); then
+        BL_TOKEN=$(build/byline identity add bench-agent --dir "$d") || die "byline identity add failed"
+        byline_tune "$d"
+        BL_CA=$(byline_yaml_ca "$d")
+        CONFIG_HOW="byline init + identity add"
+    elif grep -q "not implemented" <<<"$out"; then
+        rm -rf "$d"
+        byline_config_by_hand "$@"
+        CONFIG_HOW="written by hand (byline init not implemented yet)"
+    else
+        die "byline init failed: $out"
+    fi
+    printf '%s\n' "$BL_TOKEN" >"$d.token"
+    chmod 600 "$d.token"
+}
+
+# Sets workers and limits in a byline.yaml made by `byline init`.
+byline_tune() {
+    local y=$1/byline.yaml
+    grep -q '^workers:' "$y" && sed -i "s/^workers:.*/workers: $WORKERS/" "$y" || echo "workers: $WORKERS" >>"$y"
+    grep -q '^limits:' "$y" && die "byline init wrote a limits section; teach byline_tune to edit it"
+    echo "limits: { max_connections: $((WATCHES + 1000)), drain_timeout: 1s }" >>"$y"
+}
+
+# Prints the CA that verifies byline's serving certificate (tls.ca).
+byline_yaml_ca() {
+    python3 - "$1" <<'EOF'
+import os, sys, yaml
+d = sys.argv[1]
+ca = yaml.safe_load(open(os.path.join(d, "byline.yaml")))["tls"]["ca"]
+print(ca if os.path.isabs(ca) else os.path.join(d, ca))
+EOF
+}
+
+# $1 dir, $2 port, $3 name; sets BL_PID.
+start_byline() {
+    start_server "$RUN/$3.log" "$ROOT/build/byline" serve --dir "$1"
+    BL_PID=$BG_PID
+    wait_port "$2" "$BL_PID" "byline" "$RUN/$3.log"
+}
+
+# ---- throughput ----
+
+PATH_CM="/api/v1/namespaces/bench/configmaps?limit=10"
+PATH_PODS="/api/v1/namespaces/bench/pods"
+
+# $1 setup, $2 port, $3 token; checks both bodies come back intact.
+preflight() {
+    printf '%s\n' "$3" >"$RUN/check.token"
+    python3 "$BENCH/check.py" --name "$1" --port "$2" --ca "${4:-$RUN/pki/ca.crt}" --token-file "$RUN/check.token" \
+        "$PATH_CM=$RUN/www/configmaps.json" "$PATH_PODS=$RUN/www/pods.json" || die "pre-flight check of $1 failed"
+}
+
+# $1 duration, $2 port, $3 path, $4 token, $5 output file. Runs wrk pinned.
+run_wrk() {
+    $CLIENT_PIN wrk --latency -d "$1" -c "$CONNS" -t "$THREADS" -s "$BENCH/wrk-report.lua" \
+        -H "Authorization: Bearer $4" -H "Accept: application/json" \
+        -H "User-Agent: kubectl/v1.32.0 (linux/amd64) kubernetes/70d3cc9" \
+        "https://127.0.0.1:$2$3" >"$5" 2>&1 || die "wrk failed: $(cat "$5")"
+    grep -q '^WRKJSON ' "$5" || die "wrk printed no result: $(cat "$5")"
+}
+
+# Sum of "requests" over wrk outputs, per setup (for the audit count).
+declare -A SENT
+# $1 setup, $2 port, $3 token, $4 pid to watch, $5 body key, $6 path.
+measure() {
+    local setup=$1 port=$2 token=$3 pid=$4 body=$5 path=$6 f n
+    f=$OUT/raw/$setup.$body
+    say "$setup $body: warm-up $WARMUP, then $DURATION"
+    run_wrk "$WARMUP" "$port" "$path" "$token" "$f.warmup.txt"
+    run_wrk "$DURATION" "$port" "$path" "$token" "$f.txt"
+    kill -0 "$pid" 2>/dev/null || die "$setup died under load (see $OUT/raw/)"
+    for n in "$f.warmup.txt" "$f.txt"; do
+        python3 - "$n" "$setup $body" <<'EOF' || exit 1
+import json, sys
+r = json.loads(open(sys.argv[1]).read().split("WRKJSON ", 1)[1].splitlines()[0])
+bad = {k: r[k] for k in ("status_errors", "connect_errors", "read_errors", "write_errors", "timeouts") if r[k]}
+if bad or r["requests"] == 0:
+    sys.exit(f"bench: FAIL: {sys.argv[2]}: {r['requests']} requests, errors {bad} ({sys.argv[1]})")
+EOF
+        SENT[$setup]=$(( ${SENT[$setup]:-0} + $(sed -n 's/^WRKJSON {"requests":\([0-9]*\),.*/\1/p' "$n") ))
+    done
+    grep '^WRKJSON ' "$f.txt" | cut -d' ' -f2- >"$f.json"
+}
+
+# byline writes one "result" record per request; wrk counts only answers it
+# read before its clock stopped, so up to $CONNS per wrk run may be extra.
+check_audit() {
+    local log=$1/audit/audit.jsonl sent=${SENT[byline]} results allowed runs=4 slack
+    [ -f "$log" ] || die "no audit log at $log"
+    results=$(grep -c '"kind":"result"' "$log" || true)
+    allowed=$(grep '"kind":"result"' "$log" | grep -c '"result":"allowed","status":200' || true)
+    slack=$((runs * CONNS + 2))  # +2: the pre-flight check's requests
+    say "audit: $results result records ($allowed allowed with 200) for $sent requests wrk counted"
+    [ "$results" -ge "$sent" ] && [ "$results" -le $((sent + slack)) ] ||
+        die "audit log has $results result records for $sent requests (allowed slack $slack)"
+    AUDIT_JSON="{\"results\":$results,\"allowed_200\":$allowed,\"wrk_requests\":$sent,\"lines\":$(wc -l <"$log")}"
+}
+
+# ---- idle watches ----
+
+# $1 name, $2 port, $3 pid, $4 "byline" or "nginx", $5 token or "". Opens
+# WATCHES watches through the endpoint; sets WM_JSON.
+watch_memory() {
+    local name=$1 port=$2 pid=$3 rss=rss_kb fdc=fd_count tok=$5 before during after fds_before fds_during ready closed tf=""
+    [ "$4" = nginx ] && rss=nginx_rss_kb && fdc=nginx_fd_count
+    sleep 1
+    before=$($rss "$pid")
+    fds_before=$($fdc "$pid")
+    if [ -n "$tok" ]; then tf=$RUN/$name.watch.token; printf '%s\n' "$tok" >"$tf"; fi
+    mkfifo "$RUN/$name.in"
+    python3 "$BENCH/watchers.py" --port "$port" --ca "$RUN/pki/ca.crt" ${tf:+--token-file "$tf"} -n "$WATCHES" \
+        <"$RUN/$name.in" >"$RUN/$name.watchers.out" 2>"$RUN/$name.watchers.err" &
+    local wpid=$!
+    PIDS+=("$wpid")
+    exec {HOLD_FD}>"$RUN/$name.in"
+    for _ in $(seq 600); do
+        grep -q '^READY' "$RUN/$name.watchers.out" && break
+        kill -0 "$wpid" 2>/dev/null || die "watchers for $name exited: $(cat "$RUN/$name.watchers.err")"
+        sleep 0.5
+    done
+    ready=$(grep '^READY' "$RUN/$name.watchers.out") || die "watchers for $name not ready after 300s"
+    sleep 2  # let allocations settle
+    kill -0 "$pid" 2>/dev/null || die "$name died holding watches"
+    during=$($rss "$pid")
+    fds_during=$($fdc "$pid")
+    exec {HOLD_FD}>&-
+    HOLD_FD=""
+    wait "$wpid" || die "watchers for $name failed: $(cat "$RUN/$name.watchers.err")"
+    closed=$(grep '^CLOSED' "$RUN/$name.watchers.out" || echo "CLOSED dropped=?")
+    sleep 2
+    kill -0 "$pid" 2>/dev/null || die "$name died after the watches closed"
+    after=$($rss "$pid")
+    say "$name: $ready; RSS ${before} kB -> ${during} kB -> ${after} kB after close; $closed"
+    grep -q 'failed=0' <<<"$ready" || die "$name: some watches failed: $(head -5 "$RUN/$name.watchers.err")"
+    grep -q 'dropped=0' <<<"$closed" || die "$name dropped idle watches: $closed"
+    WM_JSON=$(printf '{"watches":%d,"rss_before_kb":%d,"rss_during_kb":%d,"rss_after_kb":%d,"fds_before":%d,"fds_during":%d,"ready":"%s"}' \
+        "$WATCHES" "$before" "$during" "$after" "$fds_before" "$fds_during" "$ready")
+}
+
+watch_test() {
+    local wup=$1 blp=$2 ngp=$3 ngp2=$4 wup_pid bl_rss ng_rss
+    say "idle watches: $WATCHES through byline, then through nginx"
+    start_server "$RUN/watch-upstream.log" python3 "$BENCH/watch_upstream.py" --port "$wup" \
+        --cert "$RUN/pki/upstream.crt" --key "$RUN/pki/upstream.key"
+    wup_pid=$BG_PID
+    wait_port "$wup" "$wup_pid" "watch upstream" "$RUN/watch-upstream.log"
+    byline_config "$RUN/byline-watch" "$blp" "$wup"
+    start_byline "$RUN/byline-watch" "$blp" byline-watch
+    watch_memory byline "$blp" "$BL_PID" byline "$BL_TOKEN"
+    bl_rss=$WM_JSON
+    start_nginx_proxy nginx-watch "$wup" "$ngp" "$ngp2"
+    watch_memory nginx "$ngp" "$NGX_PID" nginx ""
+    ng_rss=$WM_JSON
+    WATCH_JSON="{\"byline\":$bl_rss,\"nginx\":$ng_rss}"
+}
+
+# ---- main ----
+
+main() {
+    setup_tools
+    RUN=$(mktemp -d /tmp/byline-bench.XXXXXX)
+    rm -rf "$OUT/raw"
+    mkdir -p "$OUT/raw"
+    make_pki
+    read -r UP_PORT NG_PORT NGL_PORT BL_PORT WUP_PORT BLW_PORT NGW_PORT NGW2_PORT <<<"$(free_ports 8)"
+    say "pin=$PIN workers=$WORKERS connections=$CONNS threads=$THREADS duration=$DURATION warm-up=$WARMUP"
+    start_upstream
+    start_nginx_proxy nginx "$UP_PORT" "$NG_PORT" "$NGL_PORT"
+    byline_config "$RUN/byline" "$BL_PORT" "$UP_PORT"
+    start_byline "$RUN/byline" "$BL_PORT" byline
+    say "byline config: $CONFIG_HOW"
+
+    preflight direct "$UP_PORT" "$UP_TOKEN"
+    preflight nginx "$NG_PORT" "$BL_TOKEN"
+    preflight nginx+log "$NGL_PORT" "$BL_TOKEN"
+    preflight byline "$BL_PORT" "$BL_TOKEN" "$BL_CA"
+
+    local body path
+    for body in cm pods; do
+        [ $body = cm ] && path=$PATH_CM || path=$PATH_PODS
+        measure direct "$UP_PORT" "$UP_TOKEN" "$UP_PID" $body "$path"
+        measure nginx "$NG_PORT" "$BL_TOKEN" "$NGX_PID" $body "$path"
+        measure nginx+log "$NGL_PORT" "$BL_TOKEN" "$NGX_PID" $body "$path"
+        measure byline "$BL_PORT" "$BL_TOKEN" "$BL_PID" $body "$path"
+    done
+    check_audit "$RUN/byline"
+    cp "$RUN/byline.log" "$OUT/raw/byline.stderr"
+
+    WATCH_JSON=null
+    [ "$WATCHES" -gt 0 ] && watch_test "$WUP_PORT" "$BLW_PORT" "$NGW_PORT" "$NGW2_PORT"
+
+    cat >"$OUT/raw/meta.json" <<EOF
+{"pin":"$PIN","workers":$WORKERS,"connections":$CONNS,"threads":$THREADS,"duration":"$DURATION",
+ "warmup":"$WARMUP","cpus":$NCPU,"cpu_model":"$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)",
+ "byline_commit":"$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo +dirty)",
+ "nginx":"$(nginx -v 2>&1 | sed 's/.*nginx\///')","wrk":"$(wrk -v 2>&1 | head -1 | cut -d' ' -f2)",
+ "config":"$CONFIG_HOW","bodies":"$(tr '\n' ';' <"$RUN/bodies.txt")",
+ "audit":$AUDIT_JSON,"watch":$WATCH_JSON}
+EOF
+    python3 "$BENCH/report.py" "$OUT"
+}
+
+main "$@"
