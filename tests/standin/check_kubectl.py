@@ -52,6 +52,24 @@ def unexpected_stderr(err):
     return bad
 
 
+def make_client_cert(d):
+    """A client CA and a certificate CN=carol, O=ops signed by it (openssl)."""
+    ca, cakey = os.path.join(d, "client-ca.crt"), os.path.join(d, "client-ca.key")
+    crt, key, csr = (os.path.join(d, "carol." + x) for x in ("crt", "key", "csr"))
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    q = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": True}
+    subprocess.run(["openssl", "req", "-x509", *ec, "-keyout", cakey, "-out", ca, "-days", "2",
+                    "-subj", "/CN=standin-client-ca"], **q)
+    subprocess.run(["openssl", "req", *ec, "-keyout", key, "-out", csr,
+                    "-subj", "/O=ops/CN=carol"], **q)
+    ext = os.path.join(d, "client-ext.cnf")
+    with open(ext, "w") as f:
+        f.write("extendedKeyUsage=clientAuth\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", cakey,
+                    "-CAcreateserial", "-out", crt, "-days", "2", "-extfile", ext], **q)
+    return ca, crt, key
+
+
 class Env:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="standin-check-")
@@ -62,11 +80,13 @@ class Env:
             f.write('%s,alice@example.com,uid-alice,"devs"\n' % ALICE_TOKEN)
         ready = os.path.join(self.dir, "ready")
         self.tls = os.path.join(self.dir, "tls")
+        self.client_ca, self.client_crt, self.client_key = make_client_cert(self.dir)
         self.log = open(os.path.join(self.dir, "standin.log"), "w")
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "kube_standin.py"), "--listen", "127.0.0.1:0",
              "--tls-dir", self.tls, "--tokens", tokens, "--audit-log", self.audit,
-             "--ready-file", ready, "--impersonators", "admin", "--seed", "default"],
+             "--ready-file", ready, "--impersonators", "admin", "--seed", "default",
+             "--client-ca", self.client_ca],
             stdout=self.log, stderr=self.log)
         deadline = time.time() + 20
         while not os.path.exists(ready):
@@ -87,11 +107,16 @@ users:
 - name: admin
   user:
     token: %s
+- name: carol
+  user:
+    client-certificate: %s
+    client-key: %s
 contexts:
 - name: standin
   context: {cluster: standin, user: admin}
 current-context: standin
-""" % (self.port, os.path.join(self.tls, "ca.crt"), ADMIN_TOKEN))
+""" % (self.port, os.path.join(self.tls, "ca.crt"), ADMIN_TOKEN, self.client_crt,
+       self.client_key))
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -333,6 +358,8 @@ def version_suite(env, k):
         not unexpected_stderr(perr)
     result(label, ok, "port=%r bodies=%r out=%r err=%r" % (port, bodies, first, perr))
 
+    check(k, "client certificate user", ["--user=carol", "get", "configmap", "settings", "-n", "web",
+                                         "-o", "name"], exact="configmap/settings\n")
     check(k, "--as impersonation allowed", ["--as=alice@example.com", "--as-group=devs",
                                             "get", "pods", "-n", "web"], contains=["api-0"])
     check(k, "--as impersonation refused",
@@ -370,8 +397,10 @@ def transport_checks(env):
     result("audit: refused impersonation is a 403 by the real user", ok, repr(refused[:1]))
 
 
-def https(env, method, path, headers, body=None):
+def https(env, method, path, headers, body=None, cert=False):
     ctx = ssl.create_default_context(cafile=os.path.join(env.tls, "ca.crt"))
+    if cert:
+        ctx.load_cert_chain(env.client_crt, env.client_key)
     c = http.client.HTTPSConnection("127.0.0.1", env.port, context=ctx, timeout=10)
     c.request(method, path, body=body, headers=headers)
     r = c.getresponse()
@@ -409,8 +438,16 @@ def audit_checks(env):
            st3 == 401 and json.loads(body3) == want401 and re.match(
                r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", gen),
            "status=%d audit-id=%r body=%r" % (st3, gen, body3))
+    st4, hs4, body4 = https(env, "GET", "/api/v1/namespaces/web/configmaps/settings",
+                            {"Audit-ID": aid + "-x509"}, cert=True)
+    result("client certificate authenticates", st4 == 200, "status=%d body=%r" % (st4, body4[:200]))
     time.sleep(0.2)
     evs = env.events()
+    x509 = [e for e in evs if e["auditID"] == aid + "-x509"]
+    result("audit: x509 user is CN with O as groups",
+           bool(x509) and all(e["user"] == {"username": "carol",
+                                            "groups": ["ops", "system:authenticated"]}
+                              for e in x509), json.dumps(x509)[:300])
     mine = [e for e in evs if e["auditID"] == aid]
     stages = [e["stage"] for e in mine]
     ok = stages == ["RequestReceived", "ResponseComplete"] and all(
@@ -452,6 +489,63 @@ def audit_checks(env):
     result("audit: every request completes its stages", not odd, repr(list(odd.items())[:3]))
 
 
+def connection_checks(env):
+    """Keep-alive reuse, Connection: close, chunked request bodies, concurrency."""
+    ctx = ssl.create_default_context(cafile=os.path.join(env.tls, "ca.crt"))
+    auth = {"Authorization": "Bearer " + ADMIN_TOKEN, "Accept": "application/json"}
+    c = http.client.HTTPSConnection("127.0.0.1", env.port, context=ctx, timeout=10)
+    codes, socks = [], set()
+    for path in ("/version", "/api/v1/namespaces/web/pods", "/apis/apps/v1/namespaces/web/deployments/api"):
+        c.request("GET", path, headers=auth)
+        r = c.getresponse()
+        r.read()
+        codes.append(r.status)
+        socks.add(id(c.sock))
+    body = iter([b'{"kind":"ConfigMap","apiVersion":"v1",', b'"metadata":{"name":"chunked"},',
+                 b'"data":{"k":"v"}}'])
+    c.request("POST", "/api/v1/namespaces/web/configmaps", body=body,
+              headers=dict(auth, **{"Content-Type": "application/json"}), encode_chunked=True)
+    r = c.getresponse()
+    created = json.loads(r.read())
+    codes.append(r.status)
+    socks.add(id(c.sock))
+    result("keep-alive: 4 requests (one chunked) on one connection",
+           codes == [200, 200, 200, 201] and len(socks) == 1 and
+           created.get("data") == {"k": "v"}, "codes=%r socks=%d" % (codes, len(socks)))
+    c.request("GET", "/version", headers=dict(auth, Connection="close"))
+    r = c.getresponse()
+    r.read()
+    closed = r.getheader("Connection") == "close"
+    try:
+        eof = c.sock is None or c.sock.recv(1) == b""
+    except (OSError, AttributeError):
+        eof = True
+    c.close()
+    result("Connection: close is honoured", r.status == 200 and closed and eof,
+           "status=%d connection=%r" % (r.status, r.getheader("Connection")))
+    errors = []
+
+    def worker(i):
+        try:
+            cc = http.client.HTTPSConnection("127.0.0.1", env.port, context=ctx, timeout=20)
+            for _ in range(5):
+                cc.request("GET", "/api/v1/namespaces/web/configmaps/settings", headers=auth)
+                rr = cc.getresponse()
+                rr.read()
+                if rr.status != 200:
+                    errors.append(rr.status)
+            cc.close()
+        except OSError as e:
+            errors.append(repr(e))
+
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(40)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    result("40 concurrent keep-alive connections x 5 requests", not errors, repr(errors[:5]))
+
+
 def main():
     t0 = time.time()
     missing = [v for v in VERSIONS if not os.access(os.path.join(KUBECTL_DIR, "kubectl." + v),
@@ -466,6 +560,7 @@ def main():
         if not missing:
             transport_checks(env)
         audit_checks(env)
+        connection_checks(env)
     finally:
         rc = env.stop()
         result("stand-in exits cleanly on SIGTERM", rc == 0, "rc=%r" % rc)

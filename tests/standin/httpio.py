@@ -142,6 +142,8 @@ def read_request(conn):
             raise HttpError("bad header")
         headers.append((name, value.strip()))
     req = Request(conn, method, target, version, headers)
+    if (req.header("Expect") or "").lower() == "100-continue":
+        conn.send(b"HTTP/1.1 100 Continue\r\n\r\n")
     te = (req.header("Transfer-Encoding") or "").lower()
     if "chunked" in te:
         req.body = _read_chunked(conn)
