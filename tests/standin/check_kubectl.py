@@ -29,6 +29,7 @@ ALICE_TOKEN = "standin-alice-" + uuid.uuid4().hex[:12]
 # stderr lines kubectl legitimately prints against a real cluster too
 EXPECTED_STDERR = [
     re.compile(r"^tar: Removing leading `/' from member names$"),  # GNU tar in the pod, kubectl cp
+    re.compile(r"^If you don't see a command prompt, try pressing enter\.$"),  # kubectl attach
 ]
 
 PASSED = []
@@ -306,6 +307,30 @@ def version_suite(env, k):
     check(k, "logs --tail", ["logs", "api-0", "-n", "web", "-c", "app", "--tail=2"],
           exact="2026-11-28T06:13:02.551Z INFO  GET /v1/orders 200 12.3ms\n"
                 "2026-11-28T06:14:51.007Z INFO  GET /healthz 200 0.3ms\n")
+
+    # logs -f must stream a line the container prints later (attach feeds its main process)
+    label = "kubectl %s: logs -f streams new output (written via attach -i)" % k.version
+    dns = "coredns-5d78c9869d-abcde"
+    lf = k.popen(["logs", "-f", dns, "-n", "kube-system", "--tail=1"])
+    got = []
+    rd = threading.Thread(target=lambda: [got.append(ln.decode(errors="replace"))
+                                          for ln in iter(lf.stdout.readline, b"")], daemon=True)
+    rd.start()
+    marker = "followed line %s %s" % (v, uuid.uuid4().hex[:8])
+    time.sleep(0.8)
+    arc, aout, aerr = k.run(["attach", "-i", dns, "-n", "kube-system"],
+                            stdin=(marker + "\n").encode())
+    deadline = time.time() + 10
+    while time.time() < deadline and not any(marker in g for g in got):
+        time.sleep(0.1)
+    lf.terminate()
+    try:
+        lf.wait(5)
+    except subprocess.TimeoutExpired:
+        lf.kill()
+    ok = arc == 0 and marker in aout and len(got) >= 2 and marker in got[-1] and \
+        marker not in got[0] and not unexpected_stderr(aerr)
+    result(label, ok, "attach rc=%d out=%r err=%r; logs=%r" % (arc, aout, aerr, got))
 
     check(k, "exec ls -la /tmp", ["exec", "-n", "web", "api-0", "-c", "app", "--",
                                   "ls", "-la", "/tmp"], contains=["total ", " hello.txt\n", " .\n"])

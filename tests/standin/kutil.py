@@ -171,3 +171,30 @@ def forbidden(user, verb, resource, group, namespace, name, subresource="", reas
 
 
 UNAUTHORIZED = ApiError(401, "Unauthorized", "Unauthorized")
+
+
+_ORDER = ["kind", "apiVersion", "metadata", "spec", "data", "binaryData", "stringData", "type",
+          "immutable", "status"]
+
+
+def order_object(obj):
+    """Field order of the Go structs (kind, apiVersion, metadata, spec, ...)."""
+    out = {}
+    for k in _ORDER:
+        if k in obj:
+            out[k] = obj[k]
+    for k, v in obj.items():
+        if k not in out:
+            out[k] = v
+    md = out.get("metadata") or {}
+    mo = {}
+    for k in ("name", "generateName", "namespace", "uid", "resourceVersion", "generation",
+              "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+              "annotations", "ownerReferences", "finalizers", "managedFields"):
+        if k in md:
+            mo[k] = md[k]
+    for k, v in md.items():
+        if k not in mo:
+            mo[k] = v
+    out["metadata"] = mo
+    return out

@@ -39,8 +39,11 @@ def apply_defaults(res, obj, creating):
     md = obj.setdefault("metadata", {})
     k = res.name
     if k == "namespaces":
-        md.setdefault("labels", {})["kubernetes.io/metadata.name"] = md["name"]
-        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+        if md.get("name"):
+            md.setdefault("labels", {})["kubernetes.io/metadata.name"] = md["name"]
+        spec = obj.setdefault("spec", {})
+        if creating:
+            spec.setdefault("finalizers", ["kubernetes"])
         obj.setdefault("status", {}).setdefault("phase", "Active")
     elif k == "pods":
         spec = obj.setdefault("spec", {})

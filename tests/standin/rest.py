@@ -22,6 +22,7 @@ import kselectors
 import streams
 import tables
 from kutil import (ApiError, bad_request, dumps, invalid, not_found, now_rfc3339)
+from kutil import order_object as _order
 
 JSON = "application/json"
 PF_FLOWSCHEMA = str(uuid.uuid5(uuid.NAMESPACE_DNS, "flowschema.standin"))
@@ -289,6 +290,20 @@ class ApiServer:
             raise bad_request("the kind in the data (%s) does not match the expected kind (%s)"
                               % (kind, res.kind))
 
+    def _log_request_object(self, ctx, res, obj):
+        """The audit requestObject is the decoded body after versioned
+        defaulting (no server-set fields), as the real decoder produces it."""
+        if ctx.actx.level != "RequestResponse":
+            return
+        logged = copy.deepcopy(obj)
+        logged.setdefault("metadata", {}).setdefault("creationTimestamp", None)
+        if res.namespaced and ctx.info.namespace and res.name != "namespaces":
+            logged["metadata"].setdefault("namespace", ctx.info.namespace)
+        objects.apply_defaults(res, logged, creating=False)
+        if res.name == "pods":
+            logged.setdefault("status", {})
+        ctx.actx.set_request_object(_order(logged))
+
     def _ensure_namespace(self, res, ns):
         if res.namespaced and ns:
             ns_res = registry.lookup("", "v1", "namespaces")
@@ -441,8 +456,8 @@ class ApiServer:
     def create(self, ctx, res):
         info = ctx.info
         obj = self._decode_body(ctx)
-        ctx.actx.set_request_object(copy.deepcopy(obj))
         self._check_kind(res, obj)
+        self._log_request_object(ctx, res, obj)
         md = obj.setdefault("metadata", {})
         if res.namespaced:
             if md.get("namespace") and md["namespace"] != info.namespace:
@@ -476,8 +491,6 @@ class ApiServer:
             return ctx.reply(201, obj)
         created = self.store.create(res, obj)
         mode = self._mode(ctx)
-        if res.name == "deployments":
-            created = self.store.get(res, info.namespace, md["name"])
         body, ctype = self._render(ctx, res, created, mode)
         ctx.reply(201, body, ctype)
 
@@ -510,8 +523,8 @@ class ApiServer:
     def update(self, ctx, res):
         info = ctx.info
         obj = self._decode_body(ctx)
-        ctx.actx.set_request_object(copy.deepcopy(obj))
         self._check_kind(res, obj)
+        self._log_request_object(ctx, res, obj)
         cur = self.store.get(res, info.namespace, info.name)
         new = self._prepare_write(ctx, res, obj, cur)
         self._managed(ctx, res, new, self._manager(ctx), "Update", cur)
@@ -806,32 +819,6 @@ def _fields_of(v, depth):
                 d['k:{"name":"%s"}' % it["name"]] = inner
         return d
     return {}
-
-
-_ORDER = ["kind", "apiVersion", "metadata", "spec", "data", "binaryData", "stringData", "type",
-          "immutable", "status"]
-
-
-def _order(obj):
-    out = {}
-    for k in _ORDER:
-        if k in obj:
-            out[k] = obj[k]
-    for k, v in obj.items():
-        if k not in out:
-            out[k] = v
-    md = out.get("metadata") or {}
-    mo = {}
-    for k in ("name", "generateName", "namespace", "uid", "resourceVersion", "generation",
-              "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
-              "annotations", "ownerReferences", "finalizers", "managedFields"):
-        if k in md:
-            mo[k] = md[k]
-    for k, v in md.items():
-        if k not in mo:
-            mo[k] = v
-    out["metadata"] = mo
-    return out
 
 
 def _ref_order(ref):

@@ -6,7 +6,8 @@ import copy
 import queue
 import threading
 
-from kutil import (already_exists, conflict, not_found, now_rfc3339, new_uid, ApiError)
+from kutil import (already_exists, conflict, not_found, now_rfc3339, new_uid, ApiError,
+                   order_object)
 
 HISTORY_MAX = 20000
 
@@ -84,6 +85,7 @@ class Store:
             md.setdefault("uid", new_uid())
             md["creationTimestamp"] = md.get("creationTimestamp") or now_rfc3339()
             self._bump(obj)
+            obj = order_object(obj)
             b[key] = copy.deepcopy(obj)
             self._record(res, "ADDED", obj)
         self._run_hooks("ADDED", res, obj)
@@ -109,6 +111,7 @@ class Store:
             if cur == obj or _same_but_rv(cur, obj):
                 return copy.deepcopy(cur)  # no-op writes keep the resourceVersion
             self._bump(obj)
+            obj = order_object(obj)
             b[key] = copy.deepcopy(obj)
             self._record(res, "MODIFIED", obj)
         self._run_hooks("MODIFIED", res, obj)
