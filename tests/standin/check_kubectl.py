@@ -23,7 +23,7 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KUBECTL_DIR = os.environ.get("KUBECTL_DIR", "/usr/lib/google-cloud-sdk/bin")
-VERSIONS = ["1.27", "1.33"]
+VERSIONS = os.environ.get("KUBECTL_VERSIONS", "1.27 1.33").split()
 ADMIN_TOKEN = "standin-admin-" + uuid.uuid4().hex[:12]
 ALICE_TOKEN = "standin-alice-" + uuid.uuid4().hex[:12]
 # stderr lines kubectl legitimately prints against a real cluster too
@@ -402,9 +402,12 @@ def transport_checks(env):
         return [e for e in evs if e.get("userAgent", "").startswith("kubectl.%s/" % ua)
                 and e.get("objectRef", {}).get("subresource") == sub]
 
-    for ver, verb, kind in (("1.27", "create", "SPDY/3.1 POST"),
-                            ("1.33", "get", "WebSocket GET")):
-        for sub in ("exec", "portforward"):
+    spdy, ws = ("create", "SPDY/3.1 POST"), ("get", "WebSocket GET")
+    # kubectl's defaults: WebSocket exec/attach from 1.30, WebSocket-tunnelled port-forward from 1.31
+    for ver in VERSIONS:
+        minor = int(ver.split(".")[1])
+        for sub in ("exec", "attach", "portforward"):
+            verb, kind = ws if minor >= (31 if sub == "portforward" else 30) else spdy
             got = find(ver, sub)
             ok = bool(got) and all(e["verb"] == verb and e["responseStatus"]["code"] == 101
                                    for e in got)
