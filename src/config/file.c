@@ -1,5 +1,6 @@
 /* file.c - bounded whole-file reads, atomic replacement, permission checks. */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +160,15 @@ char *bl_file_abspath(const char *base, const char *path)
     }
     out[n] = '\0';
     return out;
+}
+
+int bl_file_pathf(char *out, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, cap, fmt, ap);
+    va_end(ap);
+    return n >= 0 && (size_t)n < cap ? BL_OK : BL_ERROR;
 }
 
 unsigned bl_file_check(const char *path, int want_dir)

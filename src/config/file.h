@@ -39,6 +39,12 @@ int bl_file_write_atomic(const char *path, const void *data, size_t len, mode_t 
  */
 char *bl_file_abspath(const char *base, const char *path);
 
+/* Formats a path into out[cap]. Returns BL_OK, or BL_ERROR if it does not
+ * fit (out then holds a truncated, unusable path). */
+int bl_file_pathf(char *out, size_t cap, const char *fmt, ...) BL_PRINTF(3, 4);
+
+#define BL_PATH_MAX 4096
+
 /* Permission findings for bl_file_check(); a bit set means "problem". */
 enum {
     BL_FILE_MISSING = 1 << 0,        /* stat failed (errno kept) */
