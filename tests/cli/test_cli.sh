@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# tests/cli/test_cli.sh - `byline init`, `identity` and `kubeconfig` end to end,
+# judged by the real kubectl (1.27 and 1.33): the kubeconfig parses, kubectl's
+# TLS verification accepts the generated chain (against `openssl s_server` and
+# an HTTPS echo server that reports the token and client certificate it
+# received), and a foreign CA is refused. Ends with "N passed, N failed".
+#
+#   tests/cli/test_cli.sh [BYLINE]        (default build/byline)
+# With valgrind installed, the commands also run under it (VALGRIND_BYLINE,
+# default BYLINE; skipped for an ASan build, which valgrind cannot run).
+set -u
+cd "$(dirname "$0")/../.."
+BYLINE=$(realpath "${1:-build/byline}")
+KDIR=/usr/lib/google-cloud-sdk/bin
+PASS=0
+FAIL=0
+T=$(mktemp -d /tmp/byline-cli-XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+export HOME=$T/home KUBECONFIG=/dev/null
+mkdir -p "$HOME"
+unset BYLINE_TOKEN
+
+ok()  { PASS=$((PASS + 1)); echo "ok   $1"; }
+bad() { FAIL=$((FAIL + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && printf '%s\n' "$2" | sed 's/^/     /' | head -20; }
+# expect NAME STATUS CMD...: runs CMD (stdout to $T/out, stderr to $T/err), wants exit STATUS.
+expect() {
+    local name=$1 want=$2; shift 2
+    "$@" >"$T/out" 2>"$T/err"
+    local rc=$?
+    if [ "$rc" -eq "$want" ]; then ok "$name"; else bad "$name (exit $rc, want $want)" "$(cat "$T/err")"; fi
+}
+# has NAME FILE PATTERN: FILE matches the extended regex PATTERN.
+has()    { if grep -Eq -- "$3" "$2"; then ok "$1"; else bad "$1: no /$3/ in $2" "$(cat "$2")"; fi; }
+hasnt()  { if grep -Eq -- "$3" "$2"; then bad "$1: /$3/ in $2" "$(cat "$2")"; else ok "$1"; fi; }
+mode_is() { local m; m=$(stat -c %a "$2"); if [ "$m" = "$3" ]; then ok "$1"; else bad "$1: mode $m, want $3"; fi; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+
+[ -x "$BYLINE" ] || { echo "no byline binary at $BYLINE"; echo "0 passed, 1 failed"; exit 1; }
+KUBECTLS=()
+for v in 1.27 1.33; do [ -x "$KDIR/kubectl.$v" ] && KUBECTLS+=("$KDIR/kubectl.$v"); done
+[ ${#KUBECTLS[@]} -gt 0 ] || bad "kubectl 1.27/1.33 not found in $KDIR"
+
+printf 'upstream-secret\n' >"$T/up.token"; chmod 600 "$T/up.token"
+PORT=$(free_port)
+G=$T/gw
+
+# ---- init ----
+expect "init --help exits 0" 0 "$BYLINE" init --help
+has "init --help prints usage on stdout" "$T/out" '^usage: byline init --dir DIR --upstream URL'
+expect "init without --upstream is a usage error" 2 "$BYLINE" init --dir "$G"
+expect "init with an http:// upstream is a usage error" 2 "$BYLINE" init --dir "$G" --upstream http://10.0.0.1
+has "  ...and says why" "$T/err" 'must start with https://'
+expect "init with an unknown option is a usage error" 2 "$BYLINE" init --dir "$G" --upstream https://a --bogus
+expect "init with token and client cert is a usage error" 2 "$BYLINE" init --dir "$G" --upstream https://a \
+    --upstream-token-file "$T/up.token" --upstream-cert "$T/up.token" --upstream-key "$T/up.token"
+expect "init with a missing token file fails" 1 "$BYLINE" init --dir "$G" --upstream https://a --upstream-token-file "$T/nope"
+[ ! -e "$G" ] && ok "  ...and writes nothing" || bad "  ...and writes nothing"
+expect "init succeeds" 0 "$BYLINE" init --dir "$G" --upstream https://10.0.0.1:6443 \
+    --upstream-token-file "$T/up.token" --listen "127.0.0.1:$PORT"
+has "init names the files it wrote" "$T/out" "Wrote $G/byline.yaml"
+has "init prints next steps" "$T/out" 'byline identity add'
+mode_is "DIR is 0700" "$G" 700
+mode_is "byline.yaml is 0600" "$G/byline.yaml" 600
+mode_is "tls/ca.key is 0600" "$G/tls/ca.key" 600
+mode_is "tls/server.key is 0600" "$G/tls/server.key" 600
+mode_is "audit/ is 0700" "$G/audit" 700
+mode_is "identities.yaml is 0600" "$G/identities.yaml" 600
+has "byline.yaml references the token file by absolute path" "$G/byline.yaml" "token_file: \"?$T/up.token"
+has "byline.yaml explains its keys" "$G/byline.yaml" '^# The URL agents reach the gateway at'
+openssl verify -CAfile "$G/tls/ca.crt" -purpose sslserver "$G/tls/server.crt" >"$T/out" 2>&1 \
+    && ok "server cert verifies against the gateway CA (sslserver)" || bad "server cert verify" "$(cat "$T/out")"
+openssl x509 -in "$G/tls/server.crt" -noout -ext subjectAltName >"$T/out" 2>&1
+has "server cert SANs include localhost, 127.0.0.1 and ::1" "$T/out" 'DNS:localhost.*IP Address:127.0.0.1.*IP Address:0:0:0:0:0:0:0:1'
+CA_SUM=$(sha256sum <"$G/tls/ca.crt"); YAML_SUM=$(sha256sum <"$G/byline.yaml"); SRV_SUM=$(sha256sum <"$G/tls/server.crt")
+expect "init again without --force fails" 1 "$BYLINE" init --dir "$G" --upstream https://10.9.9.9
+has "  ...and says --force" "$T/err" 'use --force'
+[ "$(sha256sum <"$G/byline.yaml")" = "$YAML_SUM" ] && ok "  ...and leaves byline.yaml alone" || bad "  ...and leaves byline.yaml alone"
+expect "init --force rewrites" 0 "$BYLINE" init --dir "$G" --upstream https://10.0.0.1:6443 \
+    --upstream-token-file "$T/up.token" --listen "127.0.0.1:$PORT" --force
+[ "$(sha256sum <"$G/tls/ca.crt")" = "$CA_SUM" ] && ok "  ...keeping the CA" || bad "  ...keeping the CA"
+[ "$(sha256sum <"$G/tls/server.crt")" != "$SRV_SUM" ] && ok "  ...with a new serving cert" || bad "  ...with a new serving cert"
+
+# ---- identity ----
+expect "identity add prints a token" 0 "$BYLINE" identity add agent-x --group deployers --dir "$G"
+TOKEN=$(cat "$T/out")
+[ "$(wc -l <"$T/out")" -eq 1 ] && [[ "$TOKEN" =~ ^byl_[A-Za-z0-9_-]{43}$ ]] \
+    && ok "  ...exactly byl_ + 43 base64url characters and a newline on stdout" || bad "  ...token format: [$TOKEN]"
+has "  ...and says on stderr it is shown once" "$T/err" 'shown only once'
+HASH=$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)
+has "identities.yaml stores the token's SHA-256" "$G/identities.yaml" "token_sha256: \"?$HASH"
+hasnt "identities.yaml never stores the token" "$G/identities.yaml" "$TOKEN"
+mode_is "identities.yaml stays 0600" "$G/identities.yaml" 600
+TOKEN2=$("$BYLINE" identity add agent-y --dir "$G" 2>/dev/null)
+[ -n "$TOKEN2" ] && [ "$TOKEN2" != "$TOKEN" ] && ok "a second identity gets a different token" || bad "second token"
+expect "identity add of an existing name fails" 1 "$BYLINE" identity add agent-x --dir "$G"
+has "  ...and says so" "$T/err" 'already exists'
+expect "identity add with a bad name is a usage error" 2 "$BYLINE" identity add Agent_X --dir "$G"
+expect "identity add without --dir is a usage error" 2 "$BYLINE" identity add agent-z
+expect "identity list" 0 "$BYLINE" identity list --dir "$G"
+has "  ...shows name, groups and credential kind" "$T/out" '^agent-x +deployers +token '
+hasnt "  ...never a secret" "$T/out" 'byl_|[0-9a-f]{64}'
+
+# ---- kubeconfig (token) ----
+expect "kubeconfig without a token fails" 1 "$BYLINE" kubeconfig agent-x --dir "$G"
+has "  ...and says where to pass it" "$T/err" 'BYLINE_TOKEN'
+BYLINE_TOKEN=$TOKEN2 expect "kubeconfig with another identity's token fails" 1 "$BYLINE" kubeconfig agent-x --dir "$G"
+expect "kubeconfig for an unknown identity fails" 1 "$BYLINE" kubeconfig nobody --dir "$G"
+BYLINE_TOKEN=$TOKEN expect "kubeconfig with \$BYLINE_TOKEN" 0 "$BYLINE" kubeconfig agent-x --dir "$G"
+cp "$T/out" "$T/kc-env.yaml"
+printf '%s\n' "$TOKEN" >"$T/agent.token"
+expect "kubeconfig with --token-file" 0 "$BYLINE" kubeconfig agent-x --dir "$G" --token-file "$T/agent.token"
+cmp -s "$T/out" "$T/kc-env.yaml" && ok "  ...same kubeconfig either way" || bad "  ...same kubeconfig either way"
+KC=$T/kc-env.yaml
+expect "kubeconfig --connection default" 0 "$BYLINE" kubeconfig agent-x --dir "$G" --token-file "$T/agent.token" --connection default
+cp "$T/out" "$T/kc-prefixed.yaml"
+has "  ...routes through /k8s/default" "$T/kc-prefixed.yaml" "server: \"https://127.0.0.1:$PORT/k8s/default\""
+expect "kubeconfig --connection nope fails" 1 "$BYLINE" kubeconfig agent-x --dir "$G" --token-file "$T/agent.token" --connection nope
+
+for K in "${KUBECTLS[@]}"; do
+    v=${K##*kubectl.}
+    expect "kubectl $v: config view accepts it" 0 "$K" --kubeconfig "$KC" config view
+    expect "kubectl $v: current-context" 0 "$K" --kubeconfig "$KC" config current-context
+    has "  ...is agent-x@byline-default" "$T/out" '^agent-x@byline-default$'
+    "$K" --kubeconfig "$KC" config view --raw -o jsonpath='{.users[0].user.token} {.clusters[0].cluster.server} {.contexts[0].context.cluster}' >"$T/out" 2>&1
+    has "kubectl $v: sees the token, server and cluster" "$T/out" "^$TOKEN https://127.0.0.1:$PORT byline-default\$"
+done
+
+# The generated chain against real TLS servers.
+openssl s_server -www -accept "$PORT" -cert "$G/tls/server.crt" -key "$G/tls/server.key" -quiet </dev/null >/dev/null 2>&1 &
+PIDS+=($!)
+wait_port "$PORT" || bad "openssl s_server did not start"
+for K in "${KUBECTLS[@]}"; do
+    v=${K##*kubectl.}
+    expect "kubectl $v: TLS to openssl s_server with the gateway cert" 0 "$K" --kubeconfig "$KC" get --raw / --request-timeout=10s
+    has "  ...got s_server's page" "$T/out" 's_server'
+done
+kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null; unset 'PIDS[-1]'
+
+# A kubeconfig from another gateway (another CA) must be refused by kubectl.
+"$BYLINE" init --dir "$T/gw2" --upstream https://10.0.0.1 --listen "127.0.0.1:$PORT" >/dev/null 2>&1
+T3=$("$BYLINE" identity add agent-x --dir "$T/gw2" 2>/dev/null)
+BYLINE_TOKEN=$T3 "$BYLINE" kubeconfig agent-x --dir "$T/gw2" >"$T/kc-foreign.yaml" 2>/dev/null
+
+LOG=$T/echo.log
+python3 tests/cli/echo_server.py "$PORT" "$G/tls/server.crt" "$G/tls/server.key" "$G/tls/ca.crt" "$LOG" >/dev/null 2>&1 &
+PIDS+=($!)
+wait_port "$PORT" || bad "echo server did not start"
+
+expect "identity add --cert" 0 "$BYLINE" identity add agent-c --cert --group ops --dir "$G"
+[ ! -s "$T/out" ] && ok "  ...prints no token" || bad "  ...prints no token"
+mode_is "  ...key is 0600" "$G/identities/agent-c.key" 600
+openssl x509 -in "$G/identities/agent-c.crt" -noout -subject >"$T/out" 2>&1
+has "  ...certificate subject O=ops, CN=agent-c" "$T/out" 'O ?= ?ops, CN ?= ?agent-c'
+openssl verify -CAfile "$G/tls/ca.crt" -purpose sslclient "$G/identities/agent-c.crt" >"$T/out" 2>&1 \
+    && ok "  ...verifies as a client certificate" || bad "  ...verifies as a client certificate" "$(cat "$T/out")"
+openssl verify -CAfile "$G/tls/ca.crt" -purpose sslclient "$G/tls/server.crt" >"$T/out" 2>&1 \
+    && bad "the serving certificate must not pass as a client certificate" || ok "the serving certificate does not pass as a client certificate"
+expect "kubeconfig for the cert identity" 0 "$BYLINE" kubeconfig agent-c --dir "$G"
+cp "$T/out" "$T/kc-cert.yaml"
+has "  ...embeds client-certificate-data" "$T/kc-cert.yaml" '^      client-certificate-data: [A-Za-z0-9+/=]+$'
+has "  ...and client-key-data" "$T/kc-cert.yaml" '^      client-key-data: [A-Za-z0-9+/=]+$'
+expect "kubeconfig --token-file for the cert identity fails" 1 "$BYLINE" kubeconfig agent-c --dir "$G" --token-file "$T/agent.token"
+
+for K in "${KUBECTLS[@]}"; do
+    v=${K##*kubectl.}
+    expect "kubectl $v: token kubeconfig reaches the echo server" 0 "$K" --kubeconfig "$KC" get --raw /healthz --request-timeout=10s
+    has "  ...sending Authorization: Bearer <token>" "$T/out" "^path=/healthz\\?[^ ]* authorization=Bearer $TOKEN cn=\$"
+    : >"$LOG"
+    expect "kubectl $v: version through the prefixed kubeconfig" 0 "$K" --kubeconfig "$T/kc-prefixed.yaml" version --request-timeout=10s
+    has "  ...requests /k8s/default/version" "$LOG" '^path=/k8s/default/version[?]'
+    : >"$LOG"
+    expect "kubectl $v: get --raw through the prefixed kubeconfig" 0 "$K" --kubeconfig "$T/kc-prefixed.yaml" get --raw /version --request-timeout=10s
+    # kubectl's --raw (client-go RequestURI) replaces the server's path: the
+    # proxy cannot see /k8s/<connection> on such requests. Keep this visible.
+    has "  ...drops the /k8s/default prefix (kubectl behaviour)" "$LOG" '^path=/version[?]'
+    expect "kubectl $v: cert kubeconfig" 0 "$K" --kubeconfig "$T/kc-cert.yaml" get --raw /whoami --request-timeout=10s
+    has "  ...presents the client certificate CN=agent-c" "$T/out" '^path=/whoami[?][^ ]* authorization= cn=agent-c$'
+    expect "kubectl $v: refuses a gateway signed by another CA" 1 "$K" --kubeconfig "$T/kc-foreign.yaml" get --raw / --request-timeout=10s
+    has "  ...as an unknown authority" "$T/err" 'certificate signed by unknown authority'
+done
+
+# ---- remove ----
+expect "identity remove" 0 "$BYLINE" identity remove agent-x --dir "$G"
+hasnt "  ...gone from identities.yaml" "$G/identities.yaml" 'agent-x'
+has "  ...others kept" "$G/identities.yaml" 'agent-y'
+expect "  ...kubeconfig for it now fails" 1 "$BYLINE" kubeconfig agent-x --dir "$G" --token-file "$T/agent.token"
+expect "identity remove of an unknown name fails" 1 "$BYLINE" identity remove agent-x --dir "$G"
+expect "identity remove of a cert identity" 0 "$BYLINE" identity remove agent-c --dir "$G"
+[ ! -e "$G/identities/agent-c.key" ] && [ -e "$G/identities/agent-c.crt.removed" ] \
+    && ok "  ...deletes the key, keeps the certificate as a record" || bad "  ...retire files"
+expect "  ...re-adding the name with --cert is refused while the old cert is valid" 1 "$BYLINE" identity add agent-c --cert --dir "$G"
+has "  ...saying why" "$T/err" 'has not expired'
+
+# ---- a hand-edited error is reported with its position ----
+sed -i 's/^workers: 1$/workers: 100/' "$G/byline.yaml"
+expect "a bad byline.yaml fails the commands" 1 "$BYLINE" identity list --dir "$G"
+has "  ...with file:line:col" "$T/err" "$G/byline.yaml:[0-9]+:10: workers: 100 is out of range \\(1..64\\)"
+sed -i 's/^workers: 100$/workers: 1/' "$G/byline.yaml"
+
+# ---- valgrind ----
+VB=${VALGRIND_BYLINE:-$BYLINE}
+if command -v valgrind >/dev/null && [ -x "$VB" ] && ! nm "$VB" 2>/dev/null | grep -q __asan_init; then
+    VG=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,possible)
+    expect "valgrind: init" 0 "${VG[@]}" "$VB" init --dir "$T/gw3" --upstream https://10.0.0.1 --upstream-token-file "$T/up.token"
+    expect "valgrind: identity add" 0 "${VG[@]}" "$VB" identity add agent-v --dir "$T/gw3"
+    VT=$(cat "$T/out")
+    expect "valgrind: identity add --cert" 0 "${VG[@]}" "$VB" identity add agent-w --cert --dir "$T/gw3"
+    expect "valgrind: identity list" 0 "${VG[@]}" "$VB" identity list --dir "$T/gw3"
+    BYLINE_TOKEN=$VT expect "valgrind: kubeconfig" 0 "${VG[@]}" "$VB" kubeconfig agent-v --dir "$T/gw3"
+    expect "valgrind: kubeconfig (cert)" 0 "${VG[@]}" "$VB" kubeconfig agent-w --dir "$T/gw3"
+    expect "valgrind: identity remove" 0 "${VG[@]}" "$VB" identity remove agent-w --dir "$T/gw3"
+    expect "valgrind: a failing load" 1 "${VG[@]}" "$VB" kubeconfig agent-v --dir "$G/nonexistent"
+fi
+
+echo
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
