@@ -574,6 +574,83 @@ def connection_checks(env):
     result("40 concurrent keep-alive connections x 5 requests", not errors, repr(errors[:5]))
 
 
+class RawWS:
+    """A minimal masked WebSocket client for protocols kubectl does not use."""
+
+    def __init__(self, env, path, protocol):
+        import base64 as b64
+        import socket
+        ctx = ssl.create_default_context(cafile=os.path.join(env.tls, "ca.crt"))
+        raw = socket.create_connection(("127.0.0.1", env.port), timeout=10)
+        self.s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        key = b64.b64encode(os.urandom(16)).decode()
+        self.s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+                        "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                        "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Protocol: %s\r\n\r\n"
+                        % (path, ADMIN_TOKEN, key, protocol)).encode())
+        self.f = self.s.makefile("rb")
+        self.head = b""
+        while not self.head.endswith(b"\r\n\r\n"):
+            c = self.f.read(1)
+            if not c:
+                break
+            self.head += c
+
+    def send(self, payload, opcode=2):
+        import struct
+        mask = os.urandom(4)
+        n = len(payload)
+        h = bytes([0x80 | opcode]) + (bytes([0x80 | n]) if n < 126 else
+                                      bytes([0x80 | 126]) + struct.pack("!H", n))
+        self.s.sendall(h + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def recv(self):
+        import struct
+        h = self.f.read(2)
+        if len(h) < 2:
+            return None
+        n = h[1] & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", self.f.read(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", self.f.read(8))[0]
+        return h[0] & 0x0F, self.f.read(n)
+
+    def close(self):
+        self.s.close()
+
+
+def raw_protocol_checks(env):
+    """WebSocket protocols the gateway may carry that kubectl 1.27/1.33 do not pick."""
+    ws = RawWS(env, "/api/v1/namespaces/web/pods/api-0/exec?command=sh&command=-c&command="
+                    "echo%20out%3B%20echo%20err%20%3E%262%3B%20exit%205&stdout=1&stderr=1",
+               "v4.channel.k8s.io")
+    msgs = []
+    while True:
+        m = ws.recv()
+        if m is None or m[0] == 8:
+            break
+        msgs.append(m[1])
+    ws.close()
+    status = [json.loads(m[1:]) for m in msgs if m[:1] == b"\x03"]
+    ok = b"101 Switching Protocols" in ws.head and b"Sec-WebSocket-Protocol: v4.channel.k8s.io" \
+        in ws.head and b"Audit-Id: " in ws.head and b"\x01out\n" in msgs and \
+        b"\x02err\n" in msgs and status and status[0]["reason"] == "NonZeroExitCode" and \
+        status[0]["details"]["causes"] == [{"reason": "ExitCode", "message": "5"}]
+    result("raw WebSocket v4.channel.k8s.io exec: channels and exit Status", bool(ok),
+           "head=%r msgs=%r" % (ws.head[:200], msgs))
+    ws = RawWS(env, "/api/v1/namespaces/web/pods/api-0/portforward?ports=8080",
+               "v4.channel.k8s.io")
+    first = [ws.recv(), ws.recv()]
+    ws.send(b"\x00GET /raw HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    m = ws.recv()
+    ws.close()
+    ok = first == [(2, b"\x00\x90\x1f"), (2, b"\x01\x90\x1f")] and m and \
+        m[1].startswith(b"\x00HTTP/1.1 200 OK") and m[1].endswith(b"hello from api-0:8080\n")
+    result("raw WebSocket port-forward channel protocol (?ports=8080)", bool(ok),
+           "first=%r reply=%r" % (first, m))
+
+
 def main():
     t0 = time.time()
     missing = [v for v in VERSIONS if not os.access(os.path.join(KUBECTL_DIR, "kubectl." + v),
@@ -589,6 +666,7 @@ def main():
             transport_checks(env)
         audit_checks(env)
         connection_checks(env)
+        raw_protocol_checks(env)
     finally:
         rc = env.stop()
         result("stand-in exits cleanly on SIGTERM", rc == 0, "rc=%r" % rc)

@@ -107,6 +107,8 @@ class Container:
         fn = getattr(self, "cmd_" + name.replace("-", "_"), None)
         if name in ("bash", "sh", "ash", "dash"):
             fn = self.cmd_sh
+        elif name == "[":
+            fn = self.cmd_test
         if fn is None or name.startswith("_"):
             raise ExecNotFound(argv[0])
         return fn(argv[1:], stdin, out, err)
@@ -220,8 +222,6 @@ class Container:
         if len(args) == 3 and args[1] == "!=":
             return 0 if args[0] != args[2] else 1
         return 0 if len(args) == 1 and args[0] else 1
-
-    cmd__bracket = cmd_test
 
     def cmd_mkdir(self, args, stdin, out, err):
         parents = "-p" in args
@@ -382,40 +382,66 @@ class Container:
         return rc
 
     def _simple(self, argv, stdin, out, err):
+        """One pipeline: cmd [| cmd ...] with redirections > >> >&2 2>&1 2> FILE."""
+        stages, cur = [], []
+        for t in argv:
+            if t == "|":
+                stages.append(cur)
+                cur = []
+            else:
+                cur.append(t)
+        stages.append(cur)
+        data_in = None
+        rc = 0
+        for n, stage in enumerate(stages):
+            last = n == len(stages) - 1
+            captured = []
+            sink = out if last else captured.append
+            if data_in is None:
+                src = stdin
+            else:
+                chunks = [data_in]
+                src = lambda c=chunks: c.pop() if c else b""
+            rc = self._command(stage, src, sink, err)
+            data_in = b"".join(captured)
+        return rc
+
+    def _command(self, argv, stdin, out, err):
         o, e = out, err
-        outfile = None
+        files = {}
         args = []
         i = 0
         while i < len(argv):
-            a = argv[i]
-            if a in (">", ">>") and i + 1 < len(argv):
-                outfile = (argv[i + 1], a == ">>")
+            a, nxt = argv[i], argv[i + 1] if i + 1 < len(argv) else None
+            after = argv[i + 2] if i + 2 < len(argv) else None
+            if a in (">&", ">") and nxt == "2" and a == ">&":
+                o, i = err, i + 2
+            elif a == "2" and nxt == ">&" and after == "1":
+                e, i = out, i + 3
+            elif a == "2" and nxt in (">", ">>") and after is not None:
+                files[2] = (after, nxt == ">>")
+                i += 3
+            elif a in (">", ">>") and nxt is not None:
+                files[1] = (nxt, a == ">>")
                 i += 2
-                continue
-            if a == ">" and i + 2 < len(argv) and argv[i + 1] == "&":
-                pass
-            if a == ">&2" or (a == ">" and argv[i + 1:i + 2] == ["&2"]):
-                o = err
-                i += 1 if a == ">&2" else 2
-                continue
-            if a in ("2>&1",) or (a == "2" and argv[i + 1:i + 3] == [">", "&1"]):
-                e = out
-                i += 1 if a == "2>&1" else 3
-                continue
-            args.append(a)
-            i += 1
+            else:
+                args.append(a)
+                i += 1
         if not args:
             return 0
-        buf = []
-        if outfile:
-            o = buf.append
+        bufs = {1: [], 2: []}
+        if 1 in files:
+            o = bufs[1].append
+        if 2 in files:
+            e = bufs[2].append
         try:
             rc = self.run(args, stdin, o, e)
         except ExecNotFound:
             err(("sh: 1: %s: not found\n" % args[0]).encode())
             return 127
-        if outfile:
-            self.fs.write(outfile[0], b"".join(buf), append=outfile[1])
+        for fd, (path, append) in files.items():
+            if path != "/dev/null":
+                self.fs.write(path, b"".join(bufs[fd]), append=append)
         return rc
 
     def cmd_tar(self, args, stdin, out, err):

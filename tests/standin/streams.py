@@ -13,7 +13,7 @@ import fakepod
 import httpio
 import spdy
 import websocket
-from kutil import ApiError, bad_request, dumps, now_rfc3339
+from kutil import ApiError, bad_request
 
 # --- logs -------------------------------------------------------------------
 
