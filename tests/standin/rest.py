@@ -76,8 +76,9 @@ class Ctx:
         hs = [("Audit-Id", self.actx.audit_id), ("Cache-Control", "no-cache, private")]
         if ctype:
             hs.append(("Content-Type", ctype))
-        hs += [("X-Kubernetes-Pf-Flowschema-Uid", PF_FLOWSCHEMA),
-               ("X-Kubernetes-Pf-Prioritylevel-Uid", PF_PRIORITY)]
+        if self.user is not None:  # priority and fairness runs after authentication
+            hs += [("X-Kubernetes-Pf-Flowschema-Uid", PF_FLOWSCHEMA),
+                   ("X-Kubernetes-Pf-Prioritylevel-Uid", PF_PRIORITY)]
         return hs
 
     def reply(self, code, obj, ctype=JSON, extra=()):
