@@ -387,6 +387,12 @@ def version_suite(env, k):
                                          "-o", "name"], exact="configmap/settings\n")
     check(k, "--as impersonation allowed", ["--as=alice@example.com", "--as-group=devs",
                                             "get", "pods", "-n", "web"], contains=["api-0"])
+    check(k, "auth whoami as the impersonated user",
+          ["--as=alice@example.com", "--as-group=devs", "auth", "whoami"],
+          contains=["alice@example.com", "[devs system:authenticated]"])
+    check(k, "auth can-i impersonate (non-impersonator)",
+          ["--token=" + ALICE_TOKEN, "auth", "can-i", "impersonate", "users"], want_rc=1,
+          exact="no\n")
     check(k, "--as impersonation refused",
           ["--token=" + ALICE_TOKEN, "--as=bob", "get", "pods", "-n", "web"], want_rc=1,
           stderr_has='Error from server (Forbidden): users "bob" is forbidden: User '

@@ -1,7 +1,8 @@
 """Decoding of the Kubernetes protobuf envelope (application/vnd.kubernetes.protobuf):
 magic 'k8s\\0' + runtime.Unknown{typeMeta{apiVersion,kind}, raw, contentEncoding,
-contentType}. The raw message is decoded for ConfigMap, Secret and Namespace
-(field numbers from k8s.io/api generated.proto) into the JSON form."""
+contentType}. The raw message is decoded for ConfigMap, Secret, Namespace and the
+self reviews kubectl auth sends (field numbers from k8s.io/api generated.proto)
+into the JSON form."""
 
 import base64
 import datetime
@@ -174,7 +175,55 @@ def _namespace(raw):
     return obj
 
 
-DECODERS = {("v1", "ConfigMap"): _configmap, ("v1", "Secret"): _secret,
+def _strings(b, names):
+    """A message of string fields numbered 1..n -> dict with the non-empty ones."""
+    out = {}
+    for num, _, v in fields(b):
+        if 1 <= num <= len(names) and v and isinstance(v, bytes):
+            out[names[num - 1]] = _s(v)
+    return out
+
+
+def _self_subject_review(raw):
+    obj = {"metadata": {"creationTimestamp": None}, "status": {}}
+    for num, _, v in fields(raw):
+        if num == 1:
+            obj["metadata"] = _object_meta(v)
+    return obj
+
+
+def _self_subject_access_review(raw):
+    obj = {"metadata": {"creationTimestamp": None}, "spec": {}, "status": {"allowed": False}}
+    for num, _, v in fields(raw):
+        if num == 1:
+            obj["metadata"] = _object_meta(v)
+        elif num == 2:
+            for n2, _, v2 in fields(v):
+                if n2 == 1:
+                    obj["spec"]["resourceAttributes"] = _strings(
+                        v2, ["namespace", "verb", "group", "version", "resource", "subresource",
+                             "name"])
+                elif n2 == 2:
+                    obj["spec"]["nonResourceAttributes"] = _strings(v2, ["path", "verb"])
+    return obj
+
+
+def _self_subject_rules_review(raw):
+    obj = {"metadata": {"creationTimestamp": None}, "spec": {}}
+    for num, _, v in fields(raw):
+        if num == 1:
+            obj["metadata"] = _object_meta(v)
+        elif num == 2:
+            obj["spec"] = _strings(v, ["namespace"])
+    return obj
+
+
+DECODERS = {
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): _self_subject_review,
+    ("authentication.k8s.io/v1beta1", "SelfSubjectReview"): _self_subject_review,
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): _self_subject_access_review,
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): _self_subject_rules_review,
+("v1", "ConfigMap"): _configmap, ("v1", "Secret"): _secret,
             ("v1", "Namespace"): _namespace}
 
 

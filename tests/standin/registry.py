@@ -80,7 +80,32 @@ RESOURCES = [
                                 "autoscaling")]),
 ]
 
-GROUPS = [("", "v1"), ("apps", "v1"), ("autoscaling", "v1")]
+for _v in ("v1", "v1beta1"):
+    RESOURCES.append(Resource("authentication.k8s.io", _v, "selfsubjectreviews", "",
+                              "SelfSubjectReview", False, ["create"]))
+RESOURCES += [
+    Resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "",
+             "SelfSubjectAccessReview", False, ["create"]),
+    Resource("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "",
+             "SelfSubjectRulesReview", False, ["create"]),
+]
+
+# (group, version), preferred version first within a group
+GROUPS = [("", "v1"), ("apps", "v1"), ("authentication.k8s.io", "v1"),
+          ("authentication.k8s.io", "v1beta1"), ("authorization.k8s.io", "v1"),
+          ("autoscaling", "v1")]
+
+
+def _versions(group):
+    return [v for g, v in GROUPS if g == group]
+
+
+def _group_names():
+    out = []
+    for g, _ in GROUPS:
+        if g and g not in out:
+            out.append(g)
+    return out
 
 
 def lookup(group, version, name):
@@ -103,21 +128,20 @@ def api_versions(server_address):
                                             "serverAddress": server_address}]}
 
 
-def _group_entry(group, version):
-    gv = {"groupVersion": group + "/" + version, "version": version}
-    return {"name": group, "versions": [gv], "preferredVersion": gv}
+def _group_entry(group):
+    gvs = [{"groupVersion": group + "/" + v, "version": v} for v in _versions(group)]
+    return {"name": group, "versions": gvs, "preferredVersion": gvs[0]}
 
 
 def api_group_list():
     return {"kind": "APIGroupList", "apiVersion": "v1",
-            "groups": [_group_entry(g, v) for g, v in GROUPS if g]}
+            "groups": [_group_entry(g) for g in _group_names()]}
 
 
 def api_group(group):
-    for g, v in GROUPS:
-        if g and g == group:
-            e = _group_entry(g, v)
-            return dict([("kind", "APIGroup"), ("apiVersion", "v1")] + list(e.items()))
+    if group in _group_names():
+        e = _group_entry(group)
+        return dict([("kind", "APIGroup"), ("apiVersion", "v1")] + list(e.items()))
     return None
 
 
@@ -171,13 +195,11 @@ def _agg_resource(r):
 def aggregated(core, api_version):
     """APIGroupDiscoveryList for /api (core=True) or /apis."""
     items = []
-    for g, v in GROUPS:
-        if (g == "") != core:
-            continue
+    for g in ([""] if core else _group_names()):
         md = {"creationTimestamp": None} if not g else {"name": g, "creationTimestamp": None}
         items.append({"metadata": md, "versions": [{
             "version": v,
             "resources": [_agg_resource(r) for r in RESOURCES if r.group == g and r.version == v],
-            "freshness": "Current"}]})
+            "freshness": "Current"} for v in _versions(g)]})
     return {"kind": "APIGroupDiscoveryList", "apiVersion": api_version, "metadata": {},
             "items": items}

@@ -191,6 +191,11 @@ class ApiServer:
             return streams.serve_log(ctx, self.store.get(res, info.namespace, info.name))
         if sub == "scale":
             return self.scale(ctx, res)
+        if res.group in ("authentication.k8s.io", "authorization.k8s.io"):
+            if v != "create" or info.name:
+                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method "
+                               "on the requested resource", {})
+            return self.review(ctx, res)
         handler = {"get": self.get, "list": self.list, "watch": self.watch, "create": self.create,
                    "update": self.update, "patch": self.patch, "delete": self.delete,
                    "deletecollection": self.deletecollection}.get(v)
@@ -698,6 +703,30 @@ class ApiServer:
                     self.store.delete(r, ns, o["metadata"]["name"])
                 except ApiError:
                     pass
+
+    # --- self reviews (kubectl auth whoami / can-i) ----------------------------
+    def review(self, ctx, res):
+        obj = self._decode_body(ctx)
+        self._check_kind(res, obj)
+        self._log_request_object(ctx, res, obj)
+        user = ctx.user
+        out = {"kind": res.kind, "apiVersion": res.gv, "metadata": {"creationTimestamp": None}}
+        if res.name == "selfsubjectreviews":
+            out["status"] = {"userInfo": user}
+        elif res.name == "selfsubjectaccessreviews":
+            out["spec"] = obj.get("spec") or {}
+            attrs = out["spec"].get("resourceAttributes") or {}
+            allowed = attrs.get("verb") != "impersonate" or self.authn.may_impersonate(user)
+            out["status"] = {"allowed": allowed}
+            if not allowed:
+                out["status"]["reason"] = ""
+        else:
+            out["spec"] = obj.get("spec") or {}
+            out["status"] = {
+                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                "incomplete": False}
+        ctx.reply(201, out)
 
     # --- deployments/scale --------------------------------------------------
     def _to_scale(self, obj):
