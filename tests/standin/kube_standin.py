@@ -40,35 +40,44 @@ SEED_LOG = [
 
 
 def ensure_tls(d):
-    """Creates DIR/ca.crt, server.crt, server.key (openssl) when missing.
-    Safe against several stand-ins starting at once on the same DIR."""
+    """Creates DIR/ca.crt, server.crt, server.key (openssl) when missing: an
+    existing ca.crt + ca.key signs the new server certificate, otherwise a new
+    CA is made too. Safe against several stand-ins starting at once on DIR."""
     os.makedirs(d, exist_ok=True)
-    names = [os.path.join(d, n) for n in ("ca.crt", "server.crt", "server.key")]
-    with open(os.path.join(d, ".standin-tls.lock"), "w") as lk:
+    p = lambda n: os.path.join(d, n)
+    with open(p(".standin-tls.lock"), "w") as lk:
         fcntl.flock(lk, fcntl.LOCK_EX)
-        if all(os.path.exists(n) for n in names):
+        if all(os.path.exists(p(n)) for n in ("ca.crt", "server.crt", "server.key")):
             return
         with tempfile.TemporaryDirectory() as t:
-            ext = os.path.join(t, "ext.cnf")
-            with open(ext, "w") as f:
+            q = lambda n: os.path.join(t, n)
+            with open(q("ext.cnf"), "w") as f:
                 f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
                         "extendedKeyUsage=serverAuth\nbasicConstraints=critical,CA:FALSE\n"
                         "keyUsage=critical,digitalSignature,keyEncipherment\n")
             ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-            run = lambda *a: subprocess.run(a, check=True, stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.DEVNULL)
-            run("openssl", "req", "-x509", *ec, "-keyout", os.path.join(t, "ca.key"),
-                "-out", os.path.join(t, "ca.crt"), "-days", "3650", "-subj", "/CN=kube-standin-ca",
-                "-addext", "basicConstraints=critical,CA:TRUE",
-                "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-            run("openssl", "req", *ec, "-keyout", os.path.join(t, "server.key"),
-                "-out", os.path.join(t, "server.csr"), "-subj", "/CN=kube-apiserver")
-            run("openssl", "x509", "-req", "-in", os.path.join(t, "server.csr"),
-                "-CA", os.path.join(t, "ca.crt"), "-CAkey", os.path.join(t, "ca.key"),
-                "-CAcreateserial", "-out", os.path.join(t, "server.crt"), "-days", "3650",
-                "-extfile", ext)
-            for n in ("ca.key", "ca.crt", "server.key", "server.crt"):
-                os.replace(os.path.join(t, n), os.path.join(d, n))
+
+            def run(*a):
+                subprocess.run(a, check=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+
+            outputs = ["server.key", "server.crt"]
+            if os.path.exists(p("ca.crt")) and os.path.exists(p("ca.key")):
+                ca_crt, ca_key = p("ca.crt"), p("ca.key")
+            else:
+                ca_crt, ca_key = q("ca.crt"), q("ca.key")
+                run("openssl", "req", "-x509", *ec, "-keyout", ca_key, "-out", ca_crt,
+                    "-days", "3650", "-subj", "/CN=kube-standin-ca",
+                    "-addext", "basicConstraints=critical,CA:TRUE",
+                    "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+                outputs = ["ca.key", "ca.crt"] + outputs
+            run("openssl", "req", *ec, "-keyout", q("server.key"), "-out", q("server.csr"),
+                "-subj", "/CN=kube-apiserver")
+            run("openssl", "x509", "-req", "-in", q("server.csr"), "-CA", ca_crt,
+                "-CAkey", ca_key, "-CAcreateserial", "-out", q("server.crt"), "-days", "3650",
+                "-extfile", q("ext.cnf"))
+            for n in outputs:
+                os.replace(q(n), p(n))
 
 
 def seed_default(api):
