@@ -59,6 +59,7 @@ class Store:
             return str(self.rv)
 
     def get(self, res, ns, name):
+        ns = ns if res.namespaced else ""
         with self.lock:
             o = self._bucket(res).get((ns or "", name))
             if o is None:
@@ -66,10 +67,12 @@ class Store:
             return copy.deepcopy(o)
 
     def exists(self, res, ns, name):
+        ns = ns if res.namespaced else ""
         with self.lock:
             return (ns or "", name) in self._bucket(res)
 
     def list(self, res, ns=None):
+        ns = ns if res.namespaced else None
         with self.lock:
             items = [copy.deepcopy(o) for (ons, _), o in sorted(self._bucket(res).items())
                      if not ns or ons == ns]
@@ -118,6 +121,7 @@ class Store:
         return copy.deepcopy(obj)
 
     def delete(self, res, ns, name, precondition_uid=None, precondition_rv=None):
+        ns = ns if res.namespaced else ""
         with self.lock:
             b = self._bucket(res)
             key = (ns or "", name)
@@ -143,7 +147,7 @@ class Store:
         """Registers a watcher. since_rv None/'0'/'': the current state is sent
         as ADDED events first; otherwise history after since_rv is replayed.
         Returns the Watcher (caller must unwatch)."""
-        w = Watcher(res, ns, name)
+        w = Watcher(res, ns if res.namespaced else None, name)
         with self.lock:
             if since_rv in (None, "", "0"):
                 for (ons, oname), o in sorted(self._bucket(res).items()):
