@@ -9,7 +9,8 @@
 
 #define BL_PEM_MAX (1024 * 1024)  /* no certificate bundle or key is bigger */
 
-void bl_pki_openssl_errors(bl_buf_t *err)
+/* Appends OpenSSL's queued errors, "; "-separated, and clears them. */
+static void bl_pki_openssl_errors(bl_buf_t *err)
 {
     unsigned long e;
     const char *sep = "";

@@ -74,7 +74,4 @@ int bl_pki_count_certs(const char *path, bl_buf_t *err);
 /* Returns BL_OK if `key` is the private key of `crt`, else BL_ERROR. */
 int bl_pki_key_matches(X509 *crt, EVP_PKEY *key);
 
-/* Appends OpenSSL's queued errors, "; "-separated, to `err` and clears them. */
-void bl_pki_openssl_errors(bl_buf_t *err);
-
 #endif

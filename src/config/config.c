@@ -557,15 +557,18 @@ static void bl_cfg_dup(void *ctx, int what, size_t first, size_t dup)
     case BL_ID_DUP_CERT_CN: ma = &a->cn; mb = &b->cn; desc = "cert_cn"; break;
     default: ma = &a->uri; mb = &b->uri; desc = "cert_uri"; break;
     }
+    const char *na = L->cfg->ids[first].name, *nb = L->cfg->ids[dup].name;
+    na = na ? na : "?"; /* a nameless identity was reported already */
+    nb = nb ? nb : "?";
     if (what == BL_ID_DUP_NAME)
         bl_buf_printf(L->errors, "%s:%zu:%zu: identity name \"%s\" is already used at %s:%zu:%zu\n",
-                      b->file, mb->line + 1, mb->column + 1, L->cfg->ids[dup].name, a->file,
-                      ma->line + 1, ma->column + 1);
+                      b->file, mb->line + 1, mb->column + 1, nb, a->file, ma->line + 1,
+                      ma->column + 1);
     else
         bl_buf_printf(L->errors, "%s:%zu:%zu: %s of identity \"%s\" already maps to identity "
                                  "\"%s\" (%s:%zu:%zu): one credential must name one identity\n",
-                      b->file, mb->line + 1, mb->column + 1, desc, L->cfg->ids[dup].name,
-                      L->cfg->ids[first].name, a->file, ma->line + 1, ma->column + 1);
+                      b->file, mb->line + 1, mb->column + 1, desc, nb, na, a->file,
+                      ma->line + 1, ma->column + 1);
     L->nerrors++;
 }
 

@@ -282,6 +282,13 @@ int bl_yaml_map(bl_yaml_t *y, yaml_node_t *m, const bl_yaml_key_t *keys, void *d
 {
     yaml_node_t *seen[BL_YAML_MAX_KEYS] = { 0 };
     unsigned before = y->nerrors;
+    size_t nkeys = 0;
+    while (keys[nkeys].name != NULL)
+        nkeys++;
+    if (nkeys > BL_YAML_MAX_KEYS) { /* a table too long for seen[]: a bug, not input */
+        bl_yaml_error(y, m, "internal error: key table longer than %d", BL_YAML_MAX_KEYS);
+        return BL_ERROR;
+    }
     if (m->type != YAML_MAPPING_NODE) {
         bl_yaml_error(y, m, "expected a mapping (key: value lines), found %s", bl_yaml_kind(m));
         return BL_ERROR;
