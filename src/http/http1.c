@@ -132,19 +132,18 @@ static long scan_head(const char *p, size_t n, const head_rules_t *r, bl_http_er
         size_t avail = n - start, look = BL_MIN(avail, max + 2);
         const char *lf = memchr(p + start, '\n', look);
         if (lf == NULL) {
-            if (look < avail || (avail == max + 2) ||
-                (avail == max + 1 && p[n - 1] != '\r'))
+            /* no LF within max + 2 bytes, or max + 1 bytes not ending in
+             * CR: the line cannot end in time */
+            if (avail >= max + 2 || (avail == max + 1 && p[n - 1] != '\r'))
                 return fail(err, too_long, lines == 0 ? "start-line too long" : "field line too long");
             return BL_AGAIN;
         }
         size_t i = (size_t)(lf - p);
         if (i == start || p[i - 1] != '\r')
             return fail(err, r->bad_status, "bare LF");
-        size_t linelen = i - 1 - start;
-        if (linelen == 0)
+        /* the memchr() bound makes linelen <= max here */
+        if (i - 1 == start)
             return (long)(i + 1);
-        if (linelen > max)
-            return fail(err, too_long, lines == 0 ? "start-line too long" : "field line too long");
         if (lines > 0 && lines > r->capacity)
             return fail(err, r->field_status, "too many header fields");
         lines++;
@@ -428,7 +427,9 @@ static const char *skip_ows(const char *p, const char *e)
 /* Parses token or quoted-string at p; returns its end, or NULL. */
 static const char *skip_param_value(const char *p, const char *e)
 {
-    if (p < e && *p != '"') {
+    if (p == e)
+        return NULL;
+    if (*p != '"') {
         const char *s = p;
         while (p < e && bl_http_tchar[(unsigned char)*p])
             p++;
