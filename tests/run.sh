@@ -59,7 +59,23 @@ else
     bad "fuzz build"
 fi
 
+stage scripts
+# Test scripts that end in "N passed, N failed": the CLI end to end, and the
+# stand-in's own proof against the real kubectl (no gateway).
+for script in "tests/cli/test_cli.sh build/byline" "python3 tests/standin/check_kubectl.py"; do
+    out=$($script 2>&1); rc=$?
+    line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1)
+    if [ -z "$line" ]; then
+        printf '%s\n' "$out" | tail -20; bad "$script (no summary, rc=$rc)"; continue
+    fi
+    p=${line%% passed*}; f=${line#*, }; f=${f%% failed*}
+    PASS=$((PASS + p)); FAIL=$((FAIL + f))
+    [ "$f" -gt 0 ] && { printf '%s\n' "$out" | grep -E '^(FAIL|not ok)' | head -20; FAILED+=("$script ($f)"); }
+    echo "$script: $line"
+done
+
 stage integration
+rm -f build/integration-summary
 if [ -f tests/integration/run.py ]; then
     python3 tests/integration/run.py --byline build/asan/byline
     rc=$?

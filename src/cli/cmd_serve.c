@@ -65,7 +65,7 @@ int bl_cmd_serve(int argc, char **argv)
         return 2;
     }
     bl_buf_t errors;
-    bl_buf_init(&errors, 64 * 1024);
+    bl_buf_init(&errors, 1024 * 1024);
     bl_config_t *cfg = NULL;
     if (bl_config_load(dir, &cfg, &errors) != BL_OK) {
         fprintf(stderr, "byline serve: invalid configuration:\n%s", bl_buf_cstr(&errors));

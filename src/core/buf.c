@@ -140,7 +140,7 @@ int bl_buf_json_str(bl_buf_t *b, const char *s, size_t n)
     size_t i = 0;
     while (i < n) {
         size_t run = i;
-        while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
+        while (run < n && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '"' && p[run] != '\\')
             run++;
         if (run > i && bl_buf_append(b, p + i, run - i) != BL_OK)
             return BL_ERROR;

@@ -143,6 +143,7 @@ static int bl_ex_rechunk_request(bl_req_t *r)
         long k = bl_chunked_decode(&r->qchunk, bl_buf_data(&c->in), avail, &span, &err);
         if (k < 0) {
             bl_rec_reason(&r->rec, "malformed chunked request body: %s", err.reason);
+            r->client_fault = 1;
             return BL_ERROR;
         }
         if (span.len)
@@ -507,7 +508,11 @@ void bl_exchange_abort(bl_req_t *r, const char *why)
         /* The client has seen nothing yet: it gets a Status that says why. */
         c->close_after = c->close_after || !r->qdone || r->rec.bytes_in > 0;
         r->rec.result = BL_RESULT_ERROR;
-        bl_reply_status(r, 502, "ServiceUnavailable", "byline: connection %s: %s", r->connection->name, r->rec.reason);
+        if (r->client_fault)
+            bl_reply_status(r, 400, "BadRequest", "byline: %s", r->rec.reason);
+        else
+            bl_reply_status(r, 502, "BadGateway", "byline: connection %s: %s", r->connection->name,
+                            r->rec.reason);
         return;
     }
     /* Mid-response: the only honest signal left is closing the connection. */
@@ -522,7 +527,7 @@ void bl_exchange_run(bl_req_t *r)
     for (int round = 0; round < 16; round++) {
         int up = bl_ex_pump_up(r);
         if (up == BL_ERROR) {
-            if (bl_ex_retry(r) == BL_OK)
+            if (!r->client_fault && bl_ex_retry(r) == BL_OK)
                 return;
             {
                 bl_exchange_abort(r, "writing to the API server failed");

@@ -50,6 +50,7 @@ struct bl_worker_s {
     bl_timer_t accept_retry;      /* after EMFILE */
     bl_upstream_t **upstreams;    /* one per cfg->conns[i] */
     bl_http_header_t *hdrs;       /* parse scratch, cfg->max_headers entries */
+    bl_buf_t scratch;             /* renders and audit lines, reused per request */
     bl_conn_t *conns;             /* all open connections (doubly linked) */
     unsigned nconns;
     int draining;
@@ -97,7 +98,7 @@ struct bl_req_s {
     int phase;
     bl_audit_rec_t rec;
     bl_kreq_t kreq;
-    char action[1024];
+    char *action;                 /* rendered kubectl command (owned), or NULL */
     int has_intent;               /* an intent line was written */
     int recorded;                 /* the result line was written */
     const bl_connection_t *connection;
@@ -108,6 +109,7 @@ struct bl_req_s {
     bl_buf_t uhead;               /* rewritten request head, kept for one retry */
     size_t uhead_sent;
     int retries;                  /* re-sends after a stale pooled connection */
+    int client_fault;             /* the client's body was malformed (400, not 502) */
     int upgrade;                  /* the client asked for websocket/SPDY */
     int minor;                    /* client's HTTP minor version */
     int is_head;                  /* HEAD request: the response has no body */

@@ -14,6 +14,13 @@
 
 #define BL_ROUTE_PREFIX "/k8s/"
 
+/* Returns 1 if the target names a connection ("/k8s/<name>..."). */
+static int bl_req_prefixed(bl_str_t target)
+{
+    const size_t plen = sizeof(BL_ROUTE_PREFIX) - 1;
+    return target.len > plen && memcmp(target.p, BL_ROUTE_PREFIX, plen) == 0;
+}
+
 /* Picks the connection: "/k8s/<name>/..." names one; anything else goes to
  * the first configured. Sets *rest to the target without the prefix.
  * Returns BL_OK, or BL_DECLINED if the named connection does not exist. */
@@ -22,9 +29,16 @@ static int bl_req_route(bl_req_t *r, bl_str_t target, bl_str_t *rest)
     const bl_config_t *cfg = r->conn->w->srv->cfg;
     const size_t plen = sizeof(BL_ROUTE_PREFIX) - 1;
     *rest = target;
-    r->connection = &cfg->conns[0];
-    if (target.len <= plen || memcmp(target.p, BL_ROUTE_PREFIX, plen) != 0)
+    r->connection = NULL;
+    if (!bl_req_prefixed(target)) {
+        /* With several clusters behind byline, guessing would send a
+         * request meant for one to another (client-go drops the prefix for
+         * `kubectl get --raw`): refuse instead. */
+        if (cfg->nconns > 1)
+            return BL_DECLINED;
+        r->connection = &cfg->conns[0];
         return BL_OK;
+    }
     size_t end = plen;
     while (end < target.len && target.p[end] != '/' && target.p[end] != '?')
         end++;
@@ -192,13 +206,15 @@ static void bl_req_note(bl_req_t *r, const bl_http_request_t *hr)
     r->conn->close_after = r->close_requested;
 }
 
-/* Returns 1 if deciding needs the start of the body (object name, replicas). */
+/* Returns 1 if deciding needs the start of the body: the object name of a
+ * create, the replicas of a scale, a patch's type, DeleteOptions' dryRun. */
 static int bl_req_wants_body(const bl_req_t *r)
 {
     const char *v = r->kreq.verb;
     if (r->qbody.kind != BL_BODY_LENGTH || r->qbody.length == 0 || r->expect_continue)
         return 0;
-    return r->kreq.is_resource && (!strcmp(v, "create") || !strcmp(v, "update") || !strcmp(v, "patch"));
+    return r->kreq.is_resource && (!strcmp(v, "create") || !strcmp(v, "update") || !strcmp(v, "patch") ||
+                                   !strcmp(v, "delete") || !strcmp(v, "deletecollection"));
 }
 
 /* Returns 1 if the client's body, unread, would desynchronise the
@@ -227,19 +243,22 @@ static int bl_req_check(bl_req_t *r, const bl_http_request_t *hr, int routed, co
     bl_str_t imp = bl_req_impersonation(hr);
     if (!framed || bl_req_body_pending(r))
         c->close_after = 1; /* replies below leave the body unread */
-    if (!routed) {
-        r->rec.result = BL_RESULT_ERROR;
-        bl_reply_status(r, 404, "NotFound", "byline: no connection named in %.*s", (int)BL_MIN(hr->target.len, 128u), hr->target.p);
-    } else if (bl_req_authenticate(r, hr) != BL_OK) {
+    if (bl_req_authenticate(r, hr) != BL_OK) {
         r->rec.result = BL_RESULT_UNAUTHENTICATED;
         bl_reply_status(r, 401, "Unauthorized", "byline: %s", r->rec.reason);
+    } else if (!framed) {
+        r->rec.result = BL_RESULT_ERROR;
+        bl_reply_status(r, herr.status, herr.status == 501 ? "NotImplemented" : "BadRequest", "byline: malformed request: %s", herr.reason);
+    } else if (!routed) {
+        r->rec.result = BL_RESULT_ERROR;
+        if (!bl_req_prefixed(hr->target))
+            bl_reply_status(r, 404, "NotFound", "byline: several connections are configured; the path must start with /k8s/<connection>/ (kubectl get --raw drops the kubeconfig's prefix: add it to the path)");
+        else
+            bl_reply_status(r, 404, "NotFound", "byline: no connection named in %.*s", (int)BL_MIN(hr->target.len, 128u), hr->target.p);
     } else if (imp.len) {
         r->rec.result = BL_RESULT_DENIED;
         bl_reply_status(r, 403, "Forbidden", "byline: %s may not impersonate (header %.*s): requests go upstream as the identity that authenticated",
                         r->rec.actor, (int)BL_MIN(imp.len, 64u), imp.p);
-    } else if (!framed) {
-        r->rec.result = BL_RESULT_ERROR;
-        bl_reply_status(r, herr.status, herr.status == 501 ? "NotImplemented" : "BadRequest", "byline: malformed request: %s", herr.reason);
     } else if (kerr) {
         r->rec.result = BL_RESULT_ERROR;
         bl_reply_status(r, 400, "BadRequest", "byline: malformed request path: %s", kerr);
@@ -250,32 +269,33 @@ static int bl_req_check(bl_req_t *r, const bl_http_request_t *hr, int routed, co
     return BL_DECLINED;
 }
 
-/* Renders the action into r->action (empty if the target was not understood). */
+/* Renders the action into r->action (NULL if the target was not understood).
+ * The render happens in the worker's scratch buffer; the request keeps an
+ * exact-size copy (it may be rendered again once the body's start is read). */
 static void bl_req_render(bl_req_t *r)
 {
-    bl_buf_t b;
-    bl_buf_init(&b, sizeof(r->action));
-    r->action[0] = '\0';
-    if (r->rec.kreq && bl_kreq_render(&r->kreq, (bl_str_t){ r->rec.kubectl_command, strlen(r->rec.kubectl_command) }, &b) == BL_OK &&
-        bl_buf_size(&b) < sizeof(r->action)) {
-        memcpy(r->action, bl_buf_data(&b), bl_buf_size(&b));
-        r->action[bl_buf_size(&b)] = '\0';
+    bl_buf_t *b = &r->conn->w->scratch;
+    bl_buf_reset(b);
+    free(r->action);
+    r->action = NULL;
+    if (r->rec.kreq && bl_kreq_render(&r->kreq, (bl_str_t){ r->rec.kubectl_command, strlen(r->rec.kubectl_command) }, b) == BL_OK &&
+        (r->action = malloc(bl_buf_size(b) + 1)) != NULL) {
+        memcpy(r->action, bl_buf_data(b), bl_buf_size(b));
+        r->action[bl_buf_size(b)] = '\0';
     }
-    bl_buf_free(&b);
-    r->rec.action = r->action[0] ? r->action : NULL;
+    r->rec.action = r->action;
 }
 
 /* Writes the intent record and asks the upstream for a stream. */
 static void bl_req_admit(bl_req_t *r)
 {
     bl_server_t *srv = r->conn->w->srv;
-    bl_buf_t line;
-    bl_buf_init(&line, 64 * 1024);
+    bl_buf_t *line = &r->conn->w->scratch;
     bl_req_render(r);
+    bl_buf_reset(line);
     r->rec.result = BL_RESULT_ALLOWED;
-    int ok = bl_rec_intent_json(&r->rec, &line) == BL_OK &&
-             bl_auditlog_write(srv->audit, bl_buf_data(&line), bl_buf_size(&line)) == BL_OK;
-    bl_buf_free(&line);
+    int ok = bl_rec_intent_json(&r->rec, line) == BL_OK &&
+             bl_auditlog_write(srv->audit, bl_buf_data(line), bl_buf_size(line)) == BL_OK;
     if (!ok) {
         r->rec.result = BL_RESULT_ERROR;
         r->conn->close_after = r->conn->close_after || bl_req_body_pending(r);
@@ -292,8 +312,10 @@ void bl_req_peek(bl_req_t *r)
     size_t want = (size_t)BL_MIN(r->qleft, (uint64_t)BL_PEEK_MAX);
     if (bl_buf_size(&c->in) < want && !c->client_eof)
         return; /* conn.c reads more and calls again */
-    bl_kreq_body(&r->kreq, (bl_str_t){ r->ctype, strlen(r->ctype) }, bl_buf_data(&c->in),
-                 BL_MIN(bl_buf_size(&c->in), want));
+    /* The total length lets protobuf be read only when it is all here: it
+     * has no end marker, and a later field may override an earlier one. */
+    bl_kreq_body_total(&r->kreq, (bl_str_t){ r->ctype, strlen(r->ctype) }, bl_buf_data(&c->in),
+                       BL_MIN(bl_buf_size(&c->in), want), r->qbody.length);
     r->phase = BL_REQ_CONNECT;
     bl_req_admit(r);
 }
@@ -341,6 +363,8 @@ void bl_req_start(bl_conn_t *c, const bl_http_request_t *hr, size_t head_len)
         bl_req_peek(r);
         return;
     }
+    if (r->rec.kreq) /* no body to read, but a PATCH's type is in its Content-Type */
+        bl_kreq_body_total(&r->kreq, (bl_str_t){ r->ctype, strlen(r->ctype) }, NULL, 0, UINT64_MAX);
     r->phase = BL_REQ_CONNECT;
     bl_req_admit(r);
 }
@@ -354,6 +378,7 @@ void bl_req_free(bl_req_t *r)
     bl_buf_free(&r->uhead);
     bl_buf_free(&r->uin);
     bl_buf_free(&r->qout);
+    free(r->action);
     free(r);
 }
 
@@ -362,12 +387,11 @@ void bl_req_record(bl_req_t *r)
     if (r->recorded)
         return;
     r->recorded = 1;
-    bl_buf_t line;
-    bl_buf_init(&line, 64 * 1024);
-    if (bl_rec_result_json(&r->rec, !r->has_intent, &line) != BL_OK ||
-        bl_auditlog_write(r->conn->w->srv->audit, bl_buf_data(&line), bl_buf_size(&line)) != BL_OK)
+    bl_buf_t *line = &r->conn->w->scratch;
+    bl_buf_reset(line);
+    if (bl_rec_result_json(&r->rec, !r->has_intent, line) != BL_OK ||
+        bl_auditlog_write(r->conn->w->srv->audit, bl_buf_data(line), bl_buf_size(line)) != BL_OK)
         bl_error("audit: result record for %s not written", r->rec.id);
-    bl_buf_free(&line);
 }
 
 void bl_req_finish(bl_req_t *r)

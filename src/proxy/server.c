@@ -102,6 +102,8 @@ static int bl_worker_init(bl_server_t *srv, int i)
     w->loop = bl_loop_new();
     w->upstreams = calloc(cfg->nconns, sizeof(*w->upstreams));
     w->hdrs = calloc(cfg->max_headers, sizeof(*w->hdrs));
+    /* An intent line holds the request JSON and the action, each escaped. */
+    bl_buf_init(&w->scratch, 2 * (BL_KREQ_JSON_MAX + BL_KREQ_RENDER_MAX) + 16 * 1024);
     if (w->loop == NULL || w->upstreams == NULL || w->hdrs == NULL)
         goto fail;
     for (size_t k = 0; k < cfg->nconns; k++) {
@@ -148,6 +150,7 @@ static void bl_worker_fini(bl_worker_t *w)
     bl_loop_free(w->loop);
     free(w->upstreams);
     free(w->hdrs);
+    bl_buf_free(&w->scratch);
 }
 
 /* Creates the TLS contexts and the audit writer. BL_OK or BL_ERROR (logged). */

@@ -1,0 +1,326 @@
+"""The integration tests' world: a stand-in kube-apiserver, byline in front
+of it (built with ASan+UBSan by default), two agents with bearer tokens, one
+with a client certificate, and two extra upstreams for wire-level checks: an
+echo server that reports the head byline forwarded, and a hostile server that
+answers with smuggling-shaped responses."""
+
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+STANDIN = os.path.join(ROOT, "tests", "standin", "kube_standin.py")
+SHARED_USER = "system:serviceaccount:byline:gateway"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, proc=None, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def run(argv, **kw):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, **kw)
+
+
+class Upstream(threading.Thread):
+    """A tiny TLS HTTP/1.1 server; `respond(head_bytes, body) -> bytes`
+    returns the raw reply, so tests control every byte on the wire."""
+
+    def __init__(self, certfile, keyfile, respond):
+        super().__init__(daemon=True)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(certfile, keyfile)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.respond = respond
+        self.heads = []          # every request head received, in order
+        self.connections = 0
+
+    def run(self):
+        while True:
+            try:
+                raw, _ = self.sock.accept()
+                conn = self.ctx.wrap_socket(raw, server_side=True)
+            except OSError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def serve(self, conn):
+        buf = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    d = conn.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                self.heads.append(head)
+                length, chunked = 0, False
+                for line in head.split(b"\r\n")[1:]:
+                    k, _, v = line.partition(b":")
+                    if k.strip().lower() == b"content-length":
+                        length = int(v.strip())
+                    if k.strip().lower() == b"transfer-encoding":
+                        chunked = v.strip().lower() == b"chunked"
+                if chunked:
+                    body, buf = self.read_chunked(conn, buf)
+                else:
+                    while len(buf) < length:
+                        d = conn.recv(65536)
+                        if not d:
+                            return
+                        buf += d
+                    body, buf = buf[:length], buf[length:]
+                reply = self.respond(head, body)
+                if reply is None:
+                    conn.close()
+                    return
+                conn.sendall(reply)
+        except (OSError, ValueError):
+            return
+
+    @staticmethod
+    def read_chunked(conn, buf):
+        """Decodes a chunked body (no extensions expected: byline re-encodes)."""
+        body = b""
+        while True:
+            while b"\r\n" not in buf:
+                buf += conn.recv(65536)
+            line, buf = buf.split(b"\r\n", 1)
+            size = int(line, 16)
+            while len(buf) < size + 2:
+                buf += conn.recv(65536)
+            if size == 0:
+                return body, buf[2:]
+            body, buf = body + buf[:size], buf[size + 2:]
+
+
+def echo_reply(head, body):
+    """Answers with the request head it received, as JSON."""
+    lines = head.decode("latin-1").split("\r\n")
+    data = json.dumps({"request_line": lines[0],
+                       "headers": [l.split(":", 1)[0] + ":" + l.split(":", 1)[1].strip()
+                                   for l in lines[1:]],
+                       "body": body.decode("latin-1")}).encode()
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+            % len(data)) + data
+
+
+HOSTILE = {
+    "/api/v1/namespaces/evil/configmaps/cl-te":
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled",
+    "/api/v1/namespaces/evil/configmaps/double-cl":
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 30\r\n\r\nok",
+    "/api/v1/namespaces/evil/configmaps/extra":
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled",
+    "/api/v1/namespaces/evil/configmaps/bad-chunk":
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\nzz\r\n",
+    "/api/v1/namespaces/evil/configmaps/bare-lf":
+        b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
+}
+
+
+def hostile_reply(head, body):
+    path = head.split(b" ")[1].decode().split("?")[0]
+    return HOSTILE.get(path, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine")
+
+
+class Env:
+    def __init__(self, byline, keep=False):
+        self.byline = os.path.abspath(byline)
+        self.keep = keep
+        self.dir = tempfile.mkdtemp(prefix="byline-it-")
+        self.procs = []
+        self.cluster_audit = os.path.join(self.dir, "cluster-audit.jsonl")
+        self.gw = os.path.join(self.dir, "gateway")
+        self.tls = os.path.join(self.dir, "cluster-tls")
+        self.tokens = {}
+        self.kubeconfigs = {}
+
+    # --- setup ---
+
+    def start(self):
+        self.shared_token = "shared-" + os.urandom(12).hex()
+        self.admin_token = "admin-" + os.urandom(12).hex()
+        tokens = os.path.join(self.dir, "tokens.csv")
+        with open(tokens, "w") as f:
+            f.write('%s,%s,uid-gw,"system:serviceaccounts,system:masters"\n'
+                    % (self.shared_token, SHARED_USER))
+            f.write('%s,admin,uid-admin,"system:masters"\n' % self.admin_token)
+        self.shared_token_file = os.path.join(self.dir, "shared.token")
+        with open(self.shared_token_file, "w") as f:
+            f.write(self.shared_token + "\n")
+        os.chmod(self.shared_token_file, 0o600)
+        ready = os.path.join(self.dir, "standin.ready")
+        self.standin_log = open(os.path.join(self.dir, "standin.log"), "w")
+        self.standin = subprocess.Popen(
+            [sys.executable, STANDIN, "--listen", "127.0.0.1:0", "--tls-dir", self.tls,
+             "--tokens", tokens, "--audit-log", self.cluster_audit, "--ready-file", ready,
+             "--seed", "default"], stdout=self.standin_log, stderr=self.standin_log)
+        self.procs.append(self.standin)
+        deadline = time.time() + 30
+        while not os.path.exists(ready):
+            if time.time() > deadline or self.standin.poll() is not None:
+                raise RuntimeError("stand-in did not start: see %s" % self.standin_log.name)
+            time.sleep(0.05)
+        self.cluster_port = int(open(ready).read())
+        self.ca = os.path.join(self.tls, "ca.crt")
+        crt, key = os.path.join(self.tls, "server.crt"), os.path.join(self.tls, "server.key")
+        self.echo = Upstream(crt, key, echo_reply)
+        self.hostile = Upstream(crt, key, hostile_reply)
+        self.echo.start()
+        self.hostile.start()
+        self.port = free_port()
+        self.init_gateway()
+        self.start_byline()
+
+    def init_gateway(self):
+        p = run([self.byline, "init", "--dir", self.gw, "--upstream",
+                 "https://127.0.0.1:%d" % self.cluster_port, "--upstream-ca", self.ca,
+                 "--upstream-token-file", self.shared_token_file,
+                 "--listen", "127.0.0.1:%d" % self.port])
+        if p.returncode != 0:
+            raise RuntimeError("byline init failed: " + p.stderr)
+        cfg = os.path.join(self.gw, "byline.yaml")
+        text = open(cfg).read()
+        extra = "".join(
+            "  - name: %s\n    server: \"https://127.0.0.1:%d\"\n    ca: \"%s\"\n"
+            "    token_file: \"%s\"\n" % (name, port, self.ca, self.shared_token_file)
+            for name, port in (("echo", self.echo.port), ("hostile", self.hostile.port)))
+        text = text.replace("\n# Agent identities", "\n" + extra + "\n# Agent identities")
+        text = text.replace("drain_timeout: 30s", "drain_timeout: 3s")
+        with open(cfg, "w") as f:
+            f.write(text)
+        for name, group in (("agent-deploybot", "deployers"), ("agent-reporting", "readers")):
+            p = run([self.byline, "identity", "add", name, "--group", group, "--dir", self.gw])
+            if p.returncode != 0:
+                raise RuntimeError("identity add failed: " + p.stderr)
+            self.tokens[name] = p.stdout.strip()
+            tf = os.path.join(self.dir, name + ".token")
+            with open(tf, "w") as f:
+                f.write(self.tokens[name])
+            self.kubeconfig(name, ["--token-file", tf])
+        p = run([self.byline, "identity", "add", "agent-certbot", "--group", "certs", "--cert",
+                 "--dir", self.gw])
+        if p.returncode != 0:
+            raise RuntimeError("identity add --cert failed: " + p.stderr)
+        self.kubeconfig("agent-certbot", [])
+
+    def kubeconfig(self, name, extra):
+        # Several connections: kubeconfig names one; the default is the stand-in.
+        p = run([self.byline, "kubeconfig", name, "--dir", self.gw, "--connection", "default"] + extra)
+        if p.returncode != 0:
+            raise RuntimeError("byline kubeconfig failed: " + p.stderr)
+        path = os.path.join(self.dir, name + ".kubeconfig")
+        with open(path, "w") as f:
+            f.write(p.stdout)
+        os.chmod(path, 0o600)
+        self.kubeconfigs[name] = path
+
+    def start_byline(self):
+        self.byline_log_path = os.path.join(self.dir, "byline.log")
+        self.byline_log = open(self.byline_log_path, "a")
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:log_path=" +
+                   os.path.join(self.dir, "asan"), UBSAN_OPTIONS="print_stacktrace=1:log_path=" +
+                   os.path.join(self.dir, "ubsan"))
+        self.gateway = subprocess.Popen([self.byline, "serve", "--dir", self.gw],
+                                        stdout=self.byline_log, stderr=self.byline_log, env=env)
+        self.procs.append(self.gateway)
+        if not wait_port(self.port, self.gateway):
+            raise RuntimeError("byline serve did not start: " + open(self.byline_log_path).read())
+
+    def stop_byline(self, timeout=10):
+        """SIGTERM; returns (exit code or None if it hung, seconds taken)."""
+        t0 = time.time()
+        self.gateway.send_signal(signal.SIGTERM)
+        try:
+            rc = self.gateway.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.gateway.kill()
+            rc = None
+        return rc, time.time() - t0
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+    def sanitizer_reports(self):
+        out = []
+        for name in os.listdir(self.dir):
+            if name.startswith("asan") or name.startswith("ubsan"):
+                out.append(open(os.path.join(self.dir, name), errors="replace").read())
+        return out
+
+    # --- reading the two audit trails ---
+
+    def byline_records(self):
+        path = os.path.join(self.gw, "audit", "audit.jsonl")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return [json.loads(l) for l in f if l.strip()]
+
+    def byline_requests(self, since=0):
+        """Joins intent and result lines into one dict per request id;
+        `since` skips the first N lines (a mark taken before an action)."""
+        merged, order = {}, []
+        for rec in self.byline_records()[since:]:
+            if rec["id"] not in merged:
+                merged[rec["id"]] = {}
+                order.append(rec["id"])
+            merged[rec["id"]].update(rec)
+        return [merged[i] for i in order]
+
+    def mark(self):
+        return len(self.byline_records())
+
+    def cluster_events(self):
+        if not os.path.exists(self.cluster_audit):
+            return []
+        with open(self.cluster_audit) as f:
+            return [json.loads(l) for l in f if l.strip()]
+
+    # --- raw wire access ---
+
+    def tls_socket(self, port=None, cert=None):
+        ctx = ssl.create_default_context(cafile=os.path.join(self.gw, "tls", "ca.crt"))
+        if cert:
+            ctx.load_cert_chain(*cert)
+        raw = socket.create_connection(("127.0.0.1", port or self.port), timeout=10)
+        return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
