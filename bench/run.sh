@@ -17,7 +17,13 @@
 #                         pinning; auto: split when there are 2+ CPUs and
 #                         1 worker, else none
 #   BENCH_WATCHES [5000]  idle watches for the memory test (0 skips it)
+#   BENCH_WATCH_ROUNDS [2] times the watches are opened and closed again
+#                         (memory that grows per round is a leak)
 #   BENCH_QUICK=1         3s runs, 1s warm-up (development)
+#   BENCH_WAIT_IDLE [0]   seconds to wait for other processes to go quiet
+#                         before starting (the run warns if they do not)
+#   BENCH_BYLINE=PATH     measure this byline binary instead of building
+#                         build/byline (e.g. to compare two commits)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -35,6 +41,8 @@ THREADS=${BENCH_THREADS:-1}
 WORKERS=${BENCH_WORKERS:-1}
 PIN=${BENCH_PIN:-auto}
 WATCHES=${BENCH_WATCHES:-5000}
+WAIT_IDLE=${BENCH_WAIT_IDLE:-0}
+WATCH_ROUNDS=${BENCH_WATCH_ROUNDS:-2}
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: FAIL: %s\n' "$*" >&2; exit 1; }
@@ -131,7 +139,16 @@ nginx_fd_count() {
 
 setup_tools() {
     tests/deps.sh
-    make -s build/byline
+    if [ -n "${BENCH_BYLINE:-}" ]; then
+        BYLINE=$(realpath "$BENCH_BYLINE")
+        say "measuring $BYLINE (BENCH_BYLINE), not building"
+        BYLINE_WHAT=$BYLINE
+    else
+        make -s build/byline || die "could not build build/byline"
+        BYLINE=$ROOT/build/byline
+        BYLINE_WHAT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+        git diff --quiet HEAD -- src 2>/dev/null || BYLINE_WHAT="$BYLINE_WHAT+uncommitted"
+    fi
     local want=$((2 * WATCHES + 1000)) hard
     hard=$(ulimit -Hn)
     [ "$hard" = unlimited ] && hard=1048576
@@ -195,11 +212,17 @@ start_nginx_proxy() {
     wait_port "$4" "$NGX_PID" "nginx proxy" "$RUN/$1-error.log"
 }
 
+# A new bearer token in byline's format, and its SHA-256 in hex.
+new_token() {
+    BL_TOKEN=$(python3 -c 'import secrets; print("byl_" + secrets.token_urlsafe(32))')
+    TOKEN_SHA=$(printf '%s' "$BL_TOKEN" | sha256sum | cut -d' ' -f1)
+}
+
 # Writes a byline config dir by hand (used while `byline init` is not
 # implemented). $1 dir, $2 listen port, $3 upstream port; sets BL_TOKEN.
 byline_config_by_hand() {
-    local d=$1 tok
-    tok=$(python3 -c 'import secrets; print("byl_" + secrets.token_urlsafe(32))')
+    local d=$1
+    new_token
     mkdir -p "$d"
     cat >"$d/byline.yaml" <<EOF
 # written by bench/run.sh
@@ -216,23 +239,51 @@ connections:
 identities:
   - name: bench-agent
     groups: [bench]
-    token_sha256: $(printf '%s' "$tok" | sha256sum | cut -d' ' -f1)
+    token_sha256: $TOKEN_SHA
 EOF
     chmod 700 "$d"
     chmod 600 "$d/byline.yaml"
-    BL_TOKEN=$tok
+    BL_CA=$RUN/pki/ca.crt
 }
 
-# $1 dir, $2 listen port, $3 upstream port; sets BL_TOKEN and BL_CA.
+# Registers bench-agent with `byline identity add`, or by hand while that
+# is not implemented. $1 dir; sets BL_TOKEN.
+byline_identity() {
+    local err=$RUN/identity-add.err
+    if BL_TOKEN=$("$BYLINE" identity add bench-agent --dir "$1" 2>"$err"); then
+        [[ "$BL_TOKEN" =~ ^byl_[A-Za-z0-9_-]{43}$ ]] || die "byline identity add printed no token on stdout: $BL_TOKEN"
+        CONFIG_HOW="$CONFIG_HOW + identity add"
+    elif grep -q "not implemented" "$err"; then
+        new_token
+        printf '%s\n' "identities:" "  - name: bench-agent" "    groups: [bench]" \
+            "    token_sha256: $TOKEN_SHA" >"$1/identities.yaml"
+        CONFIG_HOW="$CONFIG_HOW + identities.yaml by hand (identity add not implemented yet)"
+    else
+        die "byline identity add failed: $(cat "$err")"
+    fi
+}
+
+# Sets workers and limits in a byline.yaml made by `byline init`: it has
+# top-level "workers:" and a block "limits:" with two-space indented keys.
+byline_tune() {
+    local y=$1/byline.yaml
+    grep -q '^workers:' "$y" && grep -q '^  max_connections:' "$y" && grep -q '^  drain_timeout:' "$y" ||
+        die "byline init's byline.yaml changed shape; update byline_tune in bench/run.sh"
+    sed -i -e "s/^workers:.*/workers: $WORKERS/" \
+        -e "s/^  max_connections:.*/  max_connections: $((WATCHES + 1000))/" \
+        -e "s/^  drain_timeout:.*/  drain_timeout: 1s/" "$y"
+}
+
+# $1 dir, $2 listen port, $3 upstream port; sets BL_TOKEN, BL_CA, CONFIG_HOW.
 byline_config() {
     local d=$1 out
-    BL_CA=$RUN/pki/ca.crt
-    if out=$(build/byline init --dir "$d" --upstream "https://127.0.0.1:$3" --upstream-ca "$RUN/pki/ca.crt" \
+    if out=$("$BYLINE" init --dir "$d" --upstream "https://127.0.0.1:$3" --upstream-ca "$RUN/pki/ca.crt" \
         --upstream-token-file "$RUN/up.token" --listen "127.0.0.1:$2" 2>&1); then
-        BL_TOKEN=$(build/byline identity add bench-agent --dir "$d") || die "byline identity add failed"
+        CONFIG_HOW="byline init"
         byline_tune "$d"
-        BL_CA=$(byline_yaml_ca "$d")
-        CONFIG_HOW="byline init + identity add"
+        byline_identity "$d"
+        BL_CA=$d/tls/ca.crt
+        [ -f "$BL_CA" ] || die "byline init wrote no $BL_CA; update byline_config in bench/run.sh"
     elif grep -q "not implemented" <<<"$out"; then
         rm -rf "$d"
         byline_config_by_hand "$@"
@@ -240,31 +291,11 @@ byline_config() {
     else
         die "byline init failed: $out"
     fi
-    printf '%s\n' "$BL_TOKEN" >"$d.token"
-    chmod 600 "$d.token"
-}
-
-# Sets workers and limits in a byline.yaml made by `byline init`.
-byline_tune() {
-    local y=$1/byline.yaml
-    grep -q '^workers:' "$y" && sed -i "s/^workers:.*/workers: $WORKERS/" "$y" || echo "workers: $WORKERS" >>"$y"
-    grep -q '^limits:' "$y" && die "byline init wrote a limits section; teach byline_tune to edit it"
-    echo "limits: { max_connections: $((WATCHES + 1000)), drain_timeout: 1s }" >>"$y"
-}
-
-# Prints the CA that verifies byline's serving certificate (tls.ca).
-byline_yaml_ca() {
-    python3 - "$1" <<'EOF'
-import os, sys, yaml
-d = sys.argv[1]
-ca = yaml.safe_load(open(os.path.join(d, "byline.yaml")))["tls"]["ca"]
-print(ca if os.path.isabs(ca) else os.path.join(d, ca))
-EOF
 }
 
 # $1 dir, $2 port, $3 name; sets BL_PID.
 start_byline() {
-    start_server "$RUN/$3.log" "$ROOT/build/byline" serve --dir "$1"
+    start_server "$RUN/$3.log" "$BYLINE" serve --dir "$1"
     BL_PID=$BG_PID
     wait_port "$2" "$BL_PID" "byline" "$RUN/$3.log"
 }
@@ -281,12 +312,14 @@ preflight() {
         "$PATH_CM=$RUN/www/configmaps.json" "$PATH_PODS=$RUN/www/pods.json" || die "pre-flight check of $1 failed"
 }
 
-# $1 duration, $2 port, $3 path, $4 token, $5 output file. Runs wrk pinned.
+# $1 duration, $2 port, $3 path, $4 token, $5 output file. Runs wrk pinned;
+# its CPU time (user+sys seconds) goes to $5.time.
 run_wrk() {
-    $CLIENT_PIN wrk --latency -d "$1" -c "$CONNS" -t "$THREADS" -s "$BENCH/wrk-report.lua" \
+    local TIMEFORMAT='%U %S'
+    { time $CLIENT_PIN wrk --latency -d "$1" -c "$CONNS" -t "$THREADS" -s "$BENCH/wrk-report.lua" \
         -H "Authorization: Bearer $4" -H "Accept: application/json" \
         -H "User-Agent: kubectl/v1.32.0 (linux/amd64) kubernetes/70d3cc9" \
-        "https://127.0.0.1:$2$3" >"$5" 2>&1 || die "wrk failed: $(cat "$5")"
+        "https://127.0.0.1:$2$3" >"$5" 2>&1; } 2>"$5.time" || die "wrk failed: $(cat "$5")"
     grep -q '^WRKJSON ' "$5" || die "wrk printed no result: $(cat "$5")"
 }
 
@@ -298,7 +331,13 @@ measure() {
     f=$OUT/raw/$setup.$body
     say "$setup $body: warm-up $WARMUP, then $DURATION"
     run_wrk "$WARMUP" "$port" "$path" "$token" "$f.warmup.txt"
+    python3 "$BENCH/cpu.py" snap "$RUN/cpu.before"
     run_wrk "$DURATION" "$port" "$path" "$token" "$f.txt"
+    python3 "$BENCH/cpu.py" snap "$RUN/cpu.after"
+    python3 "$BENCH/cpu.py" diff "$RUN/cpu.before" "$RUN/cpu.after" --root $$ \
+        --ours-cpu "$(awk '{ print $1 + $2 }' "$f.txt.time")" --label "$UP_PID=upstream" \
+        --label "$NGX_PID=nginx" --label "$BL_PID=byline" >"$f.cpu.json"
+    warn_other_cpu "$f.cpu.json" "during $setup $body"
     kill -0 "$pid" 2>/dev/null || die "$setup died under load (see $OUT/raw/)"
     for n in "$f.warmup.txt" "$f.txt"; do
         python3 - "$n" "$setup $body" <<'EOF' || exit 1
@@ -321,7 +360,9 @@ check_audit() {
     results=$(grep -c '"kind":"result"' "$log" || true)
     allowed=$(grep '"kind":"result"' "$log" | grep -c '"result":"allowed","status":200' || true)
     slack=$((runs * CONNS + 2))  # +2: the pre-flight check's requests
+    grep '"kind":"result"' "$log" | grep -v '"result":"allowed","status":200' >"$OUT/raw/audit-other.jsonl" || true
     say "audit: $results result records ($allowed allowed with 200) for $sent requests wrk counted"
+    [ "$allowed" = "$results" ] || say "audit: the other $((results - allowed)) are in $OUT/raw/audit-other.jsonl"
     [ "$results" -ge "$sent" ] && [ "$results" -le $((sent + slack)) ] ||
         die "audit log has $results result records for $sent requests (allowed slack $slack)"
     AUDIT_JSON="{\"results\":$results,\"allowed_200\":$allowed,\"wrk_requests\":$sent,\"lines\":$(wc -l <"$log")}"
@@ -329,43 +370,55 @@ check_audit() {
 
 # ---- idle watches ----
 
-# $1 name, $2 port, $3 pid, $4 "byline" or "nginx", $5 token or "". Opens
-# WATCHES watches through the endpoint; sets WM_JSON.
-watch_memory() {
-    local name=$1 port=$2 pid=$3 rss=rss_kb fdc=fd_count tok=$5 before during after fds_before fds_during ready closed tf=""
-    [ "$4" = nginx ] && rss=nginx_rss_kb && fdc=nginx_fd_count
-    sleep 1
-    before=$($rss "$pid")
-    fds_before=$($fdc "$pid")
-    if [ -n "$tok" ]; then tf=$RUN/$name.watch.token; printf '%s\n' "$tok" >"$tf"; fi
-    mkfifo "$RUN/$name.in"
-    python3 "$BENCH/watchers.py" --port "$port" --ca "$RUN/pki/ca.crt" ${tf:+--token-file "$tf"} -n "$WATCHES" \
-        <"$RUN/$name.in" >"$RUN/$name.watchers.out" 2>"$RUN/$name.watchers.err" &
-    local wpid=$!
+# One round of the watch test: opens WATCHES watches through 127.0.0.1:$2,
+# samples the server, closes them, samples again. $1 name, $2 port, $3 pid,
+# $4 CA, $5 token file or "", $6 round. Appends to WM_ROUNDS.
+watch_round() {
+    local name=$1 pid=$3 tag=$1.$6 wpid ready closed during fds_during after
+    mkfifo "$RUN/$tag.in"
+    python3 "$BENCH/watchers.py" --port "$2" --ca "$4" ${5:+--token-file "$5"} -n "$WATCHES" \
+        <"$RUN/$tag.in" >"$RUN/$tag.watchers.out" 2>"$RUN/$tag.watchers.err" &
+    wpid=$!
     PIDS+=("$wpid")
-    exec {HOLD_FD}>"$RUN/$name.in"
+    exec {HOLD_FD}>"$RUN/$tag.in"
     for _ in $(seq 600); do
-        grep -q '^READY' "$RUN/$name.watchers.out" && break
-        kill -0 "$wpid" 2>/dev/null || die "watchers for $name exited: $(cat "$RUN/$name.watchers.err")"
+        grep -q '^READY' "$RUN/$tag.watchers.out" && break
+        kill -0 "$wpid" 2>/dev/null || die "watchers for $name exited: $(cat "$RUN/$tag.watchers.err")"
         sleep 0.5
     done
-    ready=$(grep '^READY' "$RUN/$name.watchers.out") || die "watchers for $name not ready after 300s"
+    ready=$(grep '^READY' "$RUN/$tag.watchers.out") || die "watchers for $name not ready after 300s"
+    grep -q 'failed=0' <<<"$ready" || die "$name: some watches failed ($ready): $(head -5 "$RUN/$tag.watchers.err")"
     sleep 2  # let allocations settle
     kill -0 "$pid" 2>/dev/null || die "$name died holding watches"
-    during=$($rss "$pid")
-    fds_during=$($fdc "$pid")
+    during=$($WM_RSS "$pid")
+    fds_during=$($WM_FDS "$pid")
     exec {HOLD_FD}>&-
     HOLD_FD=""
-    wait "$wpid" || die "watchers for $name failed: $(cat "$RUN/$name.watchers.err")"
-    closed=$(grep '^CLOSED' "$RUN/$name.watchers.out" || echo "CLOSED dropped=?")
+    wait "$wpid" || die "watchers for $name failed: $(cat "$RUN/$tag.watchers.err")"
+    closed=$(grep '^CLOSED' "$RUN/$tag.watchers.out" || echo "CLOSED dropped=?")
+    grep -q 'dropped=0' <<<"$closed" || die "$name dropped idle watches: $closed"
     sleep 2
     kill -0 "$pid" 2>/dev/null || die "$name died after the watches closed"
-    after=$($rss "$pid")
-    say "$name: $ready; RSS ${before} kB -> ${during} kB -> ${after} kB after close; $closed"
-    grep -q 'failed=0' <<<"$ready" || die "$name: some watches failed: $(head -5 "$RUN/$name.watchers.err")"
-    grep -q 'dropped=0' <<<"$closed" || die "$name dropped idle watches: $closed"
-    WM_JSON=$(printf '{"watches":%d,"rss_before_kb":%d,"rss_during_kb":%d,"rss_after_kb":%d,"fds_before":%d,"fds_during":%d,"ready":"%s"}' \
-        "$WATCHES" "$before" "$during" "$after" "$fds_before" "$fds_during" "$ready")
+    after=$($WM_RSS "$pid")
+    say "$name round $6: ${ready#READY }; RSS ${during} kB, ${after} kB after they closed"
+    WM_ROUNDS+=("$(printf '{"rss_during_kb":%d,"rss_after_kb":%d,"fds_during":%d,"ready":"%s"}' \
+        "$during" "$after" "$fds_during" "$ready")")
+}
+
+# $1 name, $2 port, $3 pid, $4 "byline" or "nginx", $5 token or "", $6 the
+# CA that verifies the endpoint. Runs WATCH_ROUNDS rounds; sets WM_JSON.
+watch_memory() {
+    local name=$1 tf="" before fds_before r
+    WM_RSS=rss_kb WM_FDS=fd_count WM_ROUNDS=()
+    if [ "$4" = nginx ]; then WM_RSS=nginx_rss_kb WM_FDS=nginx_fd_count; fi
+    if [ -n "$5" ]; then tf=$RUN/$name.watch.token; printf '%s\n' "$5" >"$tf"; fi
+    sleep 1
+    before=$($WM_RSS "$3")
+    fds_before=$($WM_FDS "$3")
+    say "$name: RSS $before kB before the watches"
+    for r in $(seq "$WATCH_ROUNDS"); do watch_round "$name" "$2" "$3" "$6" "$tf" "$r"; done
+    WM_JSON=$(printf '{"watches":%d,"rss_before_kb":%d,"fds_before":%d,"rounds":[%s]}' \
+        "$WATCHES" "$before" "$fds_before" "$(IFS=,; echo "${WM_ROUNDS[*]}")")
 }
 
 watch_test() {
@@ -377,12 +430,43 @@ watch_test() {
     wait_port "$wup" "$wup_pid" "watch upstream" "$RUN/watch-upstream.log"
     byline_config "$RUN/byline-watch" "$blp" "$wup"
     start_byline "$RUN/byline-watch" "$blp" byline-watch
-    watch_memory byline "$blp" "$BL_PID" byline "$BL_TOKEN"
+    watch_memory byline "$blp" "$BL_PID" byline "$BL_TOKEN" "$BL_CA"
     bl_rss=$WM_JSON
     start_nginx_proxy nginx-watch "$wup" "$ngp" "$ngp2"
-    watch_memory nginx "$ngp" "$NGX_PID" nginx ""
+    watch_memory nginx "$ngp" "$NGX_PID" nginx "" "$RUN/pki/ca.crt"
     ng_rss=$WM_JSON
     WATCH_JSON="{\"byline\":$bl_rss,\"nginx\":$ng_rss}"
+}
+
+# Warns when processes outside the benchmark used CPU ($1: cpu.py diff JSON).
+warn_other_cpu() {
+    python3 - "$1" "$2" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+if c["other_cores"] >= 0.05 or c["steal_cores"] >= 0.05:
+    top = ", ".join(f"{n} {v:.2f}" for n, v in c["top"]) or "short-lived processes"
+    print(f"bench: WARNING: other processes used {c['other_cores']:.2f} CPU cores {sys.argv[2]} ({top}); "
+          f"steal {c['steal_cores']:.2f}: numbers are not trustworthy", file=sys.stderr)
+EOF
+}
+
+# Checks for two seconds that the machine is otherwise idle; waits up to
+# BENCH_WAIT_IDLE seconds for it to become so.
+check_idle() {
+    local waited=0 other
+    for (( ; ; )); do
+        python3 "$BENCH/cpu.py" snap "$RUN/cpu.before"
+        sleep 2
+        python3 "$BENCH/cpu.py" snap "$RUN/cpu.after"
+        python3 "$BENCH/cpu.py" diff "$RUN/cpu.before" "$RUN/cpu.after" --root $$ >"$OUT/raw/idle.cpu.json"
+        other=$(python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); print(int(100 * (c["other_cores"] + c["steal_cores"])))' "$OUT/raw/idle.cpu.json")
+        [ "$other" -lt 5 ] && return 0
+        [ "$waited" -ge "$WAIT_IDLE" ] && break
+        [ "$waited" = 0 ] && say "other processes use $other% of a core; waiting up to ${WAIT_IDLE}s for quiet"
+        sleep 8
+        waited=$((waited + 10))
+    done
+    warn_other_cpu "$OUT/raw/idle.cpu.json" "before the run"
 }
 
 # ---- main ----
@@ -392,6 +476,7 @@ main() {
     RUN=$(mktemp -d /tmp/byline-bench.XXXXXX)
     rm -rf "$OUT/raw"
     mkdir -p "$OUT/raw"
+    check_idle
     make_pki
     read -r UP_PORT NG_PORT NGL_PORT BL_PORT WUP_PORT BLW_PORT NGW_PORT NGW2_PORT <<<"$(free_ports 8)"
     say "pin=$PIN workers=$WORKERS connections=$CONNS threads=$THREADS duration=$DURATION warm-up=$WARMUP"
@@ -423,7 +508,7 @@ main() {
     cat >"$OUT/raw/meta.json" <<EOF
 {"pin":"$PIN","workers":$WORKERS,"connections":$CONNS,"threads":$THREADS,"duration":"$DURATION",
  "warmup":"$WARMUP","cpus":$NCPU,"cpu_model":"$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)",
- "byline_commit":"$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo +dirty)",
+ "byline_commit":"$BYLINE_WHAT",
  "nginx":"$(nginx -v 2>&1 | sed 's/.*nginx\///')","wrk":"$(wrk -v 2>&1 | head -1 | cut -d' ' -f2)",
  "config":"$CONFIG_HOW","bodies":"$(tr '\n' ';' <"$RUN/bodies.txt")",
  "audit":$AUDIT_JSON,"watch":$WATCH_JSON}
