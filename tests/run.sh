@@ -75,18 +75,22 @@ for script in "tests/cli/test_cli.sh build/byline" "python3 tests/standin/check_
 done
 
 stage integration
-rm -f build/integration-summary
-if [ -f tests/integration/run.py ]; then
-    python3 tests/integration/run.py --byline build/asan/byline
-    rc=$?
+# Once with the ASan+UBSan build, once with the release build under valgrind.
+integration() {
+    local label=$1; shift
+    rm -f build/integration-summary
+    python3 tests/integration/run.py "$@" | grep -Ev '^PASS '
     if [ -f build/integration-summary ]; then
         read -r ip if_ < build/integration-summary
         PASS=$((PASS + ip)); FAIL=$((FAIL + if_))
-        [ "$if_" -gt 0 ] && FAILED+=("integration ($if_)")
-    elif [ $rc -ne 0 ]; then
-        bad "integration runner"
+        [ "$if_" -gt 0 ] && FAILED+=("$label ($if_)")
+        echo "$label: $ip passed, $if_ failed"
+    else
+        bad "$label runner"
     fi
-fi
+}
+integration "integration (asan)" --byline build/asan/byline
+integration "integration (valgrind)" --byline build/byline --valgrind
 
 echo
 [ ${#FAILED[@]} -gt 0 ] && printf 'failed: %s\n' "${FAILED[@]}"

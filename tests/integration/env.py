@@ -157,8 +157,9 @@ def hostile_reply(head, body):
 
 
 class Env:
-    def __init__(self, byline, keep=False):
+    def __init__(self, byline, keep=False, wrapper=None):
         self.byline = os.path.abspath(byline)
+        self.wrapper = wrapper or []    # e.g. valgrind, for `serve` only
         self.keep = keep
         self.dir = tempfile.mkdtemp(prefix="byline-it-")
         self.procs = []
@@ -254,10 +255,10 @@ class Env:
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:log_path=" +
                    os.path.join(self.dir, "asan"), UBSAN_OPTIONS="print_stacktrace=1:log_path=" +
                    os.path.join(self.dir, "ubsan"))
-        self.gateway = subprocess.Popen([self.byline, "serve", "--dir", self.gw],
+        self.gateway = subprocess.Popen(self.wrapper + [self.byline, "serve", "--dir", self.gw],
                                         stdout=self.byline_log, stderr=self.byline_log, env=env)
         self.procs.append(self.gateway)
-        if not wait_port(self.port, self.gateway):
+        if not wait_port(self.port, self.gateway, timeout=60 if self.wrapper else 20):
             raise RuntimeError("byline serve did not start: " + open(self.byline_log_path).read())
 
     def stop_byline(self, timeout=10):

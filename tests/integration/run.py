@@ -319,10 +319,15 @@ def drain_check(env):
     k = kubectl(env, "agent-reporting", VERSIONS[-1])
     w = k.popen(["get", "pods", "-n", "web", "-w", "--request-timeout=60s"])
     time.sleep(1.5)
-    rc, took = env.stop_byline()
+    rc, took = env.stop_byline(timeout=60 if env.wrapper else 10)
     w.kill()
-    result("SIGTERM drains and exits 0 within drain_timeout", rc == 0 and 2.5 <= took < 8,
-           "rc=%r took %.1fs" % (rc, took))
+    if env.wrapper:
+        log = os.path.join(ROOT, "build", "valgrind-serve.log")
+        result("valgrind: no errors or leaks in byline serve", rc == 0,
+               "rc=%r\n%s" % (rc, open(log).read()[-4000:] if os.path.exists(log) else ""))
+    else:
+        result("SIGTERM drains and exits 0 within drain_timeout", rc == 0 and 2.5 <= took < 8,
+               "rc=%r took %.1fs" % (rc, took))
     recs = [r for r in env.byline_requests() if "--watch" in r.get("action", "") and
             r.get("kind") == "result" and r.get("actor") == "agent-reporting"]
     result("the drained watch has its result record", bool(recs), "")
@@ -335,9 +340,16 @@ def main():
     ap.add_argument("--byline", default=os.path.join(ROOT, "build", "asan", "byline"))
     ap.add_argument("-k", default="", help="only suites whose name contains this")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--valgrind", action="store_true",
+                    help="run `byline serve` under valgrind (use a non-ASan build) and fail on any error or leak")
     args = ap.parse_args()
     t0 = time.time()
-    env = Env(args.byline)
+    wrapper = None
+    if args.valgrind:
+        wrapper = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
+                   "--errors-for-leak-kinds=definite,indirect", "--show-leak-kinds=definite,indirect",
+                   "--track-fds=no", "--log-file=%s" % os.path.join(ROOT, "build", "valgrind-serve.log")]
+    env = Env(args.byline, wrapper=wrapper)
     suites = [("kubectl-" + v, lambda v=v: version_suite(env, v)) for v in VERSIONS]
     suites += [("identity-" + v, lambda v=v: identity_checks(env, v)) for v in VERSIONS]
     suites += [("wire", lambda: wire.run_all(env, result)), ("join", lambda: join_checks(env)),
