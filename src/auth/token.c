@@ -84,23 +84,13 @@ void bl_token_hash_hex(const unsigned char h[BL_TOKEN_HASH_LEN], char out[2 * BL
     out[2 * BL_TOKEN_HASH_LEN] = '\0';
 }
 
-static int bl_unhex1(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 int bl_token_hash_unhex(const char *s, size_t len, unsigned char out[BL_TOKEN_HASH_LEN])
 {
     if (len != 2 * BL_TOKEN_HASH_LEN)
         return BL_ERROR;
     for (size_t i = 0; i < BL_TOKEN_HASH_LEN; i++) {
-        int hi = bl_unhex1(s[2 * i]), lo = bl_unhex1(s[2 * i + 1]);
+        int hi = bl_hexval((unsigned char)s[2 * i]), lo = bl_hexval((unsigned char)s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return BL_ERROR;
         out[i] = (unsigned char)(hi << 4 | lo);

@@ -46,6 +46,18 @@ static inline int bl_str_eq(bl_str_t s, const char *c)
     return s.len == n && (n == 0 || memcmp(s.p, c, n) == 0);
 }
 
+/* Returns the value of hex digit `c` (0..15), or -1 if it is not one. */
+static inline int bl_hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* Returns 1 if `s` equals `c` ignoring ASCII case, else 0. */
 int bl_str_eq_nocase(bl_str_t s, const char *c);
 

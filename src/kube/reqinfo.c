@@ -36,17 +36,6 @@ typedef struct {
 
 #define BL_PCT_SLASH 0x1  /* an encoded '/' was decoded */
 
-static int bl_hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /*
  * Percent-decodes `in` into out[0..cap) ("+" as space when `form`, as in a
  * query). *outlen receives the full decoded length, which may exceed cap
