@@ -11,10 +11,10 @@ import os
 import sys
 import time
 
-SETUPS = [("direct", "direct to the upstream"),
-          ("nginx", "nginx proxy, access_log off"),
-          ("nginx+log", "nginx proxy, access_log to a file"),
-          ("byline", "byline, audit on")]
+SETUPS = [("direct", "direct", "wrk straight to the upstream"),
+          ("nginx", "nginx", "nginx TLS proxy, access_log off"),
+          ("nginx+log", "nginx+log", "nginx TLS proxy, access_log to a file"),
+          ("byline", "byline", "byline, audit records on")]
 BODIES = [("cm", "2 KB ConfigMapList", "GET /api/v1/namespaces/bench/configmaps?limit=10"),
           ("pods", "200 KB PodList", "GET /api/v1/namespaces/bench/pods")]
 
@@ -23,12 +23,19 @@ def ms(us):
     return f"{us / 1000:.2f} ms"
 
 
-def cpu_cols(setup, c):
-    o = c["ours"]
-    proxy = {"byline": o.get("byline"), "nginx": o.get("nginx"), "nginx+log": o.get("nginx")}.get(setup)
-    flag = " !" if c["other_cores"] >= 0.05 or c["steal_cores"] >= 0.05 else ""
-    return (f"{'-' if proxy is None else f'{proxy:.2f}':>5} {o.get('upstream', 0):>5.2f} {o.get('wrk', 0):>5.2f} "
-            f"{c['other_cores'] + c['steal_cores']:>5.2f}{flag}")
+def proxy_cores(setup, r):
+    """CPU cores the proxy used during the measurement; None for direct."""
+    o = r["cpu"]["ours"]
+    return {"byline": o.get("byline"), "nginx": o.get("nginx"), "nginx+log": o.get("nginx")}.get(setup)
+
+
+def cpu_cols(setup, r):
+    c, o = r["cpu"], r["cpu"]["ours"]
+    proxy = proxy_cores(setup, r)
+    flag = "!" if c["other_cores"] >= 0.05 or c["steal_cores"] >= 0.05 else ""
+    per = "-" if proxy is None else f"{proxy * 1e6 / r['rps']:.0f} us"
+    return (f"{per:>9}   {'-' if proxy is None else f'{proxy:.2f}':>5} {o.get('upstream', 0):>5.2f} "
+            f"{o.get('wrk', 0):>5.2f} {c['other_cores'] + c['steal_cores']:>5.2f}{flag}")
 
 
 def load(out):
@@ -36,7 +43,7 @@ def load(out):
     meta = json.load(open(os.path.join(raw, "meta.json")))
     res = {}
     for body, _, _ in BODIES:
-        for setup, _ in SETUPS:
+        for setup, _, _ in SETUPS:
             with open(os.path.join(raw, f"{setup}.{body}.json")) as f:
                 r = json.load(f)
             base = os.path.join(raw, f"{setup}.{body}")
@@ -45,6 +52,8 @@ def load(out):
                 r["cpu"]["ours"]["wrk"] = round(sum(float(x) for x in f.read().split()) / r["cpu"]["seconds"], 3)
             r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
             r["mbps"] = r["bytes"] / (r["duration_us"] / 1e6) / 1e6
+            cores = proxy_cores(setup, r)
+            r["proxy_cpu_us_per_request"] = None if cores is None else round(cores * 1e6 / r["rps"], 1)
             res.setdefault(body, {})[setup] = r
     return meta, res
 
@@ -59,6 +68,8 @@ def comparisons(res):
                 "throughput_ratio": b["rps"] / r[peer]["rps"],
                 "p50_added_us": b["p50_us"] - r[peer]["p50_us"],
                 "p99_added_us": b["p99_us"] - r[peer]["p99_us"],
+                "cpu_per_request_ratio": (b["proxy_cpu_us_per_request"] / r[peer]["proxy_cpu_us_per_request"]
+                                          if peer != "direct" else None),
             } for peer in ("direct", "nginx", "nginx+log")
         }
     return cmp
@@ -73,30 +84,35 @@ def table(meta, res, cmp):
         f"workers={meta['workers']} (nginx worker_processes = byline workers)  wrk: {meta['connections']} "
         f"connections, {meta['threads']} thread(s), {meta['duration']} after {meta['warmup']} warm-up; "
         f"TLS + keep-alive everywhere",
+        "  " + "; ".join(f"{name}: {desc}" for _, name, desc in SETUPS[:2]) + ";",
+        "  " + "; ".join(f"{name}: {desc}" for _, name, desc in SETUPS[2:]),
         "",
-        f"{'body':<20} {'setup':<36} {'req/s':>9} {'MB/s':>8} {'p50':>10} {'p99':>10} {'p99.9':>10}"
-        f"   CPU cores used: {'proxy':>5} {'upstr':>5} {'wrk':>5} {'other':>5}",
+        f"{'':<19} {'':<10} {'req/s':>7} {'MB/s':>6} {'p50':>9} {'p99':>9} {'p99.9':>9} "
+        f"{'proxy CPU':>9}   {'CPU cores used':^25}",
+        f"{'body':<19} {'setup':<10} {'':>7} {'':>6} {'':>9} {'':>9} {'':>9} "
+        f"{'/request':>9}   {'proxy':>5} {'upstr':>5} {'wrk':>5} {'other':>5}",
     ]
     noisy = False
     for body, label, _ in BODIES:
-        for i, (setup, desc) in enumerate(SETUPS):
+        for i, (setup, name, _) in enumerate(SETUPS):
             r = res[body][setup]
-            lines.append(f"{label if i == 0 else '':<20} {desc:<36} {r['rps']:>9.0f} {r['mbps']:>8.1f} "
-                         f"{ms(r['p50_us']):>10} {ms(r['p99_us']):>10} {ms(r['p999_us']):>10}"
-                         f"                   {cpu_cols(setup, r['cpu'])}")
+            lines.append(f"{label if i == 0 else '':<19} {name:<10} {r['rps']:>7.0f} {r['mbps']:>6.1f} "
+                         f"{ms(r['p50_us']):>9} {ms(r['p99_us']):>9} {ms(r['p999_us']):>9} {cpu_cols(setup, r)}")
             noisy |= r["cpu"]["other_cores"] >= 0.05 or r["cpu"]["steal_cores"] >= 0.05
         lines.append("")
-    lines.append(f"{'byline versus':<20} {'peer':<20} {'throughput':>11} {'p50 added':>11} {'p99 added':>11}")
+    lines.append(f"{'byline versus':<19} {'peer':<10} {'throughput':>10} {'p50 added':>10} {'p99 added':>10}"
+                 f" {'CPU/request':>12}")
     for body, label, _ in BODIES:
         for i, peer in enumerate(("direct", "nginx", "nginx+log")):
             c = cmp[body][f"byline/{peer}"]
-            lines.append(f"{label if i == 0 else '':<20} {peer:<20} {c['throughput_ratio']:>10.2f}x "
-                         f"{ms(c['p50_added_us']):>11} {ms(c['p99_added_us']):>11}")
+            cpu = "-" if c["cpu_per_request_ratio"] is None else f"{c['cpu_per_request_ratio']:.2f}x"
+            lines.append(f"{label if i == 0 else '':<19} {peer:<10} {c['throughput_ratio']:>9.2f}x "
+                         f"{ms(c['p50_added_us']):>10} {ms(c['p99_added_us']):>10} {cpu:>12}")
     if noisy:
         lines += ["", "WARNING: other processes used CPU during the marked (!) measurements; rerun on an "
                       "idle machine before trusting them."]
     a = meta["audit"]
-    lines += [f"audit: {a['results']} result records ({a['allowed_200']} allowed, 200) for "
+    lines += ["", f"audit: {a['results']} result records ({a['allowed_200']} allowed, 200) for "
                   f"{a['wrk_requests']} requests wrk counted; no non-2xx, no socket errors"]
     w = meta.get("watch")
     if w:
