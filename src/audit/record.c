@@ -41,14 +41,29 @@ const char *bl_result_name(bl_result_t res)
     return (unsigned)res < BL_ARRAY_LEN(names) ? names[res] : "error";
 }
 
-/* Appends "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" in quotes. */
+/* Appends "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" in quotes. The date part is
+ * formatted once per second per thread. */
 static int bl_rec_time(bl_buf_t *out, const struct timespec *ts)
 {
-    struct tm tm;
-    char s[40];
-    gmtime_r(&ts->tv_sec, &tm);
-    size_t n = strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%S", &tm);
-    return bl_buf_printf(out, "\"%.*s.%06ldZ\"", (int)n, s, ts->tv_nsec / 1000);
+    static _Thread_local time_t cached = -1;
+    static _Thread_local char date[24];
+    char frac[8];
+    if (ts->tv_sec != cached) {
+        struct tm tm;
+        gmtime_r(&ts->tv_sec, &tm);
+        strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+        cached = ts->tv_sec;
+    }
+    long us = ts->tv_nsec / 1000;
+    frac[0] = '.';
+    for (int i = 6; i >= 1; i--, us /= 10)
+        frac[i] = (char)('0' + us % 10);
+    frac[7] = 'Z';
+    int rc = bl_buf_puts(out, "\"");
+    rc |= bl_buf_puts(out, date);
+    rc |= bl_buf_append(out, frac, sizeof(frac));
+    rc |= bl_buf_puts(out, "\"");
+    return rc ? BL_ERROR : BL_OK;
 }
 
 /* Appends ,"key":"value" (JSON-escaped) unless value is NULL or empty. */
@@ -56,14 +71,20 @@ static int bl_rec_str(bl_buf_t *out, const char *key, const char *v)
 {
     if (v == NULL || *v == '\0')
         return BL_OK;
-    if (bl_buf_printf(out, ",\"%s\":", key) != BL_OK)
-        return BL_ERROR;
-    return bl_buf_json_str(out, v, strlen(v));
+    int rc = bl_buf_puts(out, ",\"");
+    rc |= bl_buf_puts(out, key);
+    rc |= bl_buf_puts(out, "\":");
+    rc |= bl_buf_json_str(out, v, strlen(v));
+    return rc ? BL_ERROR : BL_OK;
 }
 
 static int bl_rec_head(const bl_audit_rec_t *r, const char *kind, bl_buf_t *out)
 {
-    int rc = bl_buf_printf(out, "{\"kind\":\"%s\",\"id\":\"%s\",\"ts\":", kind, r->id);
+    int rc = bl_buf_puts(out, "{\"kind\":\"");
+    rc |= bl_buf_puts(out, kind);
+    rc |= bl_buf_puts(out, "\",\"id\":\"");
+    rc |= bl_buf_puts(out, r->id);
+    rc |= bl_buf_puts(out, "\",\"ts\":");
     rc |= bl_rec_time(out, &r->ts);
     rc |= bl_buf_puts(out, ",\"actor\":");
     rc |= r->actor ? bl_buf_json_str(out, r->actor, strlen(r->actor)) : bl_buf_puts(out, "null");
@@ -111,13 +132,22 @@ int bl_rec_result_json(const bl_audit_rec_t *r, int full, bl_buf_t *out)
     int rc = bl_rec_head(r, "result", out);
     if (full)
         rc |= bl_rec_request(r, out);
-    rc |= bl_buf_printf(out, ",\"result\":\"%s\"", bl_result_name(r->result));
+    rc |= bl_rec_str(out, "result", bl_result_name(r->result));
     rc |= bl_rec_str(out, "reason", r->reason);
-    if (r->status)
-        rc |= bl_buf_printf(out, ",\"status\":%d", r->status);
+    if (r->status) {
+        rc |= bl_buf_puts(out, ",\"status\":");
+        rc |= bl_buf_putu64(out, (uint64_t)r->status);
+    }
     if (r->upgraded)
         rc |= bl_buf_puts(out, ",\"upgraded\":true");
-    rc |= bl_buf_printf(out, ",\"duration_ms\":%.3f,\"bytes_in\":%llu,\"bytes_out\":%llu}\n", (double)us / 1000.0,
-                        (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out);
+    char frac[4] = { '.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10) };
+    rc |= bl_buf_puts(out, ",\"duration_ms\":");
+    rc |= bl_buf_putu64(out, us / 1000);
+    rc |= bl_buf_append(out, frac, sizeof(frac));
+    rc |= bl_buf_puts(out, ",\"bytes_in\":");
+    rc |= bl_buf_putu64(out, r->bytes_in);
+    rc |= bl_buf_puts(out, ",\"bytes_out\":");
+    rc |= bl_buf_putu64(out, r->bytes_out);
+    rc |= bl_buf_puts(out, "}\n");
     return rc ? BL_ERROR : BL_OK;
 }

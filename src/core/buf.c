@@ -84,6 +84,49 @@ int bl_buf_append(bl_buf_t *b, const void *p, size_t n)
     return BL_OK;
 }
 
+/* Writes v in `base` (10 or 16) right-aligned into tmp; returns its start. */
+static char *bl_buf_digits(char tmp[24], uint64_t v, unsigned base)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *p = tmp + 24;
+    do {
+        *--p = digits[v % base];
+        v /= base;
+    } while (v);
+    return p;
+}
+
+int bl_buf_putu64(bl_buf_t *b, uint64_t v)
+{
+    char tmp[24], *p = bl_buf_digits(tmp, v, 10);
+    return bl_buf_append(b, p, (size_t)(tmp + 24 - p));
+}
+
+int bl_buf_puthex(bl_buf_t *b, uint64_t v)
+{
+    char tmp[24], *p = bl_buf_digits(tmp, v, 16);
+    return bl_buf_append(b, p, (size_t)(tmp + 24 - p));
+}
+
+int bl_buf_field(bl_buf_t *b, bl_str_t name, bl_str_t value)
+{
+    size_t n = name.len + value.len + 4;
+    if (bl_buf_reserve(b, n) != BL_OK)
+        return BL_ERROR;
+    char *p = b->base + b->len;
+    memcpy(p, name.p, name.len);
+    p += name.len;
+    *p++ = ':';
+    *p++ = ' ';
+    if (value.len)
+        memcpy(p, value.p, value.len);
+    p += value.len;
+    *p++ = '\r';
+    *p++ = '\n';
+    b->len += n;
+    return BL_OK;
+}
+
 int bl_buf_vprintf(bl_buf_t *b, const char *fmt, va_list ap)
 {
     va_list cp;

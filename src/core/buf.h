@@ -55,6 +55,14 @@ int bl_buf_append(bl_buf_t *b, const void *p, size_t n);
 static inline int bl_buf_puts(bl_buf_t *b, const char *s) { return bl_buf_append(b, s, strlen(s)); }
 static inline int bl_buf_putstr(bl_buf_t *b, bl_str_t s) { return bl_buf_append(b, s.p, s.len); }
 
+/* Appends `v` in decimal / lower-case hex. Returns BL_OK or BL_ERROR.
+ * (The hot paths use these and bl_buf_field rather than printf.) */
+int bl_buf_putu64(bl_buf_t *b, uint64_t v);
+int bl_buf_puthex(bl_buf_t *b, uint64_t v);
+
+/* Appends an HTTP field line "name: value\r\n". Returns BL_OK or BL_ERROR. */
+int bl_buf_field(bl_buf_t *b, bl_str_t name, bl_str_t value);
+
 /* Appends printf-formatted text. Returns BL_OK or BL_ERROR. */
 int bl_buf_printf(bl_buf_t *b, const char *fmt, ...) BL_PRINTF(2, 3);
 int bl_buf_vprintf(bl_buf_t *b, const char *fmt, va_list ap) BL_PRINTF(2, 0);

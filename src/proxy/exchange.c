@@ -19,15 +19,18 @@
 #include "proxy/proxy.h"
 
 #define BL_MAX_RETRIES 3
+#define BL_FILL_MIN    (32 * 1024)
 
 static void bl_ex_attach(bl_req_t *r, bl_stream_t *s, int pooled);
 
 /* Reads from a stream into the tail of `b`. Returns bytes read (> 0),
- * 0 at EOF, BL_AGAIN (including "buffer full"), or BL_ERROR. */
+ * 0 at EOF, BL_AGAIN (including "buffer full"), or BL_ERROR. Room for a
+ * whole TLS record (16 KiB) is made first: smaller reads would be relayed
+ * as smaller records, costing a write(2) and a record header each. */
 static long bl_ex_fill(bl_stream_t *s, bl_buf_t *b)
 {
     size_t room;
-    char *p = bl_buf_tail(b, 4096, &room);
+    char *p = bl_buf_tail(b, BL_FILL_MIN, &room);
     if (p == NULL)
         return BL_AGAIN;
     long n = bl_stream_read(s, p, room);
@@ -42,6 +45,16 @@ static long bl_ex_put(bl_stream_t *s, const char *p, size_t n)
 {
     long w = n ? bl_stream_write(s, p, n) : 0;
     return w == BL_AGAIN ? 0 : w;
+}
+
+/* Appends one chunk of the chunked coding: size line, data, CRLF. The
+ * callers leave 64 bytes of headroom, so this cannot fail. */
+static void bl_ex_chunk(bl_buf_t *out, bl_str_t span)
+{
+    bl_buf_puthex(out, span.len);
+    bl_buf_append(out, "\r\n", 2);
+    bl_buf_append(out, span.p, span.len);
+    bl_buf_append(out, "\r\n", 2);
 }
 
 /* --- connecting --- */
@@ -147,7 +160,7 @@ static int bl_ex_rechunk_request(bl_req_t *r)
             return BL_ERROR;
         }
         if (span.len)
-            bl_buf_printf(&r->qout, "%zx\r\n%.*s\r\n", span.len, (int)span.len, span.p);
+            bl_ex_chunk(&r->qout, span);
         r->rec.bytes_in += span.len;
         bl_buf_consume(&c->in, (size_t)k);
         if (r->qchunk.done)
@@ -245,14 +258,21 @@ static int bl_ex_relay_head(bl_req_t *r, const bl_http_response_t *res)
     bl_conn_t *c = r->conn;
     bl_buf_t *o = &c->out;
     int keep_length = r->rbody.kind == BL_BODY_NONE;
-    int rc = bl_buf_printf(o, "HTTP/1.1 %d %.*s\r\n", res->status, (int)res->reason.len, res->reason.p);
+    int rc = bl_buf_puts(o, "HTTP/1.1 ");
+    rc |= bl_buf_putu64(o, (uint64_t)res->status);
+    rc |= bl_buf_puts(o, " ");
+    rc |= bl_buf_putstr(o, res->reason);
+    rc |= bl_buf_puts(o, "\r\n");
     for (size_t i = 0; i < res->num_headers; i++) {
         const bl_http_header_t *h = &res->headers[i];
         if (!bl_ex_resp_dropped(h->name, res, keep_length))
-            rc |= bl_buf_printf(o, "%.*s: %.*s\r\n", (int)h->name.len, h->name.p, (int)h->value.len, h->value.p);
+            rc |= bl_buf_field(o, h->name, h->value);
     }
-    if (r->rbody.kind == BL_BODY_LENGTH)
-        rc |= bl_buf_printf(o, "Content-Length: %llu\r\n", (unsigned long long)r->rbody.length);
+    if (r->rbody.kind == BL_BODY_LENGTH) {
+        rc |= bl_buf_puts(o, "Content-Length: ");
+        rc |= bl_buf_putu64(o, r->rbody.length);
+        rc |= bl_buf_puts(o, "\r\n");
+    }
     else if (r->rchunked_out)
         rc |= bl_buf_puts(o, "Transfer-Encoding: chunked\r\n");
     if (c->close_after)
@@ -365,7 +385,7 @@ static int bl_ex_rechunk_response(bl_req_t *r)
             r->rdone = r->rchunk.done;
         }
         if (span.len)
-            bl_buf_printf(&c->out, "%zx\r\n%.*s\r\n", span.len, (int)span.len, span.p);
+            bl_ex_chunk(&c->out, span);
         r->rec.bytes_out += span.len;
         bl_buf_consume(&r->uin, (size_t)k);
         progress = 1;

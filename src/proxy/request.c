@@ -145,18 +145,26 @@ static bl_str_t bl_req_upgrade(const bl_http_request_t *hr)
 static int bl_req_build_head(bl_req_t *r, const bl_http_request_t *hr, bl_str_t rest)
 {
     bl_buf_t *b = &r->uhead;
-    int rc = bl_buf_printf(b, "%.*s %s%.*s HTTP/1.1\r\n", (int)hr->method.len, hr->method.p,
-                           r->up->ops->prefix(r->up), (int)rest.len, rest.p);
+    bl_buf_reserve(b, 2048); /* one allocation for a typical head */
+    int rc = bl_buf_putstr(b, hr->method);
+    rc |= bl_buf_puts(b, " ");
+    rc |= bl_buf_puts(b, r->up->ops->prefix(r->up));
+    rc |= bl_buf_putstr(b, rest);
+    rc |= bl_buf_puts(b, " HTTP/1.1\r\n");
     rc |= r->up->ops->head(r->up, b);
     for (size_t i = 0; i < hr->num_headers; i++) {
         const bl_http_header_t *h = &hr->headers[i];
         if (bl_req_header_dropped(h->name, hr))
             continue;
-        rc |= bl_buf_printf(b, "%.*s: %.*s\r\n", (int)h->name.len, h->name.p, (int)h->value.len, h->value.p);
+        rc |= bl_buf_field(b, h->name, h->value);
     }
-    rc |= bl_buf_printf(b, "Audit-ID: %s\r\nX-Forwarded-For: %s\r\n", r->rec.id, r->rec.source_ip);
-    if (r->qbody.kind == BL_BODY_LENGTH)
-        rc |= bl_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)r->qbody.length);
+    rc |= bl_buf_field(b, BL_STR("Audit-ID"), (bl_str_t){ r->rec.id, BL_UUID_LEN });
+    rc |= bl_buf_field(b, BL_STR("X-Forwarded-For"), (bl_str_t){ r->rec.source_ip, strlen(r->rec.source_ip) });
+    if (r->qbody.kind == BL_BODY_LENGTH) {
+        rc |= bl_buf_puts(b, "Content-Length: ");
+        rc |= bl_buf_putu64(b, r->qbody.length);
+        rc |= bl_buf_puts(b, "\r\n");
+    }
     else if (r->qbody.kind == BL_BODY_CHUNKED)
         rc |= bl_buf_puts(b, "Transfer-Encoding: chunked\r\n");
     bl_str_t up = bl_req_upgrade(hr);
