@@ -20,6 +20,7 @@
 
 #define BL_MAX_RETRIES 3
 #define BL_FILL_MIN    (32 * 1024)
+#define BL_COALESCE_MAX (16 * 1024)
 
 static void bl_ex_attach(bl_req_t *r, bl_stream_t *s, int pooled);
 
@@ -414,6 +415,27 @@ static int bl_ex_relay_raw(bl_req_t *r, int limited)
     return 1;
 }
 
+/* A small raw body waiting behind our response head goes out with it: one
+ * write(2) and one TLS record instead of two. */
+static void bl_ex_coalesce(bl_req_t *r)
+{
+    bl_conn_t *c = r->conn;
+    if (r->phase != BL_REQ_EXCHANGE || r->rchunked_out || bl_buf_size(&r->uin) == 0)
+        return;
+    size_t n = bl_buf_size(&r->uin);
+    int limited = r->rbody.kind == BL_BODY_LENGTH;
+    if (limited)
+        n = (size_t)BL_MIN((uint64_t)n, r->rleft);
+    if (n > BL_COALESCE_MAX || bl_buf_append(&c->out, bl_buf_data(&r->uin), n) != BL_OK)
+        return;
+    bl_buf_consume(&r->uin, n);
+    r->rec.bytes_out += n;
+    if (limited) {
+        r->rleft -= n;
+        r->rdone = r->rleft == 0;
+    }
+}
+
 /* Upstream end of stream during a body or tunnel. */
 static int bl_ex_upstream_eof(bl_req_t *r)
 {
@@ -441,6 +463,7 @@ static int bl_ex_pump_body(bl_req_t *r)
     int progress = 0, rc;
     for (;;) {
         if (bl_buf_size(&c->out)) {
+            bl_ex_coalesce(r);
             rc = bl_conn_flush(c);
             if (rc == BL_ERROR)
                 return BL_ERROR;
