@@ -564,6 +564,27 @@ void bl_exchange_abort(bl_req_t *r, const char *why)
     bl_req_finish(r);
 }
 
+/* Nothing can move now: give back buffers that are empty, so a watch or
+ * exec session idling for hours holds only its state, not 100 KiB of
+ * buffers. They are allocated again (from the heap, cheaply) on the next
+ * byte. */
+static void bl_ex_trim(bl_req_t *r)
+{
+    bl_conn_t *c = r->conn;
+    if (bl_buf_size(&r->uin) == 0)
+        bl_buf_free(&r->uin);
+    if (bl_buf_size(&r->qout) == 0)
+        bl_buf_free(&r->qout);
+    if (bl_buf_size(&c->in) == 0)
+        bl_buf_free(&c->in);
+    if (bl_buf_size(&c->out) == 0)
+        bl_buf_free(&c->out);
+    if (r->rhead_done && r->uhead_sent == bl_buf_size(&r->uhead) && r->uhead.base) {
+        r->uhead_sent = 0; /* sent, and no retry is possible once an answer came */
+        bl_buf_free(&r->uhead);
+    }
+}
+
 void bl_exchange_run(bl_req_t *r)
 {
     bl_conn_t *c = r->conn;
@@ -604,8 +625,10 @@ void bl_exchange_run(bl_req_t *r)
             bl_ex_complete(r);
             return;
         }
-        if (!up && !down && !cl)
+        if (!up && !down && !cl) {
+            bl_ex_trim(r);
             return;
+        }
     }
     bl_loop_defer(c->w->loop, &c->resume); /* busy connection: let others run */
 }

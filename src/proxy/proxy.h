@@ -97,7 +97,7 @@ struct bl_req_s {
     bl_conn_t *conn;
     int phase;
     bl_audit_rec_t rec;
-    bl_kreq_t kreq;
+    bl_kreq_t *kreq;              /* owned until the intent is written, then NULL */
     char *action;                 /* rendered kubectl command (owned), or NULL */
     int has_intent;               /* an intent line was written */
     int recorded;                 /* the result line was written */

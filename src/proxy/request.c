@@ -218,10 +218,10 @@ static void bl_req_note(bl_req_t *r, const bl_http_request_t *hr)
  * create, the replicas of a scale, a patch's type, DeleteOptions' dryRun. */
 static int bl_req_wants_body(const bl_req_t *r)
 {
-    const char *v = r->kreq.verb;
+    const char *v = r->kreq->verb;
     if (r->qbody.kind != BL_BODY_LENGTH || r->qbody.length == 0 || r->expect_continue)
         return 0;
-    return r->kreq.is_resource && (!strcmp(v, "create") || !strcmp(v, "update") || !strcmp(v, "patch") ||
+    return r->kreq->is_resource && (!strcmp(v, "create") || !strcmp(v, "update") || !strcmp(v, "patch") ||
                                    !strcmp(v, "delete") || !strcmp(v, "deletecollection"));
 }
 
@@ -286,7 +286,7 @@ static void bl_req_render(bl_req_t *r)
     bl_buf_reset(b);
     free(r->action);
     r->action = NULL;
-    if (r->rec.kreq && bl_kreq_render(&r->kreq, (bl_str_t){ r->rec.kubectl_command, strlen(r->rec.kubectl_command) }, b) == BL_OK &&
+    if (r->rec.kreq && bl_kreq_render(r->kreq, (bl_str_t){ r->rec.kubectl_command, strlen(r->rec.kubectl_command) }, b) == BL_OK &&
         (r->action = malloc(bl_buf_size(b) + 1)) != NULL) {
         memcpy(r->action, bl_buf_data(b), bl_buf_size(b));
         r->action[bl_buf_size(b)] = '\0';
@@ -311,6 +311,11 @@ static void bl_req_admit(bl_req_t *r)
         return;
     }
     r->has_intent = 1;
+    /* The request's structure is in the intent line now; a long watch or
+     * exec need not carry its 6 KiB for hours. */
+    r->rec.kreq = NULL;
+    free(r->kreq);
+    r->kreq = NULL;
     bl_exchange_connect(r);
 }
 
@@ -322,7 +327,7 @@ void bl_req_peek(bl_req_t *r)
         return; /* conn.c reads more and calls again */
     /* The total length lets protobuf be read only when it is all here: it
      * has no end marker, and a later field may override an earlier one. */
-    bl_kreq_body_total(&r->kreq, (bl_str_t){ r->ctype, strlen(r->ctype) }, bl_buf_data(&c->in),
+    bl_kreq_body_total(r->kreq, (bl_str_t){ r->ctype, strlen(r->ctype) }, bl_buf_data(&c->in),
                        BL_MIN(bl_buf_size(&c->in), want), r->qbody.length);
     r->phase = BL_REQ_CONNECT;
     bl_req_admit(r);
@@ -349,9 +354,10 @@ void bl_req_start(bl_conn_t *c, const bl_http_request_t *hr, size_t head_len)
     r->rec.connection = r->connection ? r->connection->name : NULL;
     if (routed)
         r->up = c->w->upstreams[r->connection - c->w->srv->cfg->conns];
-    const char *kerr = NULL;
-    if (bl_kreq_parse(&r->kreq, hr->method, rest, &kerr) == BL_OK)
-        r->rec.kreq = &r->kreq;
+    const char *kerr = "out of memory";
+    r->kreq = malloc(sizeof(*r->kreq));
+    if (r->kreq && bl_kreq_parse(r->kreq, hr->method, rest, &kerr) == BL_OK)
+        r->rec.kreq = r->kreq;
     bl_req_render(r);
     if (bl_req_check(r, hr, routed, kerr) != BL_OK) {
         bl_buf_consume(&c->in, head_len);
@@ -372,7 +378,7 @@ void bl_req_start(bl_conn_t *c, const bl_http_request_t *hr, size_t head_len)
         return;
     }
     if (r->rec.kreq) /* no body to read, but a PATCH's type is in its Content-Type */
-        bl_kreq_body_total(&r->kreq, (bl_str_t){ r->ctype, strlen(r->ctype) }, NULL, 0, UINT64_MAX);
+        bl_kreq_body_total(r->kreq, (bl_str_t){ r->ctype, strlen(r->ctype) }, NULL, 0, UINT64_MAX);
     r->phase = BL_REQ_CONNECT;
     bl_req_admit(r);
 }
@@ -387,6 +393,7 @@ void bl_req_free(bl_req_t *r)
     bl_buf_free(&r->uin);
     bl_buf_free(&r->qout);
     free(r->action);
+    free(r->kreq);
     free(r);
 }
 
