@@ -50,16 +50,6 @@ static int ch_fail(bl_http_err_t *err, int status, const char *reason)
     return BL_ERROR;
 }
 
-static inline int hexval(unsigned char ch)
-{
-    if ((unsigned char)(ch - '0') < 10)
-        return ch - '0';
-    ch |= 0x20;
-    if ((unsigned char)(ch - 'a') < 6)
-        return ch - 'a' + 10;
-    return -1;
-}
-
 static inline int is_ws(unsigned char ch)
 {
     return ch == ' ' || ch == '\t';
@@ -151,7 +141,7 @@ static int size_line_byte(bl_chunked_t *c, unsigned char ch, bl_http_err_t *err)
     if (c->line_len >= BL_CHUNKED_MAX_LINE && ch != '\r')
         return ch_fail(err, 400, "chunk-size line too long");
     if (c->state == CH_SIZE) {
-        int d = hexval(ch);
+        int d = bl_hexval(ch);
         if (d >= 0) {
             if (size_digit(c, d, err) != BL_OK)
                 return BL_ERROR;
