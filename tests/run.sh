@@ -44,9 +44,9 @@ done
 
 stage fuzz-replay
 if make -s -j"$JOBS" fuzz >/dev/null 2>&1; then
-    for f in build/fuzz/fuzz_*; do
-        [ -x "$f" ] || continue
-        name=$(basename "$f" | sed 's/^fuzz_//')
+    for src in fuzz/fuzz_*.c; do
+        f=build/fuzz/$(basename "$src" .c)
+        name=$(basename "$src" .c | sed 's/^fuzz_//')
         corpus=fuzz/corpus/$name
         [ -d "$corpus" ] || { bad "fuzz $name: no corpus"; continue; }
         if "$f" -runs=0 "$corpus" >/tmp/byline-fuzz-$name.log 2>&1; then

@@ -108,6 +108,11 @@ static int bl_req_header_dropped(bl_str_t name, const bl_http_request_t *hr)
     if (bl_str_prefix_nocase(name, "x-forwarded-") || bl_str_prefix_nocase(name, "x-remote-") ||
         bl_str_prefix_nocase(name, "impersonate-"))
         return 1;
+    /* Some servers and proxies read '_' as '-' (CGI, nginx's
+     * underscores_in_headers): Impersonate_User or X_Remote_User must not
+     * become an identity upstream. nginx drops such names by default too. */
+    if (memchr(name.p, '_', name.len))
+        return 1;
     /* Hop-by-hop fields the client named in Connection. */
     size_t pos = 0;
     const bl_http_header_t *c;

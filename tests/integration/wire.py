@@ -160,6 +160,7 @@ def hygiene_check(env, result):
              "X-Forwarded-Host: evil\r\nForwarded: for=6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\n"
              "X-Remote-User: admin\r\nX-Remote-Group: system:masters\r\nX-Remote-Extra-Scopes: all\r\n"
              "Proxy-Authorization: Basic eDp5\r\nConnection: keep-alive, X-Hop\r\nX-Hop: secret\r\n"
+             "X_Remote_User: admin\r\nImpersonate_User: admin\r\n"
              "Kubectl-Command: kubectl get\r\n")
     reply, _ = exchange(env, head(env, "GET", "/k8s/echo/api/v1/namespaces/web/pods", extra), wait=1)
     time.sleep(0.1)
@@ -178,7 +179,8 @@ def hygiene_check(env, result):
     if value.get("x-forwarded-for") != "127.0.0.1":
         why.append("X-Forwarded-For %r" % value.get("x-forwarded-for"))
     for bad in ("x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip", "x-remote-user",
-                "x-remote-group", "x-remote-extra-scopes", "proxy-authorization", "x-hop", "connection"):
+                "x-remote-group", "x-remote-extra-scopes", "proxy-authorization", "x-hop", "connection",
+                "x_remote_user", "impersonate_user"):
         if bad in names:
             why.append("%s forwarded" % bad)
     if names.count("audit-id") != 1 or names.count("authorization") != 1 or names.count("x-forwarded-for") != 1:
