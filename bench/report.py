@@ -8,6 +8,7 @@ Usage: report.py OUT
 """
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -23,19 +24,57 @@ def ms(us):
     return f"{us / 1000:.2f} ms"
 
 
-def proxy_cores(setup, r):
-    """CPU cores the proxy used during the measurement; None for direct."""
-    o = r["cpu"]["ours"]
+def proxy_cores(setup, cpu):
+    """CPU cores the proxy used during a measurement; None for direct."""
+    o = cpu["ours"]
     return {"byline": o.get("byline"), "nginx": o.get("nginx"), "nginx+log": o.get("nginx")}.get(setup)
 
 
+def noisy(r):
+    return r["other_cores_max"] >= 0.05
+
+
 def cpu_cols(setup, r):
-    c, o = r["cpu"], r["cpu"]["ours"]
-    proxy = proxy_cores(setup, r)
-    flag = "!" if c["other_cores"] >= 0.05 or c["steal_cores"] >= 0.05 else ""
-    per = "-" if proxy is None else f"{proxy * 1e6 / r['rps']:.0f} us"
-    return (f"{per:>9}   {'-' if proxy is None else f'{proxy:.2f}':>5} {o.get('upstream', 0):>5.2f} "
-            f"{o.get('wrk', 0):>5.2f} {c['other_cores'] + c['steal_cores']:>5.2f}{flag}")
+    o = r["cores"]
+    per = "-" if r["proxy_cpu_us_per_request"] is None else f"{r['proxy_cpu_us_per_request']:.0f} us"
+    proxy = o.get("proxy")
+    return (f"{per:>9}   {'-' if proxy is None else f'{proxy:.2f}':>5} {o['upstream']:>5.2f} "
+            f"{o['wrk']:>5.2f} {r['other_cores_max']:>5.2f}{'!' if noisy(r) else ''}")
+
+
+def load_round(raw, setup, body, n):
+    """One measured wrk run with its CPU accounting."""
+    base = os.path.join(raw, f"{setup}.{body}.r{n}")
+    with open(base + ".json") as f:
+        r = json.load(f)
+    r["cpu"] = json.load(open(base + ".cpu.json"))
+    with open(base + ".txt.time") as f:
+        r["cpu"]["ours"]["wrk"] = round(sum(float(x) for x in f.read().split()) / r["cpu"]["seconds"], 3)
+    r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+    r["mbps"] = r["bytes"] / (r["duration_us"] / 1e6) / 1e6
+    cores = proxy_cores(setup, r["cpu"])
+    r["proxy_cpu_us_per_request"] = None if cores is None else round(cores * 1e6 / r["rps"], 1)
+    return r
+
+
+def summarize(setup, rounds):
+    """Medians over the rounds, each figure on its own, plus the spread."""
+    med = lambda k: statistics.median(r[k] for r in rounds)  # noqa: E731
+    cores = {"upstream": statistics.median(r["cpu"]["ours"].get("upstream", 0) for r in rounds),
+             "wrk": statistics.median(r["cpu"]["ours"]["wrk"] for r in rounds)}
+    if setup != "direct":
+        cores["proxy"] = statistics.median(proxy_cores(setup, r["cpu"]) for r in rounds)
+    rps = [r["rps"] for r in rounds]
+    return {
+        "rps": med("rps"), "mbps": med("mbps"),
+        "rps_spread": (max(rps) - min(rps)) / statistics.median(rps),
+        "p50_us": med("p50_us"), "p90_us": med("p90_us"), "p99_us": med("p99_us"), "p999_us": med("p999_us"),
+        "proxy_cpu_us_per_request": None if setup == "direct" else med("proxy_cpu_us_per_request"),
+        "cores": cores,
+        "other_cores_max": max(r["cpu"]["other_cores"] + r["cpu"]["steal_cores"] for r in rounds),
+        "requests": sum(r["requests"] for r in rounds),
+        "rounds": rounds,
+    }
 
 
 def load(out):
@@ -44,17 +83,8 @@ def load(out):
     res = {}
     for body, _, _ in BODIES:
         for setup, _, _ in SETUPS:
-            with open(os.path.join(raw, f"{setup}.{body}.json")) as f:
-                r = json.load(f)
-            base = os.path.join(raw, f"{setup}.{body}")
-            r["cpu"] = json.load(open(base + ".cpu.json"))
-            with open(base + ".txt.time") as f:
-                r["cpu"]["ours"]["wrk"] = round(sum(float(x) for x in f.read().split()) / r["cpu"]["seconds"], 3)
-            r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
-            r["mbps"] = r["bytes"] / (r["duration_us"] / 1e6) / 1e6
-            cores = proxy_cores(setup, r)
-            r["proxy_cpu_us_per_request"] = None if cores is None else round(cores * 1e6 / r["rps"], 1)
-            res.setdefault(body, {})[setup] = r
+            rounds = [load_round(raw, setup, body, n) for n in range(1, meta["rounds"] + 1)]
+            res.setdefault(body, {})[setup] = summarize(setup, rounds)
     return meta, res
 
 
@@ -82,23 +112,25 @@ def table(meta, res, cmp):
         f"nginx {meta['nginx']}  wrk {meta['wrk']}",
         f"{meta['cpus']} x {meta['cpu_model']}; {pin}",
         f"workers={meta['workers']} (nginx worker_processes = byline workers)  wrk: {meta['connections']} "
-        f"connections, {meta['threads']} thread(s), {meta['duration']} after {meta['warmup']} warm-up; "
-        f"TLS + keep-alive everywhere",
+        f"connections, {meta['threads']} thread(s); {meta['rounds']} rounds of {meta['round_seconds']}s per "
+        f"setup and body, taking turns, after a {meta['warmup']} warm-up; TLS + keep-alive everywhere",
+        "  figures are medians over the rounds; spread = (max - min) / median of req/s",
         "  " + "; ".join(f"{name}: {desc}" for _, name, desc in SETUPS[:2]) + ";",
         "  " + "; ".join(f"{name}: {desc}" for _, name, desc in SETUPS[2:]),
         "",
-        f"{'':<19} {'':<10} {'req/s':>7} {'MB/s':>6} {'p50':>9} {'p99':>9} {'p99.9':>9} "
+        f"{'':<19} {'':<10} {'req/s':>7} {'spread':>6} {'MB/s':>6} {'p50':>9} {'p99':>9} {'p99.9':>9} "
         f"{'proxy CPU':>9}   {'CPU cores used':^25}",
-        f"{'body':<19} {'setup':<10} {'':>7} {'':>6} {'':>9} {'':>9} {'':>9} "
+        f"{'body':<19} {'setup':<10} {'':>7} {'':>6} {'':>6} {'':>9} {'':>9} {'':>9} "
         f"{'/request':>9}   {'proxy':>5} {'upstr':>5} {'wrk':>5} {'other':>5}",
     ]
-    noisy = False
+    any_noisy = False
     for body, label, _ in BODIES:
         for i, (setup, name, _) in enumerate(SETUPS):
             r = res[body][setup]
-            lines.append(f"{label if i == 0 else '':<19} {name:<10} {r['rps']:>7.0f} {r['mbps']:>6.1f} "
+            lines.append(f"{label if i == 0 else '':<19} {name:<10} {r['rps']:>7.0f} "
+                         f"{100 * r['rps_spread']:>5.0f}% {r['mbps']:>6.1f} "
                          f"{ms(r['p50_us']):>9} {ms(r['p99_us']):>9} {ms(r['p999_us']):>9} {cpu_cols(setup, r)}")
-            noisy |= r["cpu"]["other_cores"] >= 0.05 or r["cpu"]["steal_cores"] >= 0.05
+            any_noisy |= noisy(r)
         lines.append("")
     lines.append(f"{'byline versus':<19} {'peer':<10} {'throughput':>10} {'p50 added':>10} {'p99 added':>10}"
                  f" {'CPU/request':>12}")
@@ -108,7 +140,7 @@ def table(meta, res, cmp):
             cpu = "-" if c["cpu_per_request_ratio"] is None else f"{c['cpu_per_request_ratio']:.2f}x"
             lines.append(f"{label if i == 0 else '':<19} {peer:<10} {c['throughput_ratio']:>9.2f}x "
                          f"{ms(c['p50_added_us']):>10} {ms(c['p99_added_us']):>10} {cpu:>12}")
-    if noisy:
+    if any_noisy:
         lines += ["", "WARNING: other processes used CPU during the marked (!) measurements; rerun on an "
                       "idle machine before trusting them."]
     a = meta["audit"]

@@ -8,8 +8,12 @@
 # build/bench/latest.{txt,json} (not to git).
 #
 # Environment (defaults in brackets):
-#   BENCH_DURATION [10s]  measured wrk run per setup and body
+#   BENCH_DURATION [10s]  measured time per setup and body, split over rounds
+#   BENCH_ROUNDS [3]      the setups take turns this many times; the report
+#                         gives the median round, so a neighbour's burst of
+#                         CPU hits every setup alike instead of one
 #   BENCH_WARMUP [2s]     wrk run before each measurement, not counted
+#                         (1s before the later rounds)
 #   BENCH_CONNECTIONS [32] wrk connections
 #   BENCH_THREADS [1]     wrk threads
 #   BENCH_WORKERS [1]     nginx worker_processes = byline workers
@@ -19,7 +23,7 @@
 #   BENCH_WATCHES [5000]  idle watches for the memory test (0 skips it)
 #   BENCH_WATCH_ROUNDS [2] times the watches are opened and closed again
 #                         (memory that grows per round is a leak)
-#   BENCH_QUICK=1         3s runs, 1s warm-up (development)
+#   BENCH_QUICK=1         3s, one round, 1s warm-up (development)
 #   BENCH_WAIT_IDLE [0]   seconds to wait for other processes to go quiet
 #                         before starting (the run warns if they do not)
 #   BENCH_BYLINE=PATH     measure this byline binary instead of building
@@ -32,9 +36,11 @@ OUT=$ROOT/build/bench
 
 DURATION=${BENCH_DURATION:-10s}
 WARMUP=${BENCH_WARMUP:-2s}
+ROUNDS=${BENCH_ROUNDS:-3}
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
     DURATION=${BENCH_DURATION:-3s}
     WARMUP=${BENCH_WARMUP:-1s}
+    ROUNDS=${BENCH_ROUNDS:-1}
 fi
 CONNS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-1}
@@ -155,6 +161,10 @@ setup_tools() {
     [ "$hard" -ge 20000 ] || [ "$hard" -ge "$want" ] || die "ulimit -Hn is $hard; the watch test needs $want"
     ulimit -n "$(( hard < 65536 ? hard : 65536 ))"
     NCPU=$(nproc)
+    local secs=${DURATION%s}
+    [[ "$secs" =~ ^[1-9][0-9]*$ ]] || die "BENCH_DURATION must be whole seconds, e.g. 10s"
+    [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive number"
+    ROUND_SECS=$(( (secs + ROUNDS - 1) / ROUNDS ))
     if [ "$PIN" = auto ]; then
         PIN=none
         [ "$NCPU" -ge 2 ] && [ "$WORKERS" = 1 ] && PIN=split
@@ -325,19 +335,20 @@ run_wrk() {
 
 # Sum of "requests" over wrk outputs, per setup (for the audit count).
 declare -A SENT
-# $1 setup, $2 port, $3 token, $4 pid to watch, $5 body key, $6 path.
+# $1 setup, $2 port, $3 token, $4 pid to watch, $5 body key, $6 path, $7 round.
 measure() {
-    local setup=$1 port=$2 token=$3 pid=$4 body=$5 path=$6 f n
-    f=$OUT/raw/$setup.$body
-    say "$setup $body: warm-up $WARMUP, then $DURATION"
-    run_wrk "$WARMUP" "$port" "$path" "$token" "$f.warmup.txt"
+    local setup=$1 port=$2 token=$3 pid=$4 body=$5 path=$6 f n warm=$WARMUP
+    f=$OUT/raw/$setup.$body.r$7
+    [ "$7" = 1 ] || warm=1s
+    say "round $7/$ROUNDS: $setup $body: warm-up $warm, then ${ROUND_SECS}s"
+    run_wrk "$warm" "$port" "$path" "$token" "$f.warmup.txt"
     python3 "$BENCH/cpu.py" snap "$RUN/cpu.before"
-    run_wrk "$DURATION" "$port" "$path" "$token" "$f.txt"
+    run_wrk "${ROUND_SECS}s" "$port" "$path" "$token" "$f.txt"
     python3 "$BENCH/cpu.py" snap "$RUN/cpu.after"
     python3 "$BENCH/cpu.py" diff "$RUN/cpu.before" "$RUN/cpu.after" --root $$ \
         --ours-cpu "$(awk '{ print $1 + $2 }' "$f.txt.time")" --label "$UP_PID=upstream" \
         --label "$NGX_PID=nginx" --label "$BL_PID=byline" >"$f.cpu.json"
-    warn_other_cpu "$f.cpu.json" "during $setup $body"
+    warn_other_cpu "$f.cpu.json" "during $setup $body round $7"
     kill -0 "$pid" 2>/dev/null || die "$setup died under load (see $OUT/raw/)"
     for n in "$f.warmup.txt" "$f.txt"; do
         python3 - "$n" "$setup $body" <<'EOF' || exit 1
@@ -355,7 +366,7 @@ EOF
 # byline writes one "result" record per request; wrk counts only answers it
 # read before its clock stopped, so up to $CONNS per wrk run may be extra.
 check_audit() {
-    local log=$1/audit/audit.jsonl sent=${SENT[byline]} results allowed runs=4 slack
+    local log=$1/audit/audit.jsonl sent=${SENT[byline]} results allowed runs=$((ROUNDS * 4)) slack
     [ -f "$log" ] || die "no audit log at $log"
     results=$(grep -c '"kind":"result"' "$log" || true)
     allowed=$(grep '"kind":"result"' "$log" | grep -c '"result":"allowed","status":200' || true)
@@ -479,7 +490,7 @@ main() {
     check_idle
     make_pki
     read -r UP_PORT NG_PORT NGL_PORT BL_PORT WUP_PORT BLW_PORT NGW_PORT NGW2_PORT <<<"$(free_ports 8)"
-    say "pin=$PIN workers=$WORKERS connections=$CONNS threads=$THREADS duration=$DURATION warm-up=$WARMUP"
+    say "pin=$PIN workers=$WORKERS connections=$CONNS threads=$THREADS rounds=$ROUNDS x ${ROUND_SECS}s warm-up=$WARMUP"
     start_upstream
     start_nginx_proxy nginx "$UP_PORT" "$NG_PORT" "$NGL_PORT"
     byline_config "$RUN/byline" "$BL_PORT" "$UP_PORT"
@@ -491,13 +502,15 @@ main() {
     preflight nginx+log "$NGL_PORT" "$BL_TOKEN"
     preflight byline "$BL_PORT" "$BL_TOKEN" "$BL_CA"
 
-    local body path
-    for body in cm pods; do
-        [ $body = cm ] && path=$PATH_CM || path=$PATH_PODS
-        measure direct "$UP_PORT" "$UP_TOKEN" "$UP_PID" $body "$path"
-        measure nginx "$NG_PORT" "$BL_TOKEN" "$NGX_PID" $body "$path"
-        measure nginx+log "$NGL_PORT" "$BL_TOKEN" "$NGX_PID" $body "$path"
-        measure byline "$BL_PORT" "$BL_TOKEN" "$BL_PID" $body "$path"
+    local body path round
+    for round in $(seq "$ROUNDS"); do
+        for body in cm pods; do
+            [ $body = cm ] && path=$PATH_CM || path=$PATH_PODS
+            measure direct "$UP_PORT" "$UP_TOKEN" "$UP_PID" $body "$path" "$round"
+            measure nginx "$NG_PORT" "$BL_TOKEN" "$NGX_PID" $body "$path" "$round"
+            measure nginx+log "$NGL_PORT" "$BL_TOKEN" "$NGX_PID" $body "$path" "$round"
+            measure byline "$BL_PORT" "$BL_TOKEN" "$BL_PID" $body "$path" "$round"
+        done
     done
     check_audit "$RUN/byline"
     cp "$RUN/byline.log" "$OUT/raw/byline.stderr"
@@ -507,6 +520,7 @@ main() {
 
     cat >"$OUT/raw/meta.json" <<EOF
 {"pin":"$PIN","workers":$WORKERS,"connections":$CONNS,"threads":$THREADS,"duration":"$DURATION",
+ "rounds":$ROUNDS,"round_seconds":$ROUND_SECS,
  "warmup":"$WARMUP","cpus":$NCPU,"cpu_model":"$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)",
  "byline_commit":"$BYLINE_WHAT",
  "nginx":"$(nginx -v 2>&1 | sed 's/.*nginx\///')","wrk":"$(wrk -v 2>&1 | head -1 | cut -d' ' -f2)",
