@@ -19,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 STANDIN = os.path.join(ROOT, "tests", "standin", "kube_standin.py")
 SHARED_USER = "system:serviceaccount:byline:gateway"
+CERT_USER = "byline-gateway-cert"
 
 
 def free_port():
@@ -104,9 +105,38 @@ class Upstream(threading.Thread):
                 if reply is None:
                     conn.close()
                     return
-                conn.sendall(reply)
+                if isinstance(reply, (bytes, bytearray)):
+                    conn.sendall(reply)
+                    continue
+                for part in reply:  # a streamed reply: bytes to send, or seconds to wait
+                    if part == "close":
+                        conn.close()
+                        return
+                    if part == "tunnel":
+                        self.echo_upper(conn, buf)
+                        return
+                    if isinstance(part, float):
+                        time.sleep(part)
+                    else:
+                        conn.sendall(part)
         except (OSError, ValueError):
             return
+
+    @staticmethod
+    def echo_upper(conn, buf):
+        """After a 101: echo upper-cased until EOF, then say goodbye and
+        half-close (our FIN), as an exec stream ends."""
+        if buf:
+            conn.sendall(buf.upper())
+        while True:
+            d = conn.recv(65536)
+            if not d:
+                break
+            conn.sendall(d.upper())
+        conn.sendall(b"BYE")
+        conn.shutdown(socket.SHUT_WR)
+        time.sleep(0.5)
+        conn.close()
 
     @staticmethod
     def read_chunked(conn, buf):
@@ -151,8 +181,39 @@ HOSTILE = {
 }
 
 
+BIG = 200 * 1024 * 1024
+BLOCK = bytes(range(256)) * 256  # 64 KiB, a known pattern
+
+
+def big_reply(chunked):
+    yield (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" +
+           (b"Transfer-Encoding: chunked\r\n\r\n" if chunked else b"Content-Length: %d\r\n\r\n" % BIG))
+    for _ in range(BIG // len(BLOCK)):
+        yield (b"%x\r\n" % len(BLOCK) + BLOCK + b"\r\n") if chunked else BLOCK
+    if chunked:
+        yield b"0\r\n\r\n"
+
+
+def slow_chunks():
+    yield b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    for i in range(3):
+        ev = b'{"type":"MODIFIED","n":%d}\n' % i
+        yield b"%x\r\n%s\r\n" % (len(ev), ev)
+        yield 1.0
+    yield b"0\r\n\r\n"
+
+
 def hostile_reply(head, body):
     path = head.split(b" ")[1].decode().split("?")[0]
+    if path.endswith("/big-length"):
+        return big_reply(False)
+    if path.endswith("/big-chunked"):
+        return big_reply(True)
+    if path.endswith("/slow-watch"):
+        return slow_chunks()
+    if path.endswith("/exec"):  # an upgrade that echoes upper-cased until the client's FIN
+        return [b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n", "tunnel"]
     return HOSTILE.get(path, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine")
 
 
@@ -168,6 +229,7 @@ class Env:
         self.tls = os.path.join(self.dir, "cluster-tls")
         self.tokens = {}
         self.kubeconfigs = {}
+        self.other_gateways = []
 
     # --- setup ---
 
@@ -183,12 +245,14 @@ class Env:
         with open(self.shared_token_file, "w") as f:
             f.write(self.shared_token + "\n")
         os.chmod(self.shared_token_file, 0o600)
+        self.make_upstream_client_cert()
         ready = os.path.join(self.dir, "standin.ready")
         self.standin_log = open(os.path.join(self.dir, "standin.log"), "w")
         self.standin = subprocess.Popen(
             [sys.executable, STANDIN, "--listen", "127.0.0.1:0", "--tls-dir", self.tls,
              "--tokens", tokens, "--audit-log", self.cluster_audit, "--ready-file", ready,
-             "--seed", "default"], stdout=self.standin_log, stderr=self.standin_log)
+             "--seed", "default", "--client-ca", self.up_client_ca],
+            stdout=self.standin_log, stderr=self.standin_log)
         self.procs.append(self.standin)
         deadline = time.time() + 30
         while not os.path.exists(ready):
@@ -206,6 +270,27 @@ class Env:
         self.init_gateway()
         self.start_byline()
 
+    def make_upstream_client_cert(self):
+        """A client CA the stand-in trusts, and a certificate byline presents
+        upstream on the `viacert` connection (CN = the shared user)."""
+        d = self.dir
+        self.up_client_ca = os.path.join(d, "up-client-ca.crt")
+        cakey = os.path.join(d, "up-client-ca.key")
+        self.up_client_crt = os.path.join(d, "up-client.crt")
+        self.up_client_key = os.path.join(d, "up-client.key")
+        csr, ext = os.path.join(d, "up-client.csr"), os.path.join(d, "up-client.ext")
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        for argv in (["openssl", "req", "-x509", *ec, "-keyout", cakey, "-out", self.up_client_ca, "-days", "2",
+                      "-subj", "/CN=cluster-client-ca"],
+                     ["openssl", "req", *ec, "-keyout", self.up_client_key, "-out", csr,
+                      "-subj", "/O=system:masters/CN=" + CERT_USER]):
+            run(argv).check_returncode()
+        with open(ext, "w") as f:
+            f.write("extendedKeyUsage=clientAuth\n")
+        run(["openssl", "x509", "-req", "-in", csr, "-CA", self.up_client_ca, "-CAkey", cakey, "-CAcreateserial",
+             "-out", self.up_client_crt, "-days", "2", "-extfile", ext]).check_returncode()
+        os.chmod(self.up_client_key, 0o600)
+
     def init_gateway(self):
         p = run([self.byline, "init", "--dir", self.gw, "--upstream",
                  "https://127.0.0.1:%d" % self.cluster_port, "--upstream-ca", self.ca,
@@ -219,6 +304,9 @@ class Env:
             "  - name: %s\n    server: \"https://127.0.0.1:%d\"\n    ca: \"%s\"\n"
             "    token_file: \"%s\"\n" % (name, port, self.ca, self.shared_token_file)
             for name, port in (("echo", self.echo.port), ("hostile", self.hostile.port)))
+        extra += ("  - name: viacert\n    server: \"https://127.0.0.1:%d\"\n    ca: \"%s\"\n"
+                  "    client_cert: \"%s\"\n    client_key: \"%s\"\n"
+                  % (self.cluster_port, self.ca, self.up_client_crt, self.up_client_key))
         text = text.replace("\n# Agent identities", "\n" + extra + "\n# Agent identities")
         text = text.replace("drain_timeout: 30s", "drain_timeout: 3s")
         with open(cfg, "w") as f:
@@ -252,7 +340,7 @@ class Env:
     def start_byline(self):
         self.byline_log_path = os.path.join(self.dir, "byline.log")
         self.byline_log = open(self.byline_log_path, "a")
-        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:log_path=" +
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:quarantine_size_mb=8:log_path=" +
                    os.path.join(self.dir, "asan"), UBSAN_OPTIONS="print_stacktrace=1:log_path=" +
                    os.path.join(self.dir, "ubsan"))
         self.gateway = subprocess.Popen(self.wrapper + [self.byline, "serve", "--dir", self.gw],
@@ -290,12 +378,16 @@ class Env:
 
     # --- reading the two audit trails ---
 
-    def byline_records(self):
-        path = os.path.join(self.gw, "audit", "audit.jsonl")
-        if not os.path.exists(path):
-            return []
-        with open(path) as f:
-            return [json.loads(l) for l in f if l.strip()]
+    def byline_records(self, all_gateways=False):
+        """The main gateway's audit lines (and with all_gateways, those of
+        the other bylines a test started with the same shared credential)."""
+        out = []
+        for d in [self.gw] + (self.other_gateways if all_gateways else []):
+            path = os.path.join(d, "audit", "audit.jsonl")
+            if os.path.exists(path):
+                with open(path) as f:
+                    out += [json.loads(l) for l in f if l.strip()]
+        return out
 
     def byline_requests(self, since=0):
         """Joins intent and result lines into one dict per request id;

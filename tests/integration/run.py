@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "standin"))
 import check_kubectl as ck  # noqa: E402  (the stand-in's kubectl driver: Kubectl, check, result)
 from env import ROOT, SHARED_USER, Env  # noqa: E402
 
+import limits  # noqa: E402
 import wire  # noqa: E402
 
 result = ck.result
@@ -242,6 +243,12 @@ def version_suite(env, v):
              stdin=b"stdin through byline %s\n" % tag.encode(), exact="stdin through byline %s\n" % tag)
     attributed(env, mark, r"^kubectl exec api-0 -n web -c app -i -- cat$", "agent-deploybot",
                "kubectl %s: exec -i is audited with -i" % v, 101)
+    mark = env.mark()
+    marker = "attached through byline %s" % tag
+    ck.check(dep, "attach -i", ["attach", "-i", "coredns-5d78c9869d-abcde", "-n", "kube-system"],
+             stdin=(marker + "\n").encode(), contains=[marker])
+    attributed(env, mark, r"^kubectl attach coredns-5d78c9869d-abcde -n kube-system", "agent-deploybot",
+               "kubectl %s: attach is audited as a 101 upgrade" % v, 101)
     ck.check(dep, "exec exit code 3 travels back", ["exec", "-n", "web", "api-0", "--", "sh", "-c", "exit 3"],
              want_rc=3, stderr_has="command terminated with exit code 3")
 
@@ -295,7 +302,7 @@ def join_checks(env):
     missing = [r["id"] for r in fwd if r["id"] not in events]
     result("join: each of %d forwarded requests has a cluster event with its Audit-ID" % len(fwd),
            fwd and not missing, "missing: %r" % missing[:5])
-    ours = {r["id"] for r in env.byline_requests()}
+    ours = {r["id"] for r in env.byline_records(all_gateways=True)}
     stray = [i for i, evs in events.items() if evs[0]["user"].get("username") == SHARED_USER and i not in ours]
     result("join: every cluster event by the shared credential has a byline record", not stray,
            "stray: %r" % stray[:5])
@@ -352,7 +359,9 @@ def main():
     env = Env(args.byline, wrapper=wrapper)
     suites = [("kubectl-" + v, lambda v=v: version_suite(env, v)) for v in VERSIONS]
     suites += [("identity-" + v, lambda v=v: identity_checks(env, v)) for v in VERSIONS]
-    suites += [("wire", lambda: wire.run_all(env, result)), ("join", lambda: join_checks(env)),
+    suites += [("wire", lambda: wire.run_all(env, result)),
+               ("streaming", lambda: wire.run_streaming(env, result)),
+               ("limits", lambda: limits.run_all(env, result)), ("join", lambda: join_checks(env)),
                ("tail", lambda: audit_tail_check(env))]
     try:
         env.start()

@@ -270,3 +270,162 @@ def run_all(env, result):
     hygiene_check(env, result)
     hostile_upstream_checks(env, result)
     tls_checks(env, result)
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def big_body_checks(env, result):
+    """200 MB passes through in bounded memory, framed by length or chunked."""
+    import hashlib
+    from env import BIG, BLOCK
+    want = hashlib.sha256(BLOCK * (BIG // len(BLOCK))).hexdigest()
+    for kind in ("length", "chunked"):
+        s = env.tls_socket()
+        s.settimeout(30)
+        s.sendall(head(env, "GET", "/k8s/hostile/api/v1/namespaces/evil/configmaps/big-" + kind))
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += s.recv(65536)
+        hdr, rest = data.split(b"\r\n\r\n", 1)
+        h = hashlib.sha256()
+        got, peak, raw = 0, 0, rest
+        chunked = b"transfer-encoding: chunked" in hdr.lower()
+        t0 = time.time()
+        while time.time() - t0 < 120:
+            if chunked:
+                # decode as we go (the client side of the re-encoded chunks)
+                while True:
+                    i = raw.find(b"\r\n")
+                    if i < 0:
+                        break
+                    size = int(raw[:i], 16)
+                    if len(raw) < i + 2 + size + 2:
+                        break
+                    if size == 0:
+                        raw = b"DONE"
+                        break
+                    h.update(raw[i + 2:i + 2 + size])
+                    got += size
+                    raw = raw[i + 2 + size + 2:]
+                if raw == b"DONE":
+                    break
+            else:
+                h.update(raw)
+                got += len(raw)
+                raw = b""
+                if got >= BIG:
+                    break
+            if got % (16 << 20) < 65536:
+                peak = max(peak, rss_kb(env.gateway.pid))
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            raw += d
+        s.close()
+        ok = got == BIG and h.hexdigest() == want
+        result("200 MB %s-framed response arrives whole through byline" % kind, ok, "got %d bytes" % got)
+        result("200 MB %s-framed response: byline's RSS stays under 64 MB (peak %d kB)" % (kind, peak),
+               0 < peak < 64 * 1024, "peak RSS %d kB" % peak)
+
+
+def watch_immediacy_check(env, result):
+    """Each chunk of a watch reaches the client as it is sent, not batched."""
+    s = env.tls_socket()
+    s.settimeout(10)
+    t0 = time.time()
+    s.sendall(head(env, "GET", "/k8s/hostile/api/v1/namespaces/evil/configmaps/slow-watch?watch=true"))
+    seen, buf = [], b""
+    while len(seen) < 3 and time.time() - t0 < 8:
+        d = s.recv(4096)
+        if not d:
+            break
+        buf += d
+        while b'"n":%d' % len(seen) in buf:
+            seen.append(time.time() - t0)
+    s.close()
+    # The upstream sends event n at about n seconds; each must arrive before the next is sent.
+    ok = len(seen) == 3 and all(seen[i] < i + 0.8 for i in range(3))
+    result("watch events reach the client as each chunk is sent", ok, "arrival times %r" % seen)
+
+
+def tunnel_half_close_check(env, result):
+    """After a 101, bytes flow both ways and a half-close travels through:
+    the client's FIN reaches the upstream, whose last words still come back."""
+    mark = env.mark()
+    s = env.tls_socket()
+    s.settimeout(5)
+    s.sendall(head(env, "GET", "/k8s/hostile/api/v1/namespaces/evil/pods/p/exec?command=cat&stdin=true&stdout=true",
+                   "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n"))
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(4096)
+    head101, rest = data.split(b"\r\n\r\n", 1)
+    s.sendall(b"hello tunnel")
+    got = rest
+    while b"HELLO TUNNEL" not in got:
+        got += s.recv(4096)
+    socket.socket.shutdown(s, socket.SHUT_WR)  # a TCP FIN under the TLS session, as a half-close
+    tail = b""
+    try:
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            tail += d
+    except (ssl.SSLError, OSError):
+        pass
+    s.close()
+    time.sleep(0.2)
+    ok = head101.startswith(b"HTTP/1.1 101") and b"Sec-WebSocket-Protocol: v5.channel.k8s.io" in head101 \
+        and b"BYE" in tail
+    result("tunnel: bytes both ways, the client's half-close reaches the upstream, its reply comes back",
+           ok, "head=%r tail=%r" % (head101[:120], tail))
+    recs = [r for r in env.byline_requests(mark) if r.get("upgraded")]
+    result("tunnel: the record counts bytes each way", bool(recs) and recs[0].get("bytes_in") == 12 and
+           recs[0].get("bytes_out") == 15 and recs[0].get("status") == 101, repr(recs[:1]))
+
+
+def upstream_reuse_check(env, result):
+    """Sequential requests on one client connection share one upstream connection."""
+    before = env.echo.connections
+    s = env.tls_socket()
+    s.settimeout(5)
+    codes = []
+    for i in range(5):
+        s.sendall(head(env, "GET", "/k8s/echo/api/v1/namespaces/web/configmaps/c%d" % i))
+        data = b""
+        while b"\r\n\r\n" not in data or not data.endswith(b"}"):
+            data += s.recv(65536)
+        codes.append(status_of(data))
+    s.close()
+    result("upstream connections are reused (5 requests, %d new upstream connection(s))" %
+           (env.echo.connections - before), codes == [200] * 5 and env.echo.connections - before <= 1, repr(codes))
+
+
+def client_cert_upstream_check(env, result):
+    """A connection whose shared credential is a client certificate."""
+    mark = env.mark()
+    reply, _ = exchange(env, head(env, "GET", "/k8s/viacert/api/v1/namespaces/web/configmaps/settings"))
+    time.sleep(0.1)
+    rec = [r for r in env.byline_requests(mark) if r.get("connection") == "viacert"]
+    ev = [e for e in env.cluster_events() if rec and e["auditID"] == rec[0]["id"]]
+    from env import CERT_USER
+    result("upstream client-certificate credential: the cluster sees the certificate's user",
+           status_of(reply) == 200 and ev and ev[-1]["user"]["username"] == CERT_USER,
+           "reply=%r events=%r" % (reply[:100], ev[-1:]))
+
+
+def run_streaming(env, result):
+    if not env.wrapper:  # 200 MB under valgrind would take minutes
+        big_body_checks(env, result)
+    watch_immediacy_check(env, result)
+    tunnel_half_close_check(env, result)
+    upstream_reuse_check(env, result)
+    client_cert_upstream_check(env, result)
