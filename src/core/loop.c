@@ -272,6 +272,8 @@ int bl_loop_run(bl_loop_t *loop)
             unsigned e = 0;
             if (evs[i].events & (EPOLLIN | EPOLLRDHUP))
                 e |= BL_IO_READ;
+            if (evs[i].events & (EPOLLRDHUP | EPOLLHUP))
+                e |= BL_IO_RDHUP;
             if (evs[i].events & EPOLLOUT)
                 e |= BL_IO_WRITE;
             if (evs[i].events & (EPOLLERR | EPOLLHUP))

@@ -21,6 +21,7 @@ typedef struct bl_defer_s bl_defer_t;
 #define BL_IO_READ  0x1
 #define BL_IO_WRITE 0x2
 #define BL_IO_ERROR 0x4   /* EPOLLERR/EPOLLHUP: the fd is dead or hung up */
+#define BL_IO_RDHUP 0x8   /* EPOLLRDHUP: the peer sent FIN; reads end in EOF */
 
 /* A file descriptor watched for readiness. Owned by whoever embeds it. */
 struct bl_io_s {

@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -71,6 +73,8 @@ static long bl_sock_read(bl_stream_t *st, void *p, size_t n)
     bl_sock_t *s = (bl_sock_t *)st;
     if (s->state != BL_SOCK_OPEN)
         return BL_ERROR;
+    if (!s->rd_ready && !SSL_has_pending(s->ssl))
+        return BL_AGAIN;
     int cap = n > INT32_MAX ? INT32_MAX : (int)n;
     errno = 0;
     int r = SSL_read(s->ssl, p, cap);
@@ -80,9 +84,11 @@ static long bl_sock_read(bl_stream_t *st, void *p, size_t n)
     }
     switch (SSL_get_error(s->ssl, r)) {
     case SSL_ERROR_WANT_READ:
+        s->rd_ready = 0;
         return BL_AGAIN;
     case SSL_ERROR_WANT_WRITE:
         s->read_wants_write = 1;
+        s->wr_ready = 0;
         return BL_AGAIN;
     case SSL_ERROR_ZERO_RETURN:
         return 0;
@@ -103,6 +109,8 @@ static long bl_sock_write(bl_stream_t *st, const void *p, size_t n)
         return BL_ERROR;
     if (n == 0)
         return 0;
+    if (!s->wr_ready)
+        return BL_AGAIN;
     int cap = n > INT32_MAX ? INT32_MAX : (int)n;
     int r = SSL_write(s->ssl, p, cap);
     if (r > 0) {
@@ -111,9 +119,11 @@ static long bl_sock_write(bl_stream_t *st, const void *p, size_t n)
     }
     switch (SSL_get_error(s->ssl, r)) {
     case SSL_ERROR_WANT_WRITE:
+        s->wr_ready = 0;
         return BL_AGAIN;
     case SSL_ERROR_WANT_READ:
         s->write_wants_read = 1;
+        s->rd_ready = 0;
         return BL_AGAIN;
     default:
         ERR_clear_error();
@@ -159,6 +169,86 @@ static const bl_stream_ops_t bl_sock_ops = {
     .release = bl_sock_release,
 };
 
+/* --- a socket BIO that keeps the readiness flags ---
+ * OpenSSL's own socket BIO cannot tell us that a read drained the kernel
+ * buffer. Ours notes a short read or write: the next attempt would block,
+ * so it is skipped until epoll reports an edge (h2o plugs in a BIO for
+ * the same reason). */
+
+static int bl_bio_write(BIO *b, const char *p, int n)
+{
+    bl_sock_t *s = BIO_get_data(b);
+    ssize_t w;
+    BIO_clear_retry_flags(b);
+    do
+        w = write(s->io.fd, p, (size_t)n);
+    while (w < 0 && errno == EINTR);
+    if (w < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            s->wr_ready = 0;
+            BIO_set_retry_write(b);
+        }
+        return -1;
+    }
+    if (w < n)
+        s->wr_ready = 0;
+    return (int)w;
+}
+
+static int bl_bio_read(BIO *b, char *p, int n)
+{
+    bl_sock_t *s = BIO_get_data(b);
+    ssize_t r;
+    BIO_clear_retry_flags(b);
+    do
+        r = read(s->io.fd, p, (size_t)n);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            s->rd_ready = 0;
+            BIO_set_retry_read(b);
+        }
+        return -1;
+    }
+    if (r < n && !s->rd_hup)
+        s->rd_ready = 0;
+    return (int)r;
+}
+
+static long bl_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b;
+    (void)num;
+    (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int bl_bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static BIO_METHOD *bl_bio_meth; /* one for the process, never freed */
+
+static void bl_bio_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "byline socket");
+    if (m && BIO_meth_set_write(m, bl_bio_write) && BIO_meth_set_read(m, bl_bio_read) &&
+        BIO_meth_set_ctrl(m, bl_bio_ctrl) && BIO_meth_set_create(m, bl_bio_create))
+        bl_bio_meth = m;
+    else
+        BIO_meth_free(m);
+}
+
+/* Returns the BIO method, or NULL if OpenSSL could not make one. */
+static BIO_METHOD *bl_bio_method(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, bl_bio_init);
+    return bl_bio_meth;
+}
+
 static bl_sock_t *bl_sock_new(bl_loop_t *loop, int fd, SSL_CTX *ctx)
 {
     bl_sock_t *s = calloc(1, sizeof(*s));
@@ -169,8 +259,14 @@ static bl_sock_t *bl_sock_new(bl_loop_t *loop, int fd, SSL_CTX *ctx)
     s->io.fd = fd;
     s->io.cb = bl_sock_io_cb;
     s->io.data = s;
+    s->rd_ready = s->wr_ready = 1;
     s->ssl = SSL_new(ctx);
-    if (s->ssl == NULL || SSL_set_fd(s->ssl, fd) != 1 || bl_loop_add(loop, &s->io) != BL_OK) {
+    BIO *bio = s->ssl && bl_bio_method() ? BIO_new(bl_bio_method()) : NULL;
+    if (bio) {
+        BIO_set_data(bio, s);
+        SSL_set_bio(s->ssl, bio, bio);
+    }
+    if (s->ssl == NULL || bio == NULL || bl_loop_add(loop, &s->io) != BL_OK) {
         SSL_free(s->ssl);
         free(s);
         return NULL;
@@ -186,6 +282,12 @@ static void bl_sock_io_cb(bl_io_t *io, unsigned events)
         events |= BL_IO_READ;
     if ((events & BL_IO_READ) && s->write_wants_read)
         events |= BL_IO_WRITE;
+    if (events & BL_IO_RDHUP)
+        s->rd_hup = 1;
+    if (events & BL_IO_READ)
+        s->rd_ready = 1;
+    if (events & BL_IO_WRITE)
+        s->wr_ready = 1;
     if (s->stream.on_io)
         s->stream.on_io(&s->stream, events);
 }

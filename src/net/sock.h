@@ -28,6 +28,13 @@ struct bl_sock_s {
     unsigned read_wants_write : 1;  /* SSL_read said WANT_WRITE */
     unsigned write_wants_read : 1;  /* SSL_write said WANT_READ */
     unsigned shut_wr : 1;
+    /* Readiness as nginx keeps it: set by an epoll edge, cleared when a
+     * read or write would block, so an operation known to block costs no
+     * syscall. Both start set (the edge for an fd's initial state may
+     * come after the first attempt). */
+    unsigned rd_ready : 1;
+    unsigned wr_ready : 1;
+    unsigned rd_hup : 1;         /* FIN seen: keep reading until EOF, no edge will come */
     bl_defer_t reaper;           /* frees the memory after close */
     /* Set by a pool to take the socket back on release(reusable=1);
      * returns BL_OK if it kept it, BL_DECLINED to have it closed. */

@@ -44,6 +44,12 @@ static void bl_tls_common(SSL_CTX *ctx)
                                  SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Without read-ahead OpenSSL spends two read(2)s per record (header,
+     * then body); with it, one read takes whatever has arrived. */
+    SSL_CTX_set_read_ahead(ctx, 1);
+    /* Room for several 16 KiB records per read(2) on bulk transfers; the
+     * buffer is released whenever it empties (SSL_MODE_RELEASE_BUFFERS). */
+    SSL_CTX_set_default_read_buffer_len(ctx, 64 * 1024);
 }
 
 SSL_CTX *bl_tls_server_ctx(const char *cert, const char *key, const char *client_ca, bl_buf_t *err)

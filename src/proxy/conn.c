@@ -208,8 +208,12 @@ static void bl_conn_busy(bl_conn_t *c)
     bl_req_t *r = c->req;
     switch (r->phase) {
     case BL_REQ_PEEK:
-    case BL_REQ_CONNECT:
         bl_conn_watch_client(c);
+        break;
+    case BL_REQ_AUDIT:
+    case BL_REQ_CONNECT:
+        /* Short waits (one loop turn, connect_timeout at most): a client
+         * that leaves now is noticed when the exchange starts reading. */
         break;
     case BL_REQ_EXCHANGE:
     case BL_REQ_TUNNEL:

@@ -11,6 +11,7 @@
 
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include "audit/batch.h"
 #include "audit/record.h"
 #include "audit/writer.h"
 #include "config/config.h"
@@ -51,6 +52,7 @@ struct bl_worker_s {
     bl_upstream_t **upstreams;    /* one per cfg->conns[i] */
     bl_http_header_t *hdrs;       /* parse scratch, cfg->max_headers entries */
     bl_buf_t scratch;             /* renders and audit lines, reused per request */
+    bl_audit_batch_t audit;       /* this worker's audit lines, written once per loop turn */
     bl_conn_t *conns;             /* all open connections (doubly linked) */
     unsigned nconns;
     int draining;
@@ -87,6 +89,7 @@ struct bl_conn_s {
 
 enum bl_req_phase {
     BL_REQ_PEEK,        /* collecting the start of the body before deciding */
+    BL_REQ_AUDIT,       /* intent queued; waiting for it to be written */
     BL_REQ_CONNECT,     /* waiting for an upstream stream */
     BL_REQ_EXCHANGE,    /* head sent; bodies flowing */
     BL_REQ_TUNNEL,      /* after 101: raw bytes both ways */
@@ -100,6 +103,7 @@ struct bl_req_s {
     bl_kreq_t *kreq;              /* owned until the intent is written, then NULL */
     char *action;                 /* rendered kubectl command (owned), or NULL */
     int has_intent;               /* an intent line was written */
+    bl_audit_waiter_t audit_wait; /* for the intent line to be written */
     int recorded;                 /* the result line was written */
     const bl_connection_t *connection;
     bl_upstream_t *up;

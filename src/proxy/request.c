@@ -299,29 +299,43 @@ static void bl_req_render(bl_req_t *r)
     r->rec.action = r->action;
 }
 
-/* Writes the intent record and asks the upstream for a stream. */
+/* The intent line is in the log (ok) or could not be written. */
+static void bl_req_intent_done(bl_audit_waiter_t *w, int ok)
+{
+    bl_req_t *r = (bl_req_t *)((char *)w - offsetof(bl_req_t, audit_wait));
+    bl_conn_t *c = r->conn;
+    if (!ok) {
+        r->rec.result = BL_RESULT_ERROR;
+        c->close_after = c->close_after || bl_req_body_pending(r);
+        bl_reply_status(r, 503, "ServiceUnavailable", "byline: the audit log cannot be written, so the request was refused (no record, no request)");
+    } else {
+        r->has_intent = 1;
+        /* The request's structure is in the intent line now; a long watch or
+         * exec need not carry its 6 KiB for hours. */
+        r->rec.kreq = NULL;
+        free(r->kreq);
+        r->kreq = NULL;
+        bl_exchange_connect(r);
+    }
+    bl_conn_process(c);
+}
+
+/* Queues the intent record; the request goes upstream once it is written. */
 static void bl_req_admit(bl_req_t *r)
 {
-    bl_server_t *srv = r->conn->w->srv;
-    bl_buf_t *line = &r->conn->w->scratch;
+    bl_worker_t *w = r->conn->w;
+    bl_buf_t *line = &w->scratch;
     bl_req_render(r);
     bl_buf_reset(line);
     r->rec.result = BL_RESULT_ALLOWED;
-    int ok = bl_rec_intent_json(&r->rec, line) == BL_OK &&
-             bl_auditlog_write(srv->audit, bl_buf_data(line), bl_buf_size(line)) == BL_OK;
-    if (!ok) {
-        r->rec.result = BL_RESULT_ERROR;
-        r->conn->close_after = r->conn->close_after || bl_req_body_pending(r);
-        bl_reply_status(r, 503, "ServiceUnavailable", "byline: the audit log cannot be written, so the request was refused (no record, no request)");
+    r->phase = BL_REQ_AUDIT;
+    r->audit_wait.done = bl_req_intent_done;
+    if (bl_auditlog_failed(w->srv->audit) == NULL && bl_rec_intent_json(&r->rec, line) == BL_OK &&
+        bl_audit_batch_add(&w->audit, bl_buf_data(line), bl_buf_size(line), &r->audit_wait) == BL_OK)
         return;
-    }
-    r->has_intent = 1;
-    /* The request's structure is in the intent line now; a long watch or
-     * exec need not carry its 6 KiB for hours. */
-    r->rec.kreq = NULL;
-    free(r->kreq);
-    r->kreq = NULL;
-    bl_exchange_connect(r);
+    r->rec.result = BL_RESULT_ERROR;
+    r->conn->close_after = r->conn->close_after || bl_req_body_pending(r);
+    bl_reply_status(r, 503, "ServiceUnavailable", "byline: the audit log cannot be written, so the request was refused (no record, no request)");
 }
 
 void bl_req_peek(bl_req_t *r)
@@ -390,6 +404,7 @@ void bl_req_start(bl_conn_t *c, const bl_http_request_t *hr, size_t head_len)
 
 void bl_req_free(bl_req_t *r)
 {
+    bl_audit_batch_forget(&r->conn->w->audit, &r->audit_wait);
     if (r->wait.pending)
         r->up->ops->cancel(r->up, &r->wait);
     if (r->us)
@@ -407,10 +422,14 @@ void bl_req_record(bl_req_t *r)
     if (r->recorded)
         return;
     r->recorded = 1;
-    bl_buf_t *line = &r->conn->w->scratch;
+    bl_worker_t *w = r->conn->w;
+    /* The outcome is known: stop waiting for the intent (a flush forced by
+     * this very line must not send the request upstream). */
+    bl_audit_batch_forget(&w->audit, &r->audit_wait);
+    bl_buf_t *line = &w->scratch;
     bl_buf_reset(line);
     if (bl_rec_result_json(&r->rec, !r->has_intent, line) != BL_OK ||
-        bl_auditlog_write(r->conn->w->srv->audit, bl_buf_data(line), bl_buf_size(line)) != BL_OK)
+        bl_audit_batch_add(&w->audit, bl_buf_data(line), bl_buf_size(line), NULL) != BL_OK)
         bl_error("audit: result record for %s not written", r->rec.id);
 }
 

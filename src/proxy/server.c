@@ -102,6 +102,7 @@ static int bl_worker_init(bl_server_t *srv, int i)
     w->loop = bl_loop_new();
     w->upstreams = calloc(cfg->nconns, sizeof(*w->upstreams));
     w->hdrs = calloc(cfg->max_headers, sizeof(*w->hdrs));
+    bl_audit_batch_init(&w->audit, srv->audit, w->loop);
     /* An intent line holds the request JSON and the action, each escaped. */
     bl_buf_init(&w->scratch, 2 * (BL_KREQ_JSON_MAX + BL_KREQ_RENDER_MAX) + 16 * 1024);
     if (w->loop == NULL || w->upstreams == NULL || w->hdrs == NULL)
@@ -144,6 +145,7 @@ static void bl_worker_fini(bl_worker_t *w)
     for (size_t k = 0; w->upstreams && k < w->srv->cfg->nconns; k++)
         if (w->upstreams[k])
             w->upstreams[k]->ops->free(w->upstreams[k]);
+    bl_audit_batch_fini(&w->audit); /* the closed connections' result lines */
     /* One more pass runs the deferred frees of sockets and connections. */
     bl_loop_stop(w->loop);
     bl_loop_run_once(w->loop);
