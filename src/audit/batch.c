@@ -1,4 +1,5 @@
 /* batch.c - per-worker group write of audit lines. */
+#include <string.h>
 #include "audit/batch.h"
 
 static void bl_batch_deferred(bl_defer_t *d)
@@ -8,6 +9,7 @@ static void bl_batch_deferred(bl_defer_t *d)
 
 void bl_audit_batch_init(bl_audit_batch_t *b, bl_auditlog_t *log, bl_loop_t *loop)
 {
+    memset(b, 0, sizeof(*b));
     b->log = log;
     b->loop = loop;
     bl_buf_init(&b->buf, BL_AUDIT_BATCH_MAX);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include "audit/batch.h"
 #include "audit/record.h"
 #include "audit/tail.h"
 
@@ -150,6 +151,83 @@ static void tail_json_merges_intent_and_result(void **state)
     free(out);
 }
 
+/* --- the per-worker batch --- */
+
+typedef struct {
+    bl_audit_waiter_t w;
+    int called, ok;
+    bl_audit_batch_t *batch;
+    bl_audit_waiter_t *forget; /* forgets this other waiter from its callback */
+    const char *add;           /* adds this line from its callback */
+    bl_audit_waiter_t *add_waiter;
+} waiter_t;
+
+static void waiter_done(bl_audit_waiter_t *w, int ok)
+{
+    waiter_t *x = (waiter_t *)w;
+    x->called++;
+    x->ok = ok;
+    if (x->forget)
+        bl_audit_batch_forget(x->batch, x->forget);
+    if (x->add)
+        bl_audit_batch_add(x->batch, x->add, strlen(x->add), x->add_waiter);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char buf[4096];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* One write per loop turn; waiters hear of it only after their line is
+ * written; a waiter forgotten from a callback is not called; a line added
+ * from a callback waits for the next write. */
+static void batch_writes_then_tells_waiters(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/byline-batch-XXXXXX", path[256];
+    assert_non_null(mkdtemp(dir));
+    bl_buf_t err;
+    bl_buf_init(&err, 1024);
+    bl_auditlog_t *log = bl_auditlog_open(dir, &err);
+    assert_non_null(log);
+    bl_loop_t *loop = bl_loop_new();
+    bl_audit_batch_t b;
+    bl_audit_batch_init(&b, log, loop);
+    waiter_t a = { .w.done = waiter_done, .batch = &b }, c = { .w.done = waiter_done, .batch = &b },
+             d = { .w.done = waiter_done, .batch = &b }, late = { .w.done = waiter_done, .batch = &b };
+    a.forget = &c.w;            /* a's callback forgets c */
+    a.add = "late\n";
+    a.add_waiter = &late.w;     /* ...and adds a line with its own waiter */
+    assert_int_equal(bl_audit_batch_add(&b, "one\n", 4, &a.w), BL_OK);
+    assert_int_equal(bl_audit_batch_add(&b, "two\n", 4, &c.w), BL_OK);
+    assert_int_equal(bl_audit_batch_add(&b, "three\n", 6, NULL), BL_OK);
+    assert_int_equal(bl_audit_batch_add(&b, "four\n", 5, &d.w), BL_OK);
+    snprintf(path, sizeof(path), "%s/%s", dir, BL_AUDIT_FILE);
+    assert_string_equal(slurp(path), ""); /* nothing written before the loop turns */
+    assert_int_equal(a.called, 0);
+    bl_loop_run_once(loop);
+    assert_string_equal(slurp(path), "one\ntwo\nthree\nfour\n");
+    assert_true(a.called == 1 && a.ok == 1);
+    assert_int_equal(c.called, 0);  /* forgotten by a: its line is written, it is not called */
+    assert_true(d.called == 1 && d.ok == 1);
+    assert_int_equal(late.called, 0); /* added during the flush: next write */
+    bl_loop_run_once(loop);
+    assert_string_equal(slurp(path), "one\ntwo\nthree\nfour\nlate\n");
+    assert_int_equal(late.called, 1);
+    bl_audit_batch_fini(&b);
+    bl_loop_free(loop);
+    bl_auditlog_close(log);
+    bl_buf_free(&err);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +235,7 @@ int main(void)
         cmocka_unit_test(unauthenticated_result_is_complete_alone),
         cmocka_unit_test(tail_joins_and_renders_the_seed_format),
         cmocka_unit_test(tail_json_merges_intent_and_result),
+        cmocka_unit_test(batch_writes_then_tells_waiters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
