@@ -191,6 +191,8 @@ int bl_audit_tail(const char *path, size_t n, int style, FILE *out, size_t *skip
 {
     FILE *f = fopen(path, "re");
     struct stat st;
+    if (f == NULL && errno == ENOENT)
+        return BL_DECLINED; /* no request has been audited yet */
     if (f == NULL || fstat(fileno(f), &st) != 0) {
         bl_buf_printf(err, "cannot read %s: %s", path, strerror(errno));
         if (f)

@@ -14,8 +14,9 @@ enum { BL_TAIL_TEXT = 0, BL_TAIL_JSON = 1 };
 /*
  * Prints the newest `n` requests recorded in `path` to `out`, oldest
  * first. Text style is `ts=... actor=... action="..." connection=...
- * result=...` followed by status, reason and id. Returns BL_OK, or
- * BL_ERROR with the reason in `err` (unreadable file). Lines that are not
+ * result=...` followed by status, reason and id. Returns BL_OK,
+ * BL_DECLINED if the file does not exist yet, or BL_ERROR with the reason
+ * in `err` (unreadable file). Lines that are not
  * valid records are skipped and counted in *skipped (may be NULL).
  */
 int bl_audit_tail(const char *path, size_t n, int style, FILE *out, size_t *skipped, bl_buf_t *err);

@@ -77,6 +77,10 @@ static int bl_audit_tail_cmd(int argc, char **argv)
     bl_buf_init(&err, 4096);
     size_t skipped = 0;
     int rc = bl_audit_tail(path, (size_t)n, style, stdout, &skipped, &err);
+    if (rc == BL_DECLINED && !follow) {
+        fprintf(stderr, "byline audit: no records yet (%s does not exist)\n", path);
+        rc = BL_OK;
+    }
     if (rc == BL_OK && skipped)
         fprintf(stderr, "byline audit: %zu line(s) were not audit records and were skipped\n", skipped);
     if (rc == BL_OK && follow)

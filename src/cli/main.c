@@ -13,7 +13,7 @@ static const struct {
     const char *summary;
 } bl_commands[] = {
     { "init", bl_cmd_init, "write DIR/byline.yaml and the TLS material for a gateway" },
-    { "identity", bl_cmd_identity, "register agent identities (add, list)" },
+    { "identity", bl_cmd_identity, "register agent identities (add, list, remove)" },
     { "kubeconfig", bl_cmd_kubeconfig, "print a kubeconfig that reaches the gateway as an identity" },
     { "serve", bl_cmd_serve, "run the gateway in the foreground" },
     { "audit", bl_cmd_audit, "read the audit records (tail)" },
