@@ -379,6 +379,17 @@ check_audit() {
     AUDIT_JSON="{\"results\":$results,\"allowed_200\":$allowed,\"wrk_requests\":$sent,\"lines\":$(wc -l <"$log")}"
 }
 
+# byline logs nothing per request at the default level; an error or
+# warning during a run is a finding. $1 log, $2 name.
+check_byline_log() {
+    local errs warns
+    cp "$1" "$OUT/raw/$2.stderr"
+    errs=$(grep -c '\] error: ' "$1" || true)
+    warns=$(grep -c '\] warn: ' "$1" || true)
+    [ "$warns" = 0 ] || say "$2 logged $warns warning(s), e.g.: $(grep '\] warn: ' "$1" | head -3)"
+    [ "$errs" = 0 ] || die "$2 logged $errs error(s), e.g.: $(grep '\] error: ' "$1" | head -5)"
+}
+
 # ---- idle watches ----
 
 # One round of the watch test: opens WATCHES watches through 127.0.0.1:$2,
@@ -444,6 +455,7 @@ watch_test() {
     watch_memory byline "$blp" "$BL_PID" byline "$BL_TOKEN" "$BL_CA"
     bl_rss=$WM_JSON
     start_nginx_proxy nginx-watch "$wup" "$ngp" "$ngp2"
+    check_byline_log "$RUN/byline-watch.log" byline-watch
     watch_memory nginx "$ngp" "$NGX_PID" nginx "" "$RUN/pki/ca.crt"
     ng_rss=$WM_JSON
     WATCH_JSON="{\"byline\":$bl_rss,\"nginx\":$ng_rss}"
@@ -513,7 +525,7 @@ main() {
         done
     done
     check_audit "$RUN/byline"
-    cp "$RUN/byline.log" "$OUT/raw/byline.stderr"
+    check_byline_log "$RUN/byline.log" byline
 
     WATCH_JSON=null
     [ "$WATCHES" -gt 0 ] && watch_test "$WUP_PORT" "$BLW_PORT" "$NGW_PORT" "$NGW2_PORT"
