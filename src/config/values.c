@@ -138,6 +138,11 @@ static int bl_authority_parse(const char *s, size_t len, char *host, int *port, 
         *why = hl == 0 ? "has no host" : "has a host name that is too long";
         return BL_ERROR;
     }
+    /* inet_pton stops at a NUL: "10.0.0.1\0junk" must not pass as an address */
+    if (memchr(h, '\0', hl) != NULL) {
+        *why = "has an invalid host (a DNS name, an IPv4 address or [IPv6])";
+        return BL_ERROR;
+    }
     memcpy(host, h, hl);
     host[hl] = '\0';
     *is_ip = bl_is_ip(host);

@@ -716,6 +716,25 @@ static void test_urls(void **state)
     }
 }
 
+/* Found by fuzz_config: a NUL inside the host ended the address for
+ * inet_pton, so "10.0.0.1\0junk" passed as 10.0.0.1. */
+static void test_nul_in_host(void **state)
+{
+    static const char url[] = "https://10.0.0.1\0\0\0", v6[] = "https://[::1\0x]:1";
+    static const char hp[] = "10.0.0.1\0x:8443";
+    char host[BL_HOST_MAX + 1];
+    bl_url_t u;
+    int port;
+    const char *why = NULL;
+    (void)state;
+    assert_int_equal(bl_url_parse(url, sizeof(url) - 1, &u, &why), BL_ERROR);
+    assert_string_equal(why, "has an invalid host (a DNS name, an IPv4 address or [IPv6])");
+    assert_int_equal(bl_url_parse(v6, sizeof(v6) - 1, &u, &why), BL_ERROR);
+    assert_int_equal(bl_hostport_parse(hp, sizeof(hp) - 1, host, &port, &why), BL_ERROR);
+    assert_int_equal(bl_url_parse(url, 16, &u, &why), BL_OK); /* the same without the NULs */
+    assert_string_equal(u.host, "10.0.0.1");
+}
+
 static void test_listen_and_names(void **state)
 {
     char host[BL_HOST_MAX + 1];
@@ -806,6 +825,7 @@ int main(void)
         cmocka_unit_test(test_identities_round_trip),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_urls),
+        cmocka_unit_test(test_nul_in_host),
         cmocka_unit_test(test_listen_and_names),
         cmocka_unit_test(test_file_helpers),
     };
