@@ -22,7 +22,8 @@
 #                         1 worker, else none
 #   BENCH_WATCHES [5000]  idle watches for the memory test (0 skips it)
 #   BENCH_WATCH_ROUNDS [2] times the watches are opened and closed again
-#                         (memory that grows per round is a leak)
+#                         through byline (memory that grows per round is a
+#                         leak); nginx, the reference, gets one round
 #   BENCH_QUICK=1         3s, one round, 1s warm-up (development)
 #   BENCH_WAIT_IDLE [0]   seconds to wait for other processes to go quiet
 #                         before starting (the run warns if they do not)
@@ -410,7 +411,7 @@ watch_round() {
     done
     ready=$(grep '^READY' "$RUN/$tag.watchers.out") || die "watchers for $name not ready after 300s"
     grep -q 'failed=0' <<<"$ready" || die "$name: some watches failed ($ready): $(head -5 "$RUN/$tag.watchers.err")"
-    sleep 2  # let allocations settle
+    sleep 1  # let allocations settle
     kill -0 "$pid" 2>/dev/null || die "$name died holding watches"
     during=$($WM_RSS "$pid")
     fds_during=$($WM_FDS "$pid")
@@ -419,7 +420,7 @@ watch_round() {
     wait "$wpid" || die "watchers for $name failed: $(cat "$RUN/$tag.watchers.err")"
     closed=$(grep '^CLOSED' "$RUN/$tag.watchers.out" || echo "CLOSED dropped=?")
     grep -q 'dropped=0' <<<"$closed" || die "$name dropped idle watches: $closed"
-    sleep 2
+    sleep 1
     kill -0 "$pid" 2>/dev/null || die "$name died after the watches closed"
     after=$($WM_RSS "$pid")
     say "$name round $6: ${ready#READY }; RSS ${during} kB, ${after} kB after they closed"
@@ -428,7 +429,7 @@ watch_round() {
 }
 
 # $1 name, $2 port, $3 pid, $4 "byline" or "nginx", $5 token or "", $6 the
-# CA that verifies the endpoint. Runs WATCH_ROUNDS rounds; sets WM_JSON.
+# CA that verifies the endpoint, $7 rounds; sets WM_JSON.
 watch_memory() {
     local name=$1 tf="" before fds_before r
     WM_RSS=rss_kb WM_FDS=fd_count WM_ROUNDS=()
@@ -438,7 +439,7 @@ watch_memory() {
     before=$($WM_RSS "$3")
     fds_before=$($WM_FDS "$3")
     say "$name: RSS $before kB before the watches"
-    for r in $(seq "$WATCH_ROUNDS"); do watch_round "$name" "$2" "$3" "$6" "$tf" "$r"; done
+    for r in $(seq "$7"); do watch_round "$name" "$2" "$3" "$6" "$tf" "$r"; done
     WM_JSON=$(printf '{"watches":%d,"rss_before_kb":%d,"fds_before":%d,"rounds":[%s]}' \
         "$WATCHES" "$before" "$fds_before" "$(IFS=,; echo "${WM_ROUNDS[*]}")")
 }
@@ -452,11 +453,11 @@ watch_test() {
     wait_port "$wup" "$wup_pid" "watch upstream" "$RUN/watch-upstream.log"
     byline_config "$RUN/byline-watch" "$blp" "$wup"
     start_byline "$RUN/byline-watch" "$blp" byline-watch
-    watch_memory byline "$blp" "$BL_PID" byline "$BL_TOKEN" "$BL_CA"
+    watch_memory byline "$blp" "$BL_PID" byline "$BL_TOKEN" "$BL_CA" "$WATCH_ROUNDS"
     bl_rss=$WM_JSON
     start_nginx_proxy nginx-watch "$wup" "$ngp" "$ngp2"
     check_byline_log "$RUN/byline-watch.log" byline-watch
-    watch_memory nginx "$ngp" "$NGX_PID" nginx "" "$RUN/pki/ca.crt"
+    watch_memory nginx "$ngp" "$NGX_PID" nginx "" "$RUN/pki/ca.crt" 1
     ng_rss=$WM_JSON
     WATCH_JSON="{\"byline\":$bl_rss,\"nginx\":$ng_rss}"
 }
