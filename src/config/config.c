@@ -25,7 +25,7 @@
 
 /* Where an identity's name and credentials were written (for duplicates). */
 typedef struct {
-    const char *file;
+    bl_yaml_t *y;             /* the file */
     yaml_mark_t name, token, cn, uri;
 } bl_id_src_t;
 
@@ -34,8 +34,6 @@ typedef struct {
     bl_config_t *cfg;
     bl_id_src_t *src;         /* parallel to cfg->ids */
     yaml_node_t *inline_ids;  /* byline.yaml's `identities` value, or NULL */
-    bl_buf_t *errors;
-    unsigned nerrors;         /* errors reported outside a bl_yaml_t */
 } bl_load_t;
 
 #define CFG(f)  offsetof(bl_config_t, f)
@@ -430,7 +428,7 @@ static void bl_cfg_identity(bl_yaml_t *y, yaml_node_t *item, bl_identity_t *id, 
 {
     yaml_node_t *found[BL_YAML_MAX_KEYS];
     yaml_node_t *n;
-    src->file = y->file;
+    src->y = y;
     src->name = src->token = src->cn = src->uri = item->start_mark;
     if (bl_yaml_map(y, item, bl_id_keys, id, found) != BL_OK && item->type != YAML_MAPPING_NODE)
         return;
@@ -561,15 +559,12 @@ static void bl_cfg_dup(void *ctx, int what, size_t first, size_t dup)
     na = na ? na : "?"; /* a nameless identity was reported already */
     nb = nb ? nb : "?";
     if (what == BL_ID_DUP_NAME)
-        bl_buf_printf(L->errors, "%s:%zu:%zu: identity name \"%s\" is already used at %s:%zu:%zu\n",
-                      b->file, mb->line + 1, mb->column + 1, nb, a->file, ma->line + 1,
-                      ma->column + 1);
+        bl_yaml_error_at(b->y, mb, "identity name \"%s\" is already used at %s:%zu:%zu", nb,
+                         a->y->file, ma->line + 1, ma->column + 1);
     else
-        bl_buf_printf(L->errors, "%s:%zu:%zu: %s of identity \"%s\" already maps to identity "
-                                 "\"%s\" (%s:%zu:%zu): one credential must name one identity\n",
-                      b->file, mb->line + 1, mb->column + 1, desc, nb, na, a->file,
-                      ma->line + 1, ma->column + 1);
-    L->nerrors++;
+        bl_yaml_error_at(b->y, mb, "%s of identity \"%s\" already maps to identity \"%s\" "
+                                   "(%s:%zu:%zu): one credential must name one identity",
+                         desc, nb, na, a->y->file, ma->line + 1, ma->column + 1);
 }
 
 /* Parses both identity lists into one array and indexes it. */
@@ -620,7 +615,6 @@ int bl_config_load_ex(const char *dir, bl_config_t **out, bl_buf_t *errors, bl_b
     int explicit_ids = 0;
     *out = NULL;
     bl_config_t *cfg = L.cfg = calloc(1, sizeof(*cfg));
-    L.errors = errors;
     if (cfg == NULL || (cfg->dir = bl_file_abspath(NULL, dir)) == NULL ||
         (cfg->path = bl_file_abspath(cfg->dir, "byline.yaml")) == NULL) {
         bl_buf_printf(errors, "%s: out of memory\n", dir);
@@ -646,7 +640,7 @@ int bl_config_load_ex(const char *dir, bl_config_t **out, bl_buf_t *errors, bl_b
                                     ? bl_cfg_file_ids(&yi) : NULL;
         bl_cfg_identities(&L, &y, &yi, file_ids);
     }
-    unsigned nerr = y.nerrors + yi.nerrors + L.nerrors;
+    unsigned nerr = y.nerrors + yi.nerrors;
     bl_yaml_free(&y);
     bl_yaml_free(&yi);
     free(L.src);

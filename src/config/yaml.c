@@ -9,6 +9,7 @@
 #include "core/log.h"
 
 #define BL_YAML_MAX_DEPTH 32
+#define BL_YAML_LINE_MAX  (2 * BL_PATH_MAX + 1024) /* one report: file, a path, words */
 
 static void bl_yaml_vreport(bl_yaml_t *y, const yaml_mark_t *m, const char *kind,
                             const char *fmt, va_list ap) BL_PRINTF(4, 0);
@@ -16,23 +17,35 @@ static void bl_yaml_vreport(bl_yaml_t *y, const yaml_mark_t *m, const char *kind
 static void bl_yaml_vreport(bl_yaml_t *y, const yaml_mark_t *m, const char *kind,
                             const char *fmt, va_list ap)
 {
-    bl_buf_t line;
-    bl_buf_init(&line, 1024);
+    char line[BL_YAML_LINE_MAX];
+    int n;
     if (m != NULL)
-        bl_buf_printf(&line, "%s:%zu:%zu: %s", y->file, m->line + 1, m->column + 1, kind);
+        n = snprintf(line, sizeof(line), "%s:%zu:%zu: %s", y->file, m->line + 1,
+                     m->column + 1, kind);
     else
-        bl_buf_printf(&line, "%s: %s", y->file, kind);
-    bl_buf_vprintf(&line, fmt, ap);
+        n = snprintf(line, sizeof(line), "%s: %s", y->file, kind);
+    if (n >= 0 && (size_t)n < sizeof(line))
+        vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap); /* cut, not dropped, if long */
+    /* A value quoted in a message must not break "one problem, one line". */
+    for (char *p = line; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     if (kind[0] == 'w' && y->warnings == NULL) {
-        const char *s = bl_buf_cstr(&line);
-        if (s != NULL)
-            bl_warn("%s", s);
+        bl_warn("%s", line);
     } else {
         bl_buf_t *out = kind[0] == 'w' ? y->warnings : y->errors;
-        bl_buf_append(out, bl_buf_data(&line), bl_buf_size(&line));
+        bl_buf_puts(out, line);
         bl_buf_puts(out, "\n");
     }
-    bl_buf_free(&line);
+}
+
+void bl_yaml_error_at(bl_yaml_t *y, const yaml_mark_t *m, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    bl_yaml_vreport(y, m, "", fmt, ap);
+    va_end(ap);
+    y->nerrors++;
 }
 
 void bl_yaml_error(bl_yaml_t *y, const yaml_node_t *n, const char *fmt, ...)
@@ -56,10 +69,8 @@ void bl_yaml_warn(bl_yaml_t *y, const yaml_node_t *n, const char *fmt, ...)
 static void bl_yaml_syntax_error(bl_yaml_t *y, const yaml_parser_t *p)
 {
     const yaml_mark_t *m = p->problem ? &p->problem_mark : &p->context_mark;
-    bl_buf_printf(y->errors, "%s:%zu:%zu: YAML syntax error: %s%s%s\n", y->file, m->line + 1,
-                  m->column + 1, p->problem ? p->problem : "cannot parse",
-                  p->context ? " " : "", p->context ? p->context : "");
-    y->nerrors++;
+    bl_yaml_error_at(y, m, "YAML syntax error: %s%s%s", p->problem ? p->problem : "cannot parse",
+                     p->context ? " " : "", p->context ? p->context : "");
 }
 
 /* A first pass over the event stream refuses what the document loader
@@ -92,8 +103,7 @@ static int bl_yaml_prescan(bl_yaml_t *y, const char *data, size_t len)
         else if (t == YAML_MAPPING_END_EVENT || t == YAML_SEQUENCE_END_EVENT)
             depth--;
         if (bad != NULL) {
-            bl_buf_printf(y->errors, "%s:%zu:%zu: %s\n", y->file, m.line + 1, m.column + 1, bad);
-            y->nerrors++;
+            bl_yaml_error_at(y, &m, "%s", bad);
             break;
         }
         if (t == YAML_STREAM_END_EVENT) {
@@ -370,6 +380,12 @@ int bl_yaml_path(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k
     *out = abs;
     if (abs == NULL) {
         bl_yaml_error(y, v, "out of memory");
+        return BL_ERROR;
+    }
+    if (strlen(abs) >= BL_PATH_MAX) {
+        bl_yaml_error(y, v, "%s: a path of at most %d bytes", k->name, BL_PATH_MAX - 1);
+        free(abs);
+        *out = NULL;
         return BL_ERROR;
     }
     unsigned before = y->nerrors;

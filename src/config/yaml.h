@@ -73,9 +73,14 @@ yaml_node_t *bl_yaml_root(bl_yaml_t *y);
 /* Returns the node with `index` in y's document (libyaml's indices). */
 yaml_node_t *bl_yaml_node(bl_yaml_t *y, int index);
 
-/* Reports an error / a warning at node n (NULL: no position). */
+/* Reports an error / a warning at node n (NULL: no position). A report is
+ * one line: control characters in it show as '?', and one longer than
+ * 2 * BL_PATH_MAX + 1024 bytes is cut there. */
 void bl_yaml_error(bl_yaml_t *y, const yaml_node_t *n, const char *fmt, ...) BL_PRINTF(3, 4);
 void bl_yaml_warn(bl_yaml_t *y, const yaml_node_t *n, const char *fmt, ...) BL_PRINTF(3, 4);
+
+/* Reports an error at a position in y's file (NULL: no position). */
+void bl_yaml_error_at(bl_yaml_t *y, const yaml_mark_t *m, const char *fmt, ...) BL_PRINTF(3, 4);
 
 /*
  * Walks mapping `m` against table `keys`: reports a non-mapping, unknown
@@ -98,7 +103,8 @@ int bl_yaml_expect_seq(bl_yaml_t *y, yaml_node_t *n, const char *what);
 
 /* Value parsers for bl_yaml_key_t.parse. */
 int bl_yaml_str(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k);      /* char ** */
-int bl_yaml_path(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k);     /* char **, absolute */
+int bl_yaml_path(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k);     /* char **, absolute,
+                                                                                          < BL_PATH_MAX bytes */
 int bl_yaml_uint(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k);     /* unsigned * */
 int bl_yaml_int(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k);      /* int * */
 int bl_yaml_duration(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k); /* unsigned * (ms) */

@@ -441,6 +441,35 @@ static void test_yaml_syntax(void **state)
     expect_errors("- a\n- b\n", 1, want5);
 }
 
+/* Found by fuzz_config: every problem is one whole line. A value with a
+ * line break in it split its report in two, and a report longer than 1 KiB
+ * (a long path quoted in it) lost its message. */
+static void test_report_lines(void **state)
+{
+    (void)state;
+    const char *want1[] = { "byline.yaml:1:9: listen: \"a?b:1\" has an invalid host", NULL };
+    expect_errors("listen: \"a\\nb:1\"\n" TLS CONN, 1, want1);
+    const char *want2[] = { "byline.yaml:6:11: identity name \"x?y\" must be lower-case",
+                            "byline.yaml:8:11: identity name \"x?y\" is already used at ",
+                            "byline.yaml:6:11\n", NULL };
+    expect_errors(TLS "identities:\n  - name: \"x\\ny\"\n    cert_cn: a\n"
+                  "  - name: \"x\\ny\"\n    cert_cn: b\n" CONN, 3, want2);
+    char text[8192], path[5000];
+    memset(path, 'x', 3000);
+    path[3000] = '\0';
+    snprintf(text, sizeof(text), TLS "connections:\n  - name: a\n    server: https://a\n"
+             "    token_file: nope/%s\n", path);
+    const char *want3[] = { "byline.yaml:8:17: token_file: cannot read ",
+                            "xxx: No such file or directory\n", NULL };
+    expect_errors(text, 1, want3);
+    memset(path, 'x', sizeof(path) - 1);
+    path[sizeof(path) - 1] = '\0';
+    snprintf(text, sizeof(text), TLS "identities_file: %s\n" CONN, path);
+    const char *want4[] = { "byline.yaml:5:18: identities_file: a path of at most 4095 bytes",
+                            NULL };
+    expect_errors(text, 1, want4);
+}
+
 static void test_missing_dir(void **state)
 {
     load_t l;
@@ -816,6 +845,7 @@ int main(void)
         cmocka_unit_test(test_connection_credentials),
         cmocka_unit_test(test_tls_errors),
         cmocka_unit_test(test_yaml_syntax),
+        cmocka_unit_test(test_report_lines),
         cmocka_unit_test(test_missing_dir),
         cmocka_unit_test(test_permissions),
         cmocka_unit_test(test_wildcard_listen),
