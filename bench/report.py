@@ -30,6 +30,10 @@ def proxy_cores(setup, cpu):
     return {"byline": o.get("byline"), "nginx": o.get("nginx"), "nginx+log": o.get("nginx")}.get(setup)
 
 
+def spread(r):
+    return f"{100 * r['rps_spread']:.0f}%" if len(r["rounds"]) > 1 else "-"
+
+
 def noisy(r):
     return r["other_cores_max"] >= 0.05
 
@@ -128,7 +132,7 @@ def table(meta, res, cmp):
         for i, (setup, name, _) in enumerate(SETUPS):
             r = res[body][setup]
             lines.append(f"{label if i == 0 else '':<19} {name:<10} {r['rps']:>7.0f} "
-                         f"{100 * r['rps_spread']:>5.0f}% {r['mbps']:>6.1f} "
+                         f"{spread(r):>6} {r['mbps']:>6.1f} "
                          f"{ms(r['p50_us']):>9} {ms(r['p99_us']):>9} {ms(r['p999_us']):>9} {cpu_cols(setup, r)}")
             any_noisy |= noisy(r)
         lines.append("")
