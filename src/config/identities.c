@@ -64,7 +64,7 @@ int bl_identities_write(const char *path, const bl_identity_t *ids, size_t n, bl
     bl_buf_free(&b);
     return rc;
 oom:
-    bl_buf_printf(err, "%s: too large or out of memory\n", path);
+    bl_buf_printf(err, "%s: too large, out of memory, or a value that is not UTF-8\n", path);
     bl_buf_free(&b);
     return BL_ERROR;
 }

@@ -485,22 +485,61 @@ static int bl_yaml_plain_ok(const char *s)
     return 1;
 }
 
+/* Returns the code point of the UTF-8 sequence at p (NUL-terminated) with
+ * its length in *len, or -1 if p does not start valid UTF-8 (truncated,
+ * overlong, a surrogate, past U+10FFFF). */
+static long bl_utf8_next(const unsigned char *p, size_t *len)
+{
+    static const uint32_t min[] = { 0, 0, 0x80, 0x800, 0x10000 };
+    size_t n = p[0] < 0x80 ? 1 : (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3
+                                : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (n == 0)
+        return -1;
+    uint32_t c = n == 1 ? p[0] : p[0] & (0x7fu >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) /* also stops at the NUL */
+            return -1;
+        c = c << 6 | (p[i] & 0x3f);
+    }
+    if (c < min[n] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return -1;
+    *len = n;
+    return (long)c;
+}
+
+/* Returns 1 if code point c may stand unescaped in a double-quoted scalar
+ * and reads back unchanged: YAML-printable and not a line break (NEL,
+ * U+2028 and U+2029 are folded) nor a byte order mark. */
+static int bl_yaml_raw_ok(long c)
+{
+    return (c >= 0x20 && c < 0x7f) || (c >= 0xa0 && c <= 0xd7ff && c != 0x2028 && c != 0x2029) ||
+           (c >= 0xe000 && c <= 0xfffd && c != 0xfeff) || c >= 0x10000;
+}
+
 int bl_yaml_put_scalar(bl_buf_t *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
+    size_t len;
     if (bl_yaml_plain_ok(s))
         return bl_buf_puts(b, s);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p += len)
+        if (bl_utf8_next(p, &len) < 0)
+            return BL_ERROR; /* no YAML text reads back as these bytes */
     if (bl_buf_puts(b, "\"") != BL_OK)
         return BL_ERROR;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char esc[4] = { '\\', 'x', hex[*p >> 4], hex[*p & 15] };
+    for (const unsigned char *p = (const unsigned char *)s; *p; p += len) {
+        long c = bl_utf8_next(p, &len);
+        char esc[6] = { '\\', 'u', hex[(c >> 12) & 15], hex[(c >> 8) & 15], hex[(c >> 4) & 15],
+                        hex[c & 15] };
         int rc;
-        if (*p == '"' || *p == '\\')
-            rc = bl_buf_append(b, (const char[]){ '\\', (char)*p }, 2);
-        else if (*p < 0x20 || *p == 0x7f)
-            rc = bl_buf_append(b, esc, 4);
+        if (c == '"' || c == '\\')
+            rc = bl_buf_append(b, (const char[]){ '\\', (char)c }, 2);
+        else if (bl_yaml_raw_ok(c))
+            rc = bl_buf_append(b, p, len);
+        else if (c < 0x100) /* "\xNN": U+00NN */
+            rc = bl_buf_append(b, (const char[]){ '\\', 'x', esc[4], esc[5] }, 4);
         else
-            rc = bl_buf_append(b, p, 1);
+            rc = bl_buf_append(b, esc, 6);
         if (rc != BL_OK)
             return BL_ERROR;
     }

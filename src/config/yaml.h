@@ -119,7 +119,10 @@ char *bl_yaml_strdup(bl_yaml_t *y, yaml_node_t *v, const char *what, int null_ok
 
 /* Appends `s` as a YAML scalar: plain when that cannot be misread (starts
  * with a letter, only [A-Za-z0-9._/-], not a boolean or null word), else
- * double-quoted with escapes. Returns BL_OK or BL_ERROR. */
+ * double-quoted, escaping what a reader would refuse or fold (controls,
+ * C1 controls, NEL, U+2028/2029, U+FEFF, U+FFFE/FFFF), so it reads back as
+ * `s`. Returns BL_OK, or BL_ERROR when out of room or when `s` is not UTF-8
+ * (nothing is appended then: no YAML text reads back as those bytes). */
 int bl_yaml_put_scalar(bl_buf_t *b, const char *s);
 
 #endif

@@ -26,6 +26,7 @@
 #include "config/config.h"
 #include "config/file.h"
 #include "config/values.h"
+#include "config/yaml.h"
 
 static char root[256];
 static int ndirs;
@@ -675,6 +676,69 @@ static void test_identities_round_trip(void **state)
     bl_buf_free(&err);
 }
 
+/* Found by fuzz_config: bl_yaml_put_scalar wrote C1 controls, NEL, U+2028,
+ * U+2029 and U+FFFE/FFFF raw, so a registry rewritten by `byline identity
+ * add` either did not load ("control characters are not allowed") or
+ * changed a cert_cn (a line break folded, the space after it dropped). */
+static void test_put_scalar_round_trip(void **state)
+{
+    static const char *const ok[] = {
+        "a\xe2\x80\xa8 b", "a\xe2\x80\xa9 b", "\xc2\x85x", "\xc2\x80", "\xc2\x9f\xc2\xa0",
+        "\xef\xbb\xbfx", "\xef\xbf\xbe\xef\xbf\xbf", "caf\xc3\xa9", "\xf0\x9f\x98\x80",
+        "tab\there\n", "q\"b\\", "yes", "null", "", "- x", "\x7f",
+    };
+    static const char *const bad[] = { "\xff", "a\xc3", "\xc0\xaf", "\xed\xa0\x80",
+                                       "\xf4\x90\x80\x80" };
+    (void)state;
+    for (size_t i = 0; i < BL_ARRAY_LEN(ok); i++) {
+        bl_buf_t b, errs;
+        bl_yaml_t y = { .file = "t", .errors = &errs };
+        bl_buf_init(&b, 4096);
+        bl_buf_init(&errs, 4096);
+        assert_int_equal(bl_buf_puts(&b, "v: "), BL_OK);
+        assert_int_equal(bl_yaml_put_scalar(&b, ok[i]), BL_OK);
+        if (bl_yaml_load_mem(&y, bl_buf_data(&b), bl_buf_size(&b)) != BL_OK) {
+            print_error("#%zu: %s\n", i, bl_buf_cstr(&errs));
+            fail();
+        }
+        yaml_node_t *top = bl_yaml_root(&y);
+        yaml_node_t *v = bl_yaml_node(&y, top->data.mapping.pairs.start[0].value);
+        assert_int_equal(v->data.scalar.length, strlen(ok[i]));
+        assert_memory_equal(v->data.scalar.value, ok[i], strlen(ok[i]));
+        bl_yaml_free(&y);
+        bl_buf_free(&b);
+        bl_buf_free(&errs);
+    }
+    for (size_t i = 0; i < BL_ARRAY_LEN(bad); i++) {
+        bl_buf_t b;
+        bl_buf_init(&b, 4096);
+        assert_int_equal(bl_yaml_put_scalar(&b, bad[i]), BL_ERROR);
+        assert_int_equal(bl_buf_size(&b), 0);
+        bl_buf_free(&b);
+    }
+    /* end to end: load, rewrite, load again */
+    load_t l, l2;
+    bl_buf_t err;
+    char path[400];
+    const char *dir = newdir();
+    put(dir, "byline.yaml", TLS CONN, 0600);
+    put(dir, "identities.yaml",
+        "identities:\n  - name: a\n    cert_cn: \"a\\u2028 b\"\n"
+        "  - name: b\n    cert_cn: \"\\x80\\N\"\n", 0600);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_OK);
+    bl_buf_init(&err, 4096);
+    snprintf(path, sizeof(path), "%s/identities.yaml", dir);
+    assert_int_equal(bl_identities_write(path, l.cfg->ids, l.cfg->nids, &err), BL_OK);
+    load(&l2, dir);
+    assert_int_equal(l2.rc, BL_OK);
+    assert_string_equal(l2.cfg->ids[0].cert_cn, "a\xe2\x80\xa8 b");
+    assert_string_equal(l2.cfg->ids[1].cert_cn, "\xc2\x80\xc2\x85");
+    unload(&l2);
+    unload(&l);
+    bl_buf_free(&err);
+}
+
 /* ---- value syntaxes ---- */
 
 static void test_durations(void **state)
@@ -853,6 +917,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_credentials),
         cmocka_unit_test(test_identities_file_shapes),
         cmocka_unit_test(test_identities_round_trip),
+        cmocka_unit_test(test_put_scalar_round_trip),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_nul_in_host),
