@@ -34,6 +34,13 @@ static const char *bl_sock_ssl_reason(SSL *ssl, const char *what)
     return bl_sock_reason;
 }
 
+int bl_sock_clean(bl_sock_t *s)
+{
+    /* Bytes OpenSSL read ahead but nobody asked for would answer the next
+     * request on this connection: such a socket is never reused. */
+    return s->state == BL_SOCK_OPEN && !s->shut_wr && !s->rd_hup && !SSL_has_pending(s->ssl);
+}
+
 static void bl_sock_reap(bl_defer_t *d)
 {
     free(d->data);
@@ -156,7 +163,7 @@ static int bl_sock_shutdown_wr(bl_stream_t *st)
 static void bl_sock_release(bl_stream_t *st, int reusable)
 {
     bl_sock_t *s = (bl_sock_t *)st;
-    if (reusable && s->recycle && s->state == BL_SOCK_OPEN && !s->shut_wr && s->recycle(s) == BL_OK)
+    if (reusable && s->recycle && bl_sock_clean(s) && s->recycle(s) == BL_OK)
         return;
     bl_sock_close(s);
 }

@@ -64,6 +64,10 @@ bl_sock_t *bl_sock_connect(bl_loop_t *loop, const struct sockaddr *addr, socklen
  */
 int bl_sock_handshake(bl_sock_t *s, const char **reason);
 
+/* Returns 1 if the socket may carry a new request: open, no FIN seen, and
+ * no unread bytes buffered in OpenSSL; else 0. */
+int bl_sock_clean(bl_sock_t *s);
+
 /* Closes the socket now (sending close_notify if it can without blocking). */
 void bl_sock_close(bl_sock_t *s);
 

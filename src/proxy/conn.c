@@ -28,6 +28,8 @@ void bl_conn_close(bl_conn_t *c)
     if (c->req) {
         bl_req_t *r = c->req;
         c->req = NULL;
+        if (r->rec.reason[0] == '\0')
+            bl_rec_reason(&r->rec, "%s", c->close_reason ? c->close_reason : "connection closed by byline");
         bl_req_record(r);
         bl_req_free(r);
     }
@@ -64,8 +66,13 @@ int bl_conn_flush(bl_conn_t *c)
 static void bl_conn_timeout(bl_timer_t *t)
 {
     bl_conn_t *c = t->data;
-    bl_debug("closing connection from %s: %s timeout", c->sock->peer_ip,
-             c->state == BL_CONN_HANDSHAKE ? "handshake" : c->timed_head ? "header" : "idle");
+    const char *what = c->state == BL_CONN_HANDSHAKE ? "TLS handshake"
+                       : c->state == BL_CONN_BUSY    ? (c->req && c->req->phase == BL_REQ_PEEK
+                                                            ? "request body" : "response delivery")
+                       : c->timed_head               ? "request head"
+                                                     : "idle keep-alive";
+    bl_debug("closing connection from %s: %s timeout", c->sock->peer_ip, what);
+    c->close_reason = c->state == BL_CONN_BUSY ? "timed out waiting for the client" : NULL;
     bl_conn_close(c);
 }
 
@@ -123,6 +130,7 @@ void bl_conn_request_done(bl_conn_t *c)
 
 void bl_conn_drain(bl_conn_t *c)
 {
+    c->close_reason = "byline is shutting down";
     if (c->state == BL_CONN_HANDSHAKE || (c->state == BL_CONN_HEAD && bl_buf_size(&c->in) == 0))
         bl_conn_close(c);
     else
@@ -179,6 +187,10 @@ static void bl_conn_read_head(bl_conn_t *c)
 static void bl_conn_watch_client(bl_conn_t *c)
 {
     bl_req_t *r = c->req;
+    if (bl_conn_flush(c) == BL_ERROR) { /* a 100 Continue may be waiting */
+        bl_conn_close(c);
+        return;
+    }
     while (!c->client_eof && bl_buf_size(&c->in) < c->in.max) {
         size_t room;
         char *p = bl_buf_tail(&c->in, 4096, &room);

@@ -21,6 +21,7 @@
 #define BL_MAX_RETRIES 3
 #define BL_FILL_MIN    (32 * 1024)
 #define BL_COALESCE_MAX (16 * 1024)
+#define BL_MAX_1XX      8
 
 static void bl_ex_attach(bl_req_t *r, bl_stream_t *s, int pooled);
 
@@ -102,11 +103,18 @@ static void bl_ex_attach(bl_req_t *r, bl_stream_t *s, int pooled)
     r->conn->again = 1;
 }
 
-/* A pooled connection died before answering: the server closed it while
- * idle. Nothing of this request reached anyone, so send it again. */
+/* A pooled connection died before answering: most likely the server
+ * closed it while idle. Sending the request again is only safe when the
+ * server cannot have acted on it: its head never went out whole, or it is
+ * a read (GET, HEAD, OPTIONS) and not an upgrade. An exec or a DELETE
+ * whose head was delivered is never re-sent (net/http's rule too). */
 static int bl_ex_retry(bl_req_t *r)
 {
-    if (!r->us_pooled || r->rhead_done || bl_buf_size(&r->uin) || r->rec.bytes_in || r->retries >= BL_MAX_RETRIES)
+    int head_unsent = r->uhead_sent < bl_buf_size(&r->uhead);
+    int safe = !r->upgrade && (bl_str_eq(r->method, "GET") || bl_str_eq(r->method, "HEAD") ||
+                               bl_str_eq(r->method, "OPTIONS"));
+    if (!r->us_pooled || r->rhead_done || bl_buf_size(&r->uin) || r->rec.bytes_in || r->client_fault ||
+        r->retries >= BL_MAX_RETRIES || !(head_unsent || safe))
         return BL_DECLINED;
     bl_stream_release(r->us, 0);
     r->us = NULL;
@@ -303,7 +311,12 @@ static int bl_ex_response_head(bl_req_t *r, const bl_http_response_t *res, size_
         return 1;
     }
     if (res->status < 200) { /* 100 Continue, 103 Early Hints: pass on, keep reading */
-        if (bl_buf_append(&c->out, bl_buf_data(&r->uin), n) != BL_OK)
+        if (++r->informational > BL_MAX_1XX) {
+            bl_rec_reason(&r->rec, "the API server sent more than %d informational responses", BL_MAX_1XX);
+            return BL_ERROR;
+        }
+        /* HTTP/1.0 has no 1xx; byline answered any Expect: 100-continue itself. */
+        if (r->minor == 1 && res->status != 100 && bl_buf_append(&c->out, bl_buf_data(&r->uin), n) != BL_OK)
             return BL_ERROR;
         bl_buf_consume(&r->uin, n);
         return 1;
@@ -318,8 +331,12 @@ static int bl_ex_response_head(bl_req_t *r, const bl_http_response_t *res, size_
     while ((h = bl_http_find(res->headers, res->num_headers, "connection", &pos)) != NULL)
         if (bl_http_has_token(h->value, "close"))
             r->upstream_reusable = 0;
-    r->rchunked_out = r->rbody.kind == BL_BODY_CHUNKED || (r->rbody.kind == BL_BODY_CLOSE && r->minor == 1);
-    if (r->rbody.kind == BL_BODY_CLOSE && !r->rchunked_out)
+    /* An HTTP/1.1 client gets chunks for chunked and close-delimited bodies
+     * (so its connection stays reusable); an HTTP/1.0 client gets the bytes
+     * plain, ended by closing the connection. */
+    r->rchunked_out = r->minor == 1 && (r->rbody.kind == BL_BODY_CHUNKED || r->rbody.kind == BL_BODY_CLOSE);
+    r->rdecode = r->rbody.kind == BL_BODY_CHUNKED || r->rchunked_out;
+    if ((r->rbody.kind == BL_BODY_CLOSE || r->rbody.kind == BL_BODY_CHUNKED) && !r->rchunked_out)
         c->close_after = 1;
     if (r->rbody.kind == BL_BODY_CHUNKED)
         bl_chunked_init(&r->rchunk);
@@ -385,8 +402,10 @@ static int bl_ex_rechunk_response(bl_req_t *r)
             }
             r->rdone = r->rchunk.done;
         }
-        if (span.len)
+        if (span.len && r->rchunked_out)
             bl_ex_chunk(&c->out, span);
+        else if (span.len)
+            bl_buf_append(&c->out, span.p, span.len); /* fits: avail is bounded by the room */
         r->rec.bytes_out += span.len;
         bl_buf_consume(&r->uin, (size_t)k);
         progress = 1;
@@ -420,7 +439,7 @@ static int bl_ex_relay_raw(bl_req_t *r, int limited)
 static void bl_ex_coalesce(bl_req_t *r)
 {
     bl_conn_t *c = r->conn;
-    if (r->phase != BL_REQ_EXCHANGE || r->rchunked_out || bl_buf_size(&r->uin) == 0)
+    if (r->phase != BL_REQ_EXCHANGE || r->rdecode || bl_buf_size(&r->uin) == 0)
         return;
     size_t n = bl_buf_size(&r->uin);
     int limited = r->rbody.kind == BL_BODY_LENGTH;
@@ -473,9 +492,9 @@ static int bl_ex_pump_body(bl_req_t *r)
         if (r->rdone && r->phase != BL_REQ_TUNNEL)
             return progress;
         if (bl_buf_size(&r->uin)) {
-            if (r->rchunked_out && r->phase != BL_REQ_TUNNEL) {
+            if (r->rdecode && r->phase != BL_REQ_TUNNEL) {
                 rc = bl_ex_rechunk_response(r);
-                if (r->rdone && r->rbody.kind == BL_BODY_CHUNKED)
+                if (r->rdone && r->rbody.kind == BL_BODY_CHUNKED && r->rchunked_out)
                     bl_buf_puts(&c->out, "0\r\n\r\n");
             } else {
                 rc = bl_ex_relay_raw(r, r->phase != BL_REQ_TUNNEL && r->rbody.kind == BL_BODY_LENGTH);

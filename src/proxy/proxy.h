@@ -39,7 +39,8 @@ struct bl_server_s {
     bl_auditlog_t *audit;
     bl_worker_t *workers;
     int nworkers;
-    volatile int draining;
+    volatile int draining;        /* signals received: 1 drains, 2 stops now */
+    int running;                  /* workers still in their loop (atomic) */
 };
 
 struct bl_worker_s {
@@ -79,6 +80,7 @@ struct bl_conn_s {
     bl_req_t *req;                /* the request in flight, or NULL */
     const bl_identity_t *cert_id; /* identity from the client certificate, if any */
     char cert_err[128];           /* why a presented certificate maps to nobody */
+    const char *close_reason;     /* static; recorded for a request cut off by a close */
     unsigned requests;            /* served on this connection */
     unsigned processing : 1;      /* inside bl_conn_process (re-entry guard) */
     unsigned again : 1;           /* state changed: run the machine once more */
@@ -138,6 +140,8 @@ struct bl_req_s {
     uint64_t rleft;
     bl_chunked_t rchunk;
     int rchunked_out;             /* we frame the client's copy as chunked */
+    int rdecode;                  /* the body goes through the decoder (chunked in or out) */
+    int informational;            /* 1xx responses seen */
     int rdone;
     int upstream_reusable;
     int upstream_eof;
@@ -177,7 +181,8 @@ void bl_exchange_abort(bl_req_t *r, const char *why);
 /* Queues a Kubernetes Status JSON response for the request and writes its
  * result record; the connection finishes the request once it is sent. */
 void bl_reply_status(bl_req_t *r, int code, const char *reason, const char *fmt, ...) BL_PRINTF(4, 5);
-/* For a connection without a parsed request: queue a Status and close. */
+/* When not even a record can be made (out of memory): write a Status if
+ * the socket takes it at once, log, and close the connection. */
 void bl_conn_reply_raw(bl_conn_t *c, int code, const char *reason, const char *message);
 
 #endif

@@ -8,11 +8,17 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <openssl/crypto.h>
 #include "auth/identity.h"
+#include "core/base64.h"
 #include "core/log.h"
 #include "proxy/proxy.h"
 
 #define BL_ROUTE_PREFIX "/k8s/"
+/* kube-apiserver also takes a bearer token from a WebSocket subprotocol
+ * (browsers cannot set Authorization on a WebSocket); so does byline. */
+#define BL_WS_TOKEN_PROTO "base64url.bearer.authorization.k8s.io."
+#define BL_WS_TOKEN_MAX 4096
 
 /* Returns 1 if the target names a connection ("/k8s/<name>..."). */
 static int bl_req_prefixed(bl_str_t target)
@@ -52,12 +58,36 @@ static int bl_req_route(bl_req_t *r, bl_str_t target, bl_str_t *rest)
     return BL_OK;
 }
 
+/* Finds a bearer token carried as a WebSocket subprotocol. Returns its
+ * decoded length (> 0) in tok, 0 if none, BL_ERROR if malformed. */
+static long bl_req_ws_token(const bl_http_request_t *hr, unsigned char *tok, size_t cap)
+{
+    size_t pos = 0;
+    const bl_http_header_t *h;
+    const size_t plen = sizeof(BL_WS_TOKEN_PROTO) - 1;
+    while ((h = bl_http_find(hr->headers, hr->num_headers, "sec-websocket-protocol", &pos)) != NULL) {
+        const char *p = h->value.p, *end = p + h->value.len;
+        while (p < end) {
+            const char *comma = memchr(p, ',', (size_t)(end - p));
+            bl_str_t el = bl_str_trim((bl_str_t){ p, (size_t)((comma ? comma : end) - p) });
+            if (el.len > plen && memcmp(el.p, BL_WS_TOKEN_PROTO, plen) == 0) {
+                long n = bl_b64url_decode((bl_str_t){ el.p + plen, el.len - plen }, tok, cap);
+                return n > 0 ? n : BL_ERROR;
+            }
+            p = comma ? comma + 1 : end;
+        }
+    }
+    return 0;
+}
+
 /* Finds the identity behind the request. Returns BL_OK with rec.actor set,
  * or BL_DECLINED with rec.reason saying why not (the caller answers 401). */
 static int bl_req_authenticate(bl_req_t *r, const bl_http_request_t *hr)
 {
     const bl_config_t *cfg = r->conn->w->srv->cfg;
     const bl_identity_t *id = NULL;
+    unsigned char wstok[BL_WS_TOKEN_MAX];
+    long wsn;
     size_t pos = 0;
     const bl_http_header_t *h = bl_http_find(hr->headers, hr->num_headers, "authorization", &pos);
     if (h && bl_http_find(hr->headers, hr->num_headers, "authorization", &pos)) {
@@ -81,6 +111,14 @@ static int bl_req_authenticate(bl_req_t *r, const bl_http_request_t *hr)
             bl_rec_reason(&r->rec, "client certificate and bearer token name different identities");
             return BL_DECLINED;
         }
+    } else if ((wsn = bl_req_ws_token(hr, wstok, sizeof(wstok))) != 0) {
+        id = wsn > 0 ? bl_identity_by_token(cfg, (const char *)wstok, (size_t)wsn) : NULL;
+        OPENSSL_cleanse(wstok, sizeof(wstok));
+        if (id == NULL) {
+            bl_rec_reason(&r->rec, "unknown bearer token (WebSocket subprotocol)");
+            return BL_DECLINED;
+        }
+        r->rec.credential = "token";
     } else if (r->conn->cert_id) {
         id = r->conn->cert_id;
         r->rec.credential = "cert";
@@ -100,7 +138,7 @@ static int bl_req_header_dropped(bl_str_t name, const bl_http_request_t *hr)
     static const char *const drop[] = {
         "host", "authorization", "proxy-authorization", "proxy-connection", "connection",
         "keep-alive", "te", "trailer", "transfer-encoding", "content-length", "upgrade",
-        "audit-id", "forwarded", "x-real-ip",
+        "audit-id", "forwarded", "x-real-ip", "expect",
     };
     for (size_t i = 0; i < BL_ARRAY_LEN(drop); i++)
         if (bl_str_eq_nocase(name, drop[i]))
@@ -146,6 +184,29 @@ static bl_str_t bl_req_upgrade(const bl_http_request_t *hr)
     return BL_STR_NULL;
 }
 
+/* Forwards a Sec-WebSocket-Protocol list without any bearer-token element:
+ * the client's credential never travels upstream. BL_OK or BL_ERROR. */
+static int bl_req_ws_protocols(bl_buf_t *b, const bl_http_header_t *h)
+{
+    const char *p = h->value.p, *end = p + h->value.len;
+    size_t start = b->len;
+    int rc = BL_OK, n = 0;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        bl_str_t el = bl_str_trim((bl_str_t){ p, (size_t)((comma ? comma : end) - p) });
+        p = comma ? comma + 1 : end;
+        if (el.len == 0 || bl_str_prefix_nocase(el, BL_WS_TOKEN_PROTO))
+            continue;
+        rc |= bl_buf_puts(b, n++ ? ", " : "Sec-WebSocket-Protocol: ");
+        rc |= bl_buf_putstr(b, el);
+    }
+    if (n)
+        rc |= bl_buf_puts(b, "\r\n");
+    else
+        b->len = start;
+    return rc ? BL_ERROR : BL_OK;
+}
+
 /* Writes the head the API server will see into r->uhead. BL_OK or BL_ERROR. */
 static int bl_req_build_head(bl_req_t *r, const bl_http_request_t *hr, bl_str_t rest)
 {
@@ -161,7 +222,10 @@ static int bl_req_build_head(bl_req_t *r, const bl_http_request_t *hr, bl_str_t 
         const bl_http_header_t *h = &hr->headers[i];
         if (bl_req_header_dropped(h->name, hr))
             continue;
-        rc |= bl_buf_field(b, h->name, h->value);
+        if (bl_str_eq_nocase(h->name, "sec-websocket-protocol"))
+            rc |= bl_req_ws_protocols(b, h);
+        else
+            rc |= bl_buf_field(b, h->name, h->value);
     }
     rc |= bl_buf_field(b, BL_STR("Audit-ID"), (bl_str_t){ r->rec.id, BL_UUID_LEN });
     rc |= bl_buf_field(b, BL_STR("X-Forwarded-For"), (bl_str_t){ r->rec.source_ip, strlen(r->rec.source_ip) });
@@ -219,23 +283,24 @@ static void bl_req_note(bl_req_t *r, const bl_http_request_t *hr)
     r->conn->close_after = r->close_requested;
 }
 
-/* Returns 1 if deciding needs the start of the body: the object name of a
- * create, the replicas of a scale, a patch's type, DeleteOptions' dryRun. */
-static int bl_req_wants_body(const bl_req_t *r)
-{
-    const char *v = r->kreq->verb;
-    if (r->qbody.kind != BL_BODY_LENGTH || r->qbody.length == 0 || r->expect_continue)
-        return 0;
-    return r->kreq->is_resource && (!strcmp(v, "create") || !strcmp(v, "update") || !strcmp(v, "patch") ||
-                                   !strcmp(v, "delete") || !strcmp(v, "deletecollection"));
-}
-
 /* Returns 1 if the client's body, unread, would desynchronise the
  * connection if it stayed open after byline's own reply. */
 static int bl_req_body_pending(const bl_req_t *r)
 {
     return r->qbody.kind == BL_BODY_CHUNKED || (r->qbody.kind == BL_BODY_LENGTH && r->qbody.length > 0);
 }
+
+/* Returns 1 if deciding needs the start of the body: the object name of a
+ * create, the replicas of a scale, a patch's type, DeleteOptions' dryRun. */
+static int bl_req_wants_body(const bl_req_t *r)
+{
+    const char *v = r->kreq->verb;
+    if (!bl_req_body_pending(r))
+        return 0;
+    return r->kreq->is_resource && (!strcmp(v, "create") || !strcmp(v, "update") || !strcmp(v, "patch") ||
+                                   !strcmp(v, "delete") || !strcmp(v, "deletecollection"));
+}
+
 
 /* Returns the name of the first Impersonate-* header, or an empty view. */
 static bl_str_t bl_req_impersonation(const bl_http_request_t *hr)
@@ -338,16 +403,54 @@ static void bl_req_admit(bl_req_t *r)
     bl_reply_status(r, 503, "ServiceUnavailable", "byline: the audit log cannot be written, so the request was refused (no record, no request)");
 }
 
+/* Decodes the chunked body buffered so far into the worker's scratch
+ * buffer (a private decoder: c->in is left for the exchange to frame).
+ * Returns 1 when there is enough to decide (the body ended, 64 KiB, or no
+ * more will come), else 0. *total is the body's length when it ended. */
+static int bl_req_peek_chunked(bl_req_t *r, bl_buf_t *out, uint64_t *total)
+{
+    bl_conn_t *c = r->conn;
+    bl_chunked_t ch;
+    bl_http_err_t err;
+    const char *p = bl_buf_data(&c->in);
+    size_t left = bl_buf_size(&c->in);
+    bl_chunked_init(&ch);
+    bl_buf_reset(out);
+    *total = UINT64_MAX;
+    while (left > 0 && !ch.done && bl_buf_size(out) < BL_PEEK_MAX) {
+        bl_str_t span;
+        long k = bl_chunked_decode(&ch, p, left, &span, &err);
+        if (k <= 0)
+            return 1; /* malformed: the exchange refuses it with the reason */
+        bl_buf_append(out, span.p, BL_MIN(span.len, BL_PEEK_MAX - bl_buf_size(out)));
+        p += k;
+        left -= (size_t)k;
+    }
+    if (ch.done)
+        *total = bl_buf_size(out);
+    return ch.done || bl_buf_size(out) >= BL_PEEK_MAX || c->client_eof || bl_buf_size(&c->in) >= c->in.max;
+}
+
 void bl_req_peek(bl_req_t *r)
 {
     bl_conn_t *c = r->conn;
-    size_t want = (size_t)BL_MIN(r->qleft, (uint64_t)BL_PEEK_MAX);
-    if (bl_buf_size(&c->in) < want && !c->client_eof)
-        return; /* conn.c reads more and calls again */
-    /* The total length lets protobuf be read only when it is all here: it
-     * has no end marker, and a later field may override an earlier one. */
-    bl_kreq_body_total(r->kreq, (bl_str_t){ r->ctype, strlen(r->ctype) }, bl_buf_data(&c->in),
-                       BL_MIN(bl_buf_size(&c->in), want), r->qbody.length);
+    bl_str_t ctype = { r->ctype, strlen(r->ctype) };
+    if (r->qbody.kind == BL_BODY_CHUNKED) {
+        bl_buf_t *scratch = &c->w->scratch;
+        uint64_t total;
+        if (!bl_req_peek_chunked(r, scratch, &total))
+            return; /* conn.c reads more and calls again */
+        bl_kreq_body_total(r->kreq, ctype, bl_buf_data(scratch), bl_buf_size(scratch), total);
+    } else {
+        size_t want = (size_t)BL_MIN(r->qleft, (uint64_t)BL_PEEK_MAX);
+        if (bl_buf_size(&c->in) < want && !c->client_eof)
+            return;
+        /* The total length lets protobuf be read only when it is all here: it
+         * has no end marker, and a later field may override an earlier one. */
+        bl_kreq_body_total(r->kreq, ctype, bl_buf_data(&c->in), BL_MIN(bl_buf_size(&c->in), want),
+                           r->qbody.length);
+    }
+    bl_timer_cancel(c->w->loop, &c->timer);
     r->phase = BL_REQ_CONNECT;
     bl_req_admit(r);
 }
@@ -358,7 +461,6 @@ void bl_req_start(bl_conn_t *c, const bl_http_request_t *hr, size_t head_len)
     if (r == NULL || bl_rec_begin(&r->rec) != BL_OK) {
         free(r);
         bl_conn_reply_raw(c, 503, "ServiceUnavailable", "byline: out of resources; request refused");
-        bl_conn_process(c);
         return;
     }
     r->conn = c;
@@ -391,8 +493,13 @@ void bl_req_start(bl_conn_t *c, const bl_http_request_t *hr, size_t head_len)
     }
     bl_buf_consume(&c->in, head_len); /* `hr` points into c->in: unusable from here */
     r->qleft = r->qbody.kind == BL_BODY_LENGTH ? r->qbody.length : 0;
+    /* byline answers Expect: 100-continue itself (and does not pass it on):
+     * it reads the body's start before deciding, as nginx does. */
+    if (r->expect_continue && bl_req_body_pending(r) && r->minor == 1)
+        bl_buf_puts(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
     if (bl_req_wants_body(r)) {
         r->phase = BL_REQ_PEEK;
+        bl_timer_set(c->w->loop, &c->timer, c->w->srv->cfg->header_timeout_ms);
         bl_req_peek(r);
         return;
     }

@@ -62,8 +62,13 @@ static void bl_worker_on_wake(bl_loop_t *loop, void *data)
 {
     bl_worker_t *w = data;
     (void)loop;
-    if (w->draining)
+    if (w->draining) { /* asked again: stop now */
+        if (w->srv->draining > 1) {
+            w->drain_until = bl_loop_now(w->loop);
+            bl_timer_set(w->loop, &w->drain_deadline, 0);
+        }
         return;
+    }
     w->draining = 1;
     if (w->listen_io.fd >= 0) {
         bl_loop_del(w->loop, &w->listen_io);
@@ -85,6 +90,7 @@ static void *bl_worker_main(void *arg)
     bl_worker_t *w = arg;
     if (bl_loop_run(w->loop) != BL_OK)
         bl_error("worker %d: event loop failed: %s", w->index, strerror(errno));
+    __atomic_sub_fetch(&w->srv->running, 1, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -197,12 +203,14 @@ static void bl_server_close(bl_server_t *srv)
     bl_auditlog_close(srv->audit);
 }
 
-/* Waits for SIGTERM/SIGINT: the first drains, the second stops now. */
+/* Waits for signals until every worker has stopped: the first SIGTERM or
+ * SIGINT drains, the next one stops at once. */
 static void bl_server_signals(bl_server_t *srv, sigset_t *set)
 {
-    for (;;) {
-        int sig = 0;
-        if (sigwait(set, &sig) != 0)
+    const struct timespec tick = { 0, 100 * 1000000 };
+    while (__atomic_load_n(&srv->running, __ATOMIC_ACQUIRE) > 0) {
+        int sig = sigtimedwait(set, NULL, &tick);
+        if (sig < 0)
             continue;
         if (sig == SIGHUP) {
             bl_info("SIGHUP: configuration reload is not supported yet; restart to apply changes");
@@ -215,7 +223,6 @@ static void bl_server_signals(bl_server_t *srv, sigset_t *set)
             bl_info("%s: stopping now", strsignal(sig));
         for (int i = 0; i < srv->nworkers; i++)
             bl_loop_wake(srv->workers[i].loop);
-        return;
     }
 }
 
@@ -239,9 +246,13 @@ int bl_server_run(const bl_config_t *cfg)
     for (int i = 0; i < srv.nworkers; i++)
         if (bl_worker_init(&srv, i) != BL_OK)
             goto end;
-    for (; started < srv.nworkers; started++)
-        if (pthread_create(&srv.workers[started].thread, NULL, bl_worker_main, &srv.workers[started]) != 0)
+    for (; started < srv.nworkers; started++) {
+        __atomic_add_fetch(&srv.running, 1, __ATOMIC_RELEASE);
+        if (pthread_create(&srv.workers[started].thread, NULL, bl_worker_main, &srv.workers[started]) != 0) {
+            __atomic_sub_fetch(&srv.running, 1, __ATOMIC_RELEASE);
             goto end;
+        }
+    }
     bl_info("listening on https://%s:%d with %d worker(s); %zu connection(s), %zu identit%s; audit in %s",
             cfg->listen_host, cfg->listen_port, srv.nworkers, cfg->nconns, cfg->nids,
             cfg->nids == 1 ? "y" : "ies", cfg->audit_dir);

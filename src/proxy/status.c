@@ -71,11 +71,18 @@ void bl_reply_status(bl_req_t *r, int code, const char *reason, const char *fmt,
         c->close_after = 1; /* no room for a reply: the close says it */
     bl_req_record(r);
     r->phase = BL_REQ_REPLY;
+    /* A client that never reads the reply must not hold the slot forever. */
+    bl_timer_set(c->w->loop, &c->timer, c->w->srv->cfg->header_timeout_ms);
     c->again = 1;
 }
 
 void bl_conn_reply_raw(bl_conn_t *c, int code, const char *reason, const char *message)
 {
+    /* Out of memory (no record could be made): say why if the socket takes
+     * it at once, and close. The unread input goes with the connection. */
     c->close_after = 1;
-    bl_status_build(&c->out, code, reason, message, NULL, 1);
+    if (bl_status_build(&c->out, code, reason, message, NULL, 1) == BL_OK)
+        bl_conn_flush(c);
+    bl_error("refused a request from %s without an audit record: %s", c->sock->peer_ip, message);
+    bl_conn_close(c);
 }

@@ -226,8 +226,12 @@ static void bl_direct_timeout(bl_timer_t *t)
 static int bl_direct_open(bl_upstream_t *base, bl_upwait_t *w, bl_stream_t **out, const char **err)
 {
     bl_direct_t *u = (bl_direct_t *)base;
-    if (u->nidle > 0) {
+    while (u->nidle > 0) {
         bl_sock_t *s = u->idle[--u->nidle].sock; /* newest first: least likely to be stale */
+        if (!bl_sock_clean(s)) {
+            bl_sock_close(s);
+            continue;
+        }
         s->stream.on_io = NULL;
         s->stream.owner = NULL;
         *out = &s->stream;

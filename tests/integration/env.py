@@ -203,8 +203,17 @@ def slow_chunks():
     yield b"0\r\n\r\n"
 
 
+SEEN = {}  # path -> times requested (for the retry checks)
+
+
 def hostile_reply(head, body):
     path = head.split(b" ")[1].decode().split("?")[0]
+    SEEN[path] = SEEN.get(path, 0) + 1
+    if path.endswith("/close-first") and SEEN[path] == 1:
+        return None  # read the request, then hang up without a word
+    if path.endswith("/two-records"):  # a response, then a planted one in its own TLS record
+        return [b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nX-Injected: yes\r\n\r\nPLANTED"]
     if path.endswith("/big-length"):
         return big_reply(False)
     if path.endswith("/big-chunked"):

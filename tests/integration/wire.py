@@ -423,9 +423,135 @@ def client_cert_upstream_check(env, result):
 
 
 def run_streaming(env, result):
+    run_more(env, result)
     if not env.wrapper:  # 200 MB under valgrind would take minutes
         big_body_checks(env, result)
     watch_immediacy_check(env, result)
     tunnel_half_close_check(env, result)
     upstream_reuse_check(env, result)
     client_cert_upstream_check(env, result)
+
+
+def read_response(s, timeout=5):
+    """Reads one response with a Content-Length body from a TLS socket."""
+    s.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        d = s.recv(65536)
+        if not d:
+            return data
+        data += d
+    hdr, body = data.split(b"\r\n\r\n", 1)
+    import re as _re
+    m = _re.search(rb"(?i)content-length: (\d+)", hdr)
+    want = int(m.group(1)) if m else 0
+    while len(body) < want:
+        d = s.recv(65536)
+        if not d:
+            break
+        body += d
+    return hdr + b"\r\n\r\n" + body
+
+
+def reuse_hygiene_checks(env, result):
+    """A pooled upstream connection is never reused with bytes left in it,
+    even bytes OpenSSL read ahead in a second TLS record."""
+    from env import SEEN
+    s = env.tls_socket()
+    s.sendall(head(env, "GET", "/k8s/hostile/api/v1/namespaces/evil/configmaps/two-records"))
+    first = read_response(s)
+    s.close()
+    time.sleep(0.2)
+    t = env.tls_socket(); t.settimeout(5)
+    t.sendall(head(env, "GET", "/k8s/hostile/api/v1/namespaces/evil/configmaps/after", token=env.tokens["agent-reporting"]))
+    second = read_response(t)
+    t.close()
+    result("a planted response buffered in TLS read-ahead never answers another agent's request",
+           first.endswith(b"first") and second.endswith(b"fine") and b"PLANTED" not in second,
+           "first=%r second=%r" % (first[-40:], second[-80:]))
+    # Retry rules: a GET whose pooled connection died unanswered is sent again;
+    # a POST is not (the server may have acted on it).
+    for method, path, want_status, want_seen in (("GET", "get/close-first", 200, 2), ("POST", "post/close-first", 502, 1)):
+        s = env.tls_socket()
+        s.sendall(head(env, "GET", "/k8s/hostile/api/v1/namespaces/evil/configmaps/warm"))
+        read_response(s)  # leaves a pooled upstream connection behind
+        s.sendall(head(env, method, "/k8s/hostile/api/v1/namespaces/evil/configmaps/" + path,
+                       body=b"{}" if method == "POST" else b""))
+        reply = read_response(s)
+        s.close()
+        key = "/api/v1/namespaces/evil/configmaps/" + path
+        result("a %s whose pooled upstream died unanswered: %d, sent %d time(s)" % (method, want_status, want_seen),
+               status_of(reply) == want_status and SEEN.get(key) == want_seen,
+               "status=%r seen=%r reply=%r" % (status_of(reply), SEEN.get(key), reply[:200]))
+
+
+def http10_check(env, result):
+    """An HTTP/1.0 client never gets chunked framing: the body comes plain and
+    the connection closes at its end."""
+    raw = ("GET /k8s/hostile/api/v1/namespaces/evil/configmaps/slow-watch?watch=true HTTP/1.0\r\n"
+           "Authorization: Bearer %s\r\n\r\n" % env.tokens[AUTH]).encode()
+    reply, closed = exchange(env, raw, wait=6)
+    hdr, _, body = reply.partition(b"\r\n\r\n")
+    result("HTTP/1.0 client: a chunked upstream body arrives de-chunked, then the connection closes",
+           status_of(reply) == 200 and b"chunked" not in hdr.lower() and closed and
+           body.count(b'"type":"MODIFIED"') == 3 and b"\r\n0\r\n" not in body, repr(reply[:400]))
+
+
+def expect_and_chunked_body_checks(env, result):
+    """Bodies byline cannot skip reading: Expect: 100-continue is answered by
+    byline, and a chunked create still names its object."""
+    body = b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"expect-x"},"data":{"a":"b"}}'
+    mark = env.mark()
+    s = env.tls_socket()
+    s.settimeout(5)
+    s.sendall(head(env, "POST", "/api/v1/namespaces/web/configmaps",
+                   "Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: %d\r\n" % len(body)))
+    interim = s.recv(4096)
+    s.sendall(body)
+    final = read_response(s)
+    s.close()
+    time.sleep(0.1)
+    rec = [r for r in env.byline_requests(mark) if r.get("result")]
+    result("Expect: 100-continue: byline sends 100 Continue, reads the body, names the object",
+           interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n") and status_of(final) == 201 and rec and
+           rec[-1].get("action") == "kubectl create configmap/expect-x -n web",
+           "interim=%r final=%r rec=%r" % (interim[:60], final[:100], [r.get("action") for r in rec]))
+    body = b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"chunked-x"},"data":{"a":"b"}}'
+    mark = env.mark()
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 10]), body[i:i + 10]) for i in range(0, len(body), 10))
+    reply, _ = exchange(env, head(env, "POST", "/api/v1/namespaces/web/configmaps",
+                                  "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n") +
+                        chunks + b"0\r\n\r\n")
+    time.sleep(0.1)
+    rec = [r for r in env.byline_requests(mark) if r.get("result")]
+    result("a chunked create body still names its object in the action",
+           status_of(reply) == 201 and rec and rec[-1].get("action") == "kubectl create configmap/chunked-x -n web",
+           "reply=%r rec=%r" % (reply[:100], [r.get("action") for r in rec]))
+
+
+def websocket_token_check(env, result):
+    """A bearer token in a WebSocket subprotocol authenticates (as with
+    kube-apiserver) and is stripped before the request goes upstream."""
+    import base64
+    tok = base64.urlsafe_b64encode(env.tokens["agent-reporting"].encode()).decode().rstrip("=")
+    mark = env.mark()
+    n = len(env.echo.heads)
+    raw = ("GET /k8s/echo/api/v1/namespaces/web/pods/p/exec?command=ls HTTP/1.1\r\nHost: b\r\n"
+           "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           "Sec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io.%s, v5.channel.k8s.io\r\n\r\n" % tok)
+    reply, _ = exchange(env, raw.encode(), wait=1)
+    time.sleep(0.1)
+    rec = [r for r in env.byline_requests(mark) if r.get("connection") == "echo"]
+    got = env.echo.heads[n:]
+    ok = status_of(reply) == 200 and rec and rec[-1].get("actor") == "agent-reporting" and len(got) == 1 and \
+        b"Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n" in got[0] + b"\r\n" and tok.encode() not in got[0]
+    result("a WebSocket-subprotocol bearer token authenticates and never goes upstream", ok,
+           "reply=%r head=%r" % (reply[:80], got[:1]))
+
+
+def run_more(env, result):
+    reuse_hygiene_checks(env, result)
+    http10_check(env, result)
+    expect_and_chunked_body_checks(env, result)
+    websocket_token_check(env, result)
