@@ -4,6 +4,7 @@ connect timeout. The assertions allow generous slack: they check that a
 limit is enforced, not how fast."""
 
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -66,7 +67,8 @@ class Tight:
         return data
 
     def stop(self):
-        self.proc.terminate()
+        if self.proc.poll() is None:
+            self.proc.terminate()
         try:
             self.proc.wait(30)
         except subprocess.TimeoutExpired:
@@ -131,6 +133,25 @@ def run_all(env, result):
         result("connect_timeout: an API server that never answers the TLS handshake gives a 502 in time",
                reply.startswith(b"HTTP/1.1 502") and b"timed out connecting" in reply and 0.8 <= took < slack,
                "took %.1fs reply=%r" % (took, reply[:200]))
+        # SIGTERM drains (drain_timeout is 30s here) while a watch is open;
+        # a second SIGTERM stops at once.
+        w = t.tls()
+        w.sendall(("GET /k8s/default/api/v1/namespaces/web/pods?watch=true HTTP/1.1\r\nHost: b\r\n"
+                   "Authorization: Bearer %s\r\n\r\n" % t.token).encode())
+        w.settimeout(5)
+        w.recv(4096)
+        t.proc.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        still = t.proc.poll() is None
+        t0 = time.time()
+        t.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = t.proc.wait(slack)
+        except subprocess.TimeoutExpired:
+            rc = None
+        w.close()
+        result("SIGTERM drains with a watch open; a second SIGTERM stops at once",
+               still and rc == 0 and time.time() - t0 < slack, "still=%r rc=%r" % (still, rc))
     finally:
         t.stop()
     log = open(os.path.join(t.dir, "serve.log"), errors="replace").read()
