@@ -180,15 +180,16 @@ static void check_lines(bl_buf_t *b, int warning, const src_t *srcs, size_t nsrc
             if ((size_t)(nl - p) > n && !memcmp(p, srcs[i].path, n) && p[n] == ':')
                 msg = after_position(p + n + 1, nl, srcs[i].len);
         }
-        if (msg == NULL) { /* a file named by identities_file: its name ends at ": " */
-            msg = memmem(p, (size_t)(nl - p), ": ", 2);
+        if (msg == NULL) { /* a file named by identities_file, whose name may hold ": " */
+            const char *sep = warning ? ": warning: " : ": ";
+            msg = memmem(p, (size_t)(nl - p), sep, strlen(sep));
             CHECK(msg != NULL);
-            msg += 2;
+            msg += strlen(sep);
+        } else {
+            int is_warning = nl - msg >= 9 && !memcmp(msg, "warning: ", 9);
+            CHECK(is_warning == warning);
+            msg += warning ? 9 : 0;
         }
-        int is_warning = nl - msg >= 9 && !memcmp(msg, "warning: ", 9);
-        CHECK(is_warning == warning);
-        if (warning)
-            msg += 9;
         CHECK(msg < nl && *msg != ' ');
         p = nl + 1;
     }
