@@ -241,7 +241,7 @@ static void bl_yaml_unknown_key(bl_yaml_t *y, yaml_node_t *kn, const char *key,
                                 const bl_yaml_key_t *keys)
 {
     const char *best = NULL;
-    size_t len = strlen(key), bestd = 2 + len / 4;
+    size_t len = strlen(key), bestd = BL_MIN(2 + len / 4, (size_t)9); /* 9: too far to tell */
     for (const bl_yaml_key_t *k = keys; k->name != NULL; k++) {
         size_t d = bl_edit_distance(key, k->name);
         if (d < bestd) {

@@ -310,9 +310,13 @@ static void test_unknown_key_suggests(void **state)
     const char *want[] = { "byline.yaml:1:1: unknown key \"listn\" (did you mean \"listen\"?)",
                            "byline.yaml:7:3: unknown key \"max_header\" (did you mean "
                            "\"max_headers\"?)",
-                           "byline.yaml:8:3: unknown key \"totally_new\"\n", NULL };
-    expect_errors("listn: 127.0.0.1:1\n" TLS "limits:\n  max_header: 5\n  totally_new: 1\n" CONN,
-                  3, want);
+                           "byline.yaml:8:3: unknown key \"totally_new\"\n",
+                           /* past 32 bytes every distance is "far": no suggestion */
+                           "byline.yaml:13:1: unknown key \"a_key_longer_than_thirty_two_bytes\"\n",
+                           NULL };
+    expect_errors("listn: 127.0.0.1:1\n" TLS "limits:\n  max_header: 5\n  totally_new: 1\n" CONN
+                  "a_key_longer_than_thirty_two_bytes: 1\n",
+                  4, want);
 }
 
 static void test_every_error_reported(void **state)
