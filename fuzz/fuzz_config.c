@@ -13,7 +13,8 @@
  * Both are written into DIR, a private directory made once (on tmpfs when
  * /dev/shm exists) holding fixed files a config may name by relative path:
  *   ca.crt server.crt server.key up.crt up.key other.key   PEM, one test CA
- *   up.token (0600)  open.token (0644)  empty.token  notpem.crt  sub/
+ *   up.token (0600)  open.token (0644)  empty.token  big.token (> 64 KiB)
+ *   notpem.crt  shared.yaml (0666, "identities: []")  sub/
  * The loader only reads files; nothing here touches the network.
  *
  * Besides crashes, sanitizer reports and leaks, the target aborts when:
@@ -128,6 +129,12 @@ static void make_dir(void)
     put(dir, "open.token", "upstream-secret-token\n", 22, 0644);
     put(dir, "empty.token", " \r\n", 3, 0600);
     put(dir, "notpem.crt", "hello\n", 6, 0644);
+    put(dir, "shared.yaml", "identities: []\n", 15, 0666);
+    char *big = malloc(65 * 1024);
+    CHECK(big != NULL);
+    memset(big, 'x', 65 * 1024);
+    put(dir, "big.token", big, 65 * 1024, 0600);
+    free(big);
     CHECK(bl_file_pathf(path, sizeof(path), "%s/sub", dir) == BL_OK);
     CHECK(mkdir(path, 0700) == 0);
     CHECK(bl_file_pathf(rtdir, sizeof(rtdir), "%s/rt", dir) == BL_OK);
