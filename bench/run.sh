@@ -498,7 +498,7 @@ check_idle() {
 main() {
     setup_tools
     RUN=$(mktemp -d /tmp/byline-bench.XXXXXX)
-    rm -rf "$OUT/raw"
+    rm -rf "$OUT/raw" "$OUT/failed"
     mkdir -p "$OUT/raw"
     check_idle
     make_pki
