@@ -268,6 +268,8 @@ static bl_sock_t *bl_sock_new(bl_loop_t *loop, int fd, SSL_CTX *ctx)
     s->io.data = s;
     s->rd_ready = s->wr_ready = 1;
     s->ssl = SSL_new(ctx);
+    if (s->ssl)
+        SSL_set_app_data(s->ssl, s);
     BIO *bio = s->ssl && bl_bio_method() ? BIO_new(bl_bio_method()) : NULL;
     if (bio) {
         BIO_set_data(bio, s);

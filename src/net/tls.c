@@ -103,7 +103,10 @@ SSL_CTX *bl_tls_client_ctx(const char *ca, const char *cert, const char *key, bl
         goto fail;
     }
     SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
+    /* Sessions are kept by whoever owns the connection (one per upstream
+     * per worker, see upstream_direct.c), never in OpenSSL's own store,
+     * which would grow with every ticket and never be read. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     return ctx;
 fail:
     bl_tls_errors(err);

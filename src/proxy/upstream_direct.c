@@ -36,6 +36,7 @@ typedef struct {
     bl_buf_t cred;            /* "Host: ...\r\nAuthorization: Bearer ...\r\n" */
     struct timespec token_mtime;
     uint64_t token_checked;
+    SSL_SESSION *session;     /* latest ticket from this API server, for resumption */
 } bl_direct_t;
 
 /* Returns BL_OK with the first address of host:port in u->addr, or BL_ERROR. */
@@ -129,6 +130,22 @@ static int bl_direct_head(bl_upstream_t *base, bl_buf_t *out)
 static const char *bl_direct_prefix(bl_upstream_t *base)
 {
     return base->conn->path_prefix ? base->conn->path_prefix : "";
+}
+
+/* --- TLS session resumption ---
+ * OpenSSL hands each new session (TLS 1.3 tickets arrive after the
+ * handshake) to this callback; the upstream keeps only the latest one and
+ * offers it on its next connect: a resumed handshake costs no certificate
+ * check and no key exchange signature. */
+static int bl_direct_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    bl_sock_t *s = SSL_get_app_data(ssl);
+    bl_direct_t *u = s ? s->recycle_data : NULL;
+    if (u == NULL || !SSL_SESSION_is_resumable(sess))
+        return 0;
+    SSL_SESSION_free(u->session);
+    u->session = sess;
+    return 1; /* we hold the reference now */
 }
 
 /* --- the idle pool --- */
@@ -241,11 +258,11 @@ static int bl_direct_open(bl_upstream_t *base, bl_upwait_t *w, bl_stream_t **out
     if ((u->resolved_at == 0 || now - u->resolved_at > BL_DNS_TTL_MS) && bl_direct_resolve(u, err) != BL_OK)
         return BL_ERROR;
     bl_sock_t *s = bl_sock_connect(base->loop, (struct sockaddr *)&u->addr, u->addrlen, u->ctx,
-                                   u->verify_name, NULL, err);
+                                   u->verify_name, u->session, err);
     if (s == NULL)
         return BL_ERROR;
     s->recycle = bl_pool_recycle;
-    s->recycle_data = u;
+    s->recycle_data = u; /* also how bl_direct_new_session finds us */
     s->stream.on_io = bl_direct_on_io;
     s->stream.owner = w;
     w->pending = s;
@@ -274,6 +291,7 @@ static void bl_direct_free(bl_upstream_t *base)
     if (u->cred.base)
         OPENSSL_cleanse(u->cred.base, u->cred.cap);
     bl_buf_free(&u->cred);
+    SSL_SESSION_free(u->session);
     SSL_CTX_free(u->ctx);
     free(u);
 }
@@ -300,6 +318,7 @@ bl_upstream_t *bl_upstream_direct_new(bl_loop_t *loop, const bl_connection_t *co
     u->base.loop = loop;
     u->ctx = ctx;
     SSL_CTX_up_ref(ctx);
+    SSL_CTX_sess_set_new_cb(ctx, bl_direct_new_session); /* same for every worker: idempotent */
     u->connect_timeout_ms = connect_timeout_ms;
     u->verify_name = conn->server_name ? conn->server_name : conn->host;
     u->sweep.cb = bl_pool_sweep;
