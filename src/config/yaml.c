@@ -407,7 +407,8 @@ static int bl_yaml_number(bl_yaml_t *y, yaml_node_t *v, const bl_yaml_key_t *k, 
     }
     if (!ok) {
         bl_yaml_error(y, v, "%s: expected a whole number, found %s", k->name,
-                      v->type == YAML_SCALAR_NODE ? "text" : bl_yaml_kind(v));
+                      v->type == YAML_SCALAR_NODE && !bl_yaml_is_null(v) ? "text"
+                                                                          : bl_yaml_kind(v));
         return BL_ERROR;
     }
     if (x < k->min || x > k->max) {

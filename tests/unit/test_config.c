@@ -374,8 +374,10 @@ static void test_wrong_types(void **state)
     (void)state;
     const char *want[] = { "byline.yaml:1:6: expected a mapping (key: value lines), found a scalar",
                            "byline.yaml:2:14: connections: expected a list, found a mapping",
-                           "byline.yaml:3:9: listen: expected a string, found a list", NULL };
-    expect_errors("tls: yes\nconnections: {a: b}\nlisten: [a]\n", 3, want);
+                           "byline.yaml:3:9: listen: expected a string, found a list",
+                           "byline.yaml:4:9: workers: expected a whole number, found nothing",
+                           NULL };
+    expect_errors("tls: yes\nconnections: {a: b}\nlisten: [a]\nworkers:\n", 4, want);
 }
 
 static void test_duplicate_keys_and_connections(void **state)
