@@ -15,7 +15,8 @@
  *   ca.crt server.crt server.key up.crt up.key other.key   PEM, one test CA
  *   up.token (0600)  open.token (0644)  empty.token  big.token (> 64 KiB)
  *   notpem.crt  shared.yaml (0666, "identities: []")  sub/
- * The loader only reads files; nothing here touches the network.
+ * The loader only reads files; nothing here touches the network. DIR is
+ * removed at exit; a run that crashes leaves it behind (about 128 KiB).
  *
  * Besides crashes, sanitizer reports and leaks, the target aborts when:
  *   - BL_OK comes with error lines or without a config, BL_ERROR without
