@@ -58,7 +58,7 @@ asan: $(B)/asan/byline $(TESTS)
 # libFuzzer needs clang; `make fuzz` builds every fuzz/fuzz_*.c.
 $(B)/fuzz/%: fuzz/%.c $(LIB_SRC)
 	@mkdir -p $(@D)
-	clang $(CSTD) $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined -Isrc -o $@ $< $(LIB_SRC) $(LDLIBS)
+	clang $(CSTD) $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc -o $@ $< $(LIB_SRC) $(LDLIBS)
 
 fuzz: $(FUZZERS)
 

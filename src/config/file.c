@@ -13,7 +13,9 @@ int bl_file_read(const char *path, size_t max, bl_buf_t *out, bl_buf_t *err)
 {
     int rc = BL_ERROR;
     struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: opening a FIFO must not hang the loader before the
+     * regular-file check below refuses it (no effect on regular files). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         bl_buf_printf(err, "%s: %s\n", path, strerror(errno));
         return BL_ERROR;

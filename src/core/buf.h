@@ -29,7 +29,7 @@ void bl_buf_free(bl_buf_t *b);
 static inline size_t bl_buf_size(const bl_buf_t *b) { return b->len - b->off; }
 
 /* Returns a pointer to the unread bytes (valid until the next mutation). */
-static inline char *bl_buf_data(const bl_buf_t *b) { return b->base + b->off; }
+static inline char *bl_buf_data(const bl_buf_t *b) { return b->base ? b->base + b->off : b->base; }
 
 /* Ensures room for `n` more bytes at the end. Returns BL_OK, or BL_ERROR if
  * that would exceed `max` or memory is exhausted. */
