@@ -407,6 +407,8 @@ static int bl_kreq_query(bl_kreq_t *r, bl_kquery_t *q, bl_str_t query, const cha
     char key[64];
     char val[BL_KREQ_VAL_BYTES + 1];
     size_t start = 0;
+    if (query.len == 0)
+        return BL_OK; /* query.p may be NULL */
     for (size_t i = 0; i <= query.len; i++) {
         if (i < query.len && query.p[i] != '&')
             continue;
