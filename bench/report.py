@@ -167,16 +167,42 @@ def table(meta, res, cmp):
     return "\n".join(lines) + "\n"
 
 
+def low_load(out):
+    """Returns (text, data) for the one-connection latency runs, if present."""
+    raw = os.path.join(out, "raw")
+    data = {}
+    for setup, _, _ in SETUPS:
+        path = os.path.join(raw, setup + ".low.json")
+        if os.path.exists(path):
+            data[setup] = json.loads(open(path).read())
+    if "direct" not in data:
+        return "", data
+    d = data["direct"]
+    lines = ["", "unloaded latency (2 KB list, 1 connection: no request waits behind another):",
+             f"  {'setup':<10} {'req/s':>7} {'p50':>9} {'p99':>9}   added vs direct: p50, p99"]
+    for setup, _, _ in SETUPS:
+        r = data.get(setup)
+        if r is None:
+            continue
+        rps = r["requests"] * 1e6 / r["duration_us"]
+        added = "" if setup == "direct" else \
+            f"   +{(r['p50_us'] - d['p50_us']) / 1000:.3f} ms, +{(r['p99_us'] - d['p99_us']) / 1000:.3f} ms"
+        lines.append(f"  {setup:<10} {rps:7.0f} {ms(r['p50_us']):>9} {ms(r['p99_us']):>9}{added}")
+    return "\n".join(lines) + "\n", data
+
+
 def main():
     out = sys.argv[1]
     meta, res = load(out)
     cmp = comparisons(res)
     text = table(meta, res, cmp)
+    low_text, low = low_load(out)
+    text += low_text
     sys.stdout.write(text)
     with open(os.path.join(out, "latest.txt"), "w") as f:
         f.write(text)
     doc = {"meta": meta, "bodies": {b: {"label": l, "request": q} for b, l, q in BODIES},
-           "results": res, "byline_versus": cmp}
+           "results": res, "byline_versus": cmp, "unloaded": low}
     with open(os.path.join(out, "latest.json"), "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")

@@ -525,6 +525,25 @@ main() {
             measure byline "$BL_PORT" "$BL_TOKEN" "$BL_PID" $body "$path" "$round"
         done
     done
+    # Added latency without queueing: one connection at a time, so a
+    # request never waits behind others (saturated p99 is mostly queue).
+    local saved=$CONNS setup port token pid
+    CONNS=1
+    for setup in direct nginx nginx+log byline; do
+        case $setup in
+            direct) port=$UP_PORT token=$UP_TOKEN pid=$UP_PID ;;
+            nginx) port=$NG_PORT token=$BL_TOKEN pid=$NGX_PID ;;
+            nginx+log) port=$NGL_PORT token=$BL_TOKEN pid=$NGX_PID ;;
+            byline) port=$BL_PORT token=$BL_TOKEN pid=$BL_PID ;;
+        esac
+        say "unloaded latency: $setup (1 connection, ${ROUND_SECS}s)"
+        run_wrk 1s "$port" "$PATH_CM" "$token" "$OUT/raw/$setup.low.warmup.txt"
+        run_wrk "${ROUND_SECS}s" "$port" "$PATH_CM" "$token" "$OUT/raw/$setup.low.txt"
+        grep '^WRKJSON ' "$OUT/raw/$setup.low.txt" | cut -d' ' -f2- >"$OUT/raw/$setup.low.json"
+        SENT[$setup]=$(( ${SENT[$setup]:-0} + $(sed -n 's/^WRKJSON {"requests":\([0-9]*\),.*/\1/p' "$OUT/raw/$setup.low.warmup.txt") ))
+        SENT[$setup]=$(( ${SENT[$setup]:-0} + $(sed -n 's/^WRKJSON {"requests":\([0-9]*\),.*/\1/p' "$OUT/raw/$setup.low.txt") ))
+    done
+    CONNS=$saved
     check_audit "$RUN/byline"
     check_byline_log "$RUN/byline.log" byline
 
