@@ -5,6 +5,7 @@
 #include <string.h>
 #include "audit/tail.h"
 #include "audit/writer.h"
+#include "cli/audit.h"
 #include "cli/cmd.h"
 #include "config/config.h"
 
@@ -20,26 +21,36 @@ static void bl_audit_usage(FILE *f)
                "  -f, --follow  keep printing requests as they complete\n");
 }
 
-/* Resolves DIR's audit file into path[]. Falls back to DIR/audit when the
- * configuration does not load, so the log stays readable in an incident. */
-static void bl_audit_path(const char *dir, char *path, size_t cap)
+int bl_audit_dir_of(const char *dir, char *out, size_t cap)
 {
     bl_buf_t errors, warnings;
     bl_buf_init(&errors, 64 * 1024);
     bl_buf_init(&warnings, 64 * 1024);
     bl_config_t *cfg = NULL;
+    int n;
     if (bl_config_load_ex(dir, &cfg, &errors, &warnings) == BL_OK) {
-        snprintf(path, cap, "%s/%s", cfg->audit_dir, BL_AUDIT_FILE);
+        n = snprintf(out, cap, "%s", cfg->audit_dir);
     } else {
         fprintf(stderr, "byline audit: configuration in %s does not load; reading %s/audit\n", dir, dir);
-        snprintf(path, cap, "%s/audit/%s", dir, BL_AUDIT_FILE);
+        n = snprintf(out, cap, "%s/audit", dir);
     }
     bl_config_free(cfg);
     bl_buf_free(&errors);
     bl_buf_free(&warnings);
+    return n > 0 && (size_t)n < cap ? BL_OK : BL_ERROR;
 }
 
-static int bl_audit_tail_cmd(int argc, char **argv)
+/* Resolves DIR's audit file into path[]. */
+static void bl_audit_path(const char *dir, char *path, size_t cap)
+{
+    char adir[4096];
+    if (bl_audit_dir_of(dir, adir, sizeof(adir)) != BL_OK)
+        snprintf(adir, sizeof(adir), "%s/audit", dir);
+    if ((size_t)snprintf(path, cap, "%.4000s/%s", adir, BL_AUDIT_FILE) >= cap)
+        path[0] = '\0';
+}
+
+int bl_audit_tail_cmd(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "dir", required_argument, NULL, 'd' }, { "json", no_argument, NULL, 'j' },
@@ -91,15 +102,36 @@ static int bl_audit_tail_cmd(int argc, char **argv)
     return rc == BL_OK ? 0 : 1;
 }
 
+static const struct {
+    const char *name;
+    int (*run)(int, char **);
+    const char *summary;
+} bl_audit_cmds[] = {
+    { "tail", bl_audit_tail_cmd, "print the newest records, one line per request" },
+    { "status", bl_audit_status_cmd, "is the ledger healthy? (space, failures, last checkpoint)" },
+    { "checkpoint", bl_audit_checkpoint_cmd, "print the latest signed checkpoint, for publishing" },
+    { "verify", bl_audit_verify_cmd, "check the whole ledger: tree, signatures, sequence, closure" },
+    { "prove", bl_audit_prove_cmd, "print an inclusion proof for one entry" },
+};
+
+static void bl_audit_cmds_usage(FILE *f)
+{
+    fprintf(f, "usage: byline audit <subcommand> --dir DIR [options]\n\nsubcommands:\n");
+    for (size_t i = 0; i < sizeof(bl_audit_cmds) / sizeof(bl_audit_cmds[0]); i++)
+        fprintf(f, "  %-11s %s\n", bl_audit_cmds[i].name, bl_audit_cmds[i].summary);
+    fprintf(f, "\nRun `byline audit <subcommand> --help` for its options.\n");
+}
+
 int bl_cmd_audit(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        bl_audit_usage(argc < 2 ? stderr : stdout);
+        bl_audit_cmds_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    if (!strcmp(argv[1], "tail"))
-        return bl_audit_tail_cmd(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof(bl_audit_cmds) / sizeof(bl_audit_cmds[0]); i++)
+        if (!strcmp(argv[1], bl_audit_cmds[i].name))
+            return bl_audit_cmds[i].run(argc - 1, argv + 1);
     fprintf(stderr, "byline audit: unknown subcommand '%s'\n", argv[1]);
-    bl_audit_usage(stderr);
+    bl_audit_cmds_usage(stderr);
     return 2;
 }
