@@ -36,7 +36,13 @@ typedef struct {
     char *token_file;    /* bearer token file, or NULL */
     char *cert_file;     /* client certificate (PEM), or NULL */
     char *key_file;      /* its private key (PEM), or NULL */
+    int impersonate;     /* 1: send Impersonate-User/-Group/-Extra-* for the identity */
+    char *impersonate_user; /* template for Impersonate-User; "{name}" is the identity (default "byline:{name}") */
 } bl_connection_t;
+
+/* How much of request and response bodies the audit keeps (as in the
+ * Kubernetes audit policy levels). Secret and ConfigMap bodies never. */
+enum { BL_LEVEL_METADATA = 0, BL_LEVEL_REQUEST = 1, BL_LEVEL_REQUEST_RESPONSE = 2 };
 
 typedef struct {
     char *dir;                 /* the config directory (absolute) */
@@ -50,6 +56,20 @@ typedef struct {
     char *tls_ca;              /* CA certificate kubeconfigs embed as CA data */
     char *client_ca;           /* CA to verify client certificates, or NULL */
     char *audit_dir;           /* JSON Lines audit records live here */
+    char *audit_signing_key;   /* Ed25519 private key (PEM) that signs checkpoints; default DIR/audit-signing.key */
+    char *audit_signing_pub;   /* its public key (PEM); default DIR/audit-signing.pub */
+    char *audit_origin;        /* checkpoint origin and key name; default "byline/<hostname>" */
+    int audit_sync;            /* 1 (default): fdatasync every group commit; 0: relaxed (recorded, signed) */
+    unsigned audit_commit_delay_ms; /* extra wait to gather a larger batch; default 0 */
+    uint64_t audit_segment_bytes;   /* rotate segments at this size; default 64 MiB */
+    uint64_t audit_space_warn;      /* warn below this much free space (bytes; 0 = use the percentage) */
+    unsigned audit_space_warn_pct;  /* ...or below this percentage of the file system; default 10 */
+    uint64_t audit_space_refuse;    /* refuse requests below this much free space (bytes; 0 = percentage) */
+    unsigned audit_space_refuse_pct;/* ...or percentage; default 2 */
+    int audit_level;           /* BL_LEVEL_*; default BL_LEVEL_METADATA */
+    size_t audit_body_max;     /* bytes of a body kept at the Request levels; default 16 KiB */
+    size_t audit_capture_max;  /* exec/attach session capture per channel; 0 (default) = off */
+    char *metrics_listen;      /* "host:port" for Prometheus /metrics; NULL (default) = off */
     int workers;               /* event-loop threads (default 1) */
     unsigned max_connections;  /* per worker; default 10000 */
     unsigned max_header_bytes; /* request head bound; default 32768 */

@@ -63,8 +63,12 @@ void bl_tap_outcome(const bl_tap_t *t, bl_tap_outcome_t *o);
  * and sets *truncated if more was sent than kept. Owned by the tap. */
 bl_str_t bl_tap_capture(const bl_tap_t *t, int ch, int *truncated);
 
-/* Appends the outcome as JSON object members for the result entry, e.g.
- * "exit_code":3 or "status":{"reason":...,"message":...}. BL_OK/BL_ERROR. */
+/* Appends the outcome as one JSON object in RFC 8785 canonical form (keys
+ * sorted), the value of the result entry's "exec" member, e.g.
+ * {"exit_code":3,"reason":"NonZeroExitCode"} or
+ * {"exit_code":-1,"message":"...","reason":"InternalError"}.
+ * Returns BL_OK, BL_DECLINED if nothing is known (nothing appended), or
+ * BL_ERROR if `out` is full. */
 int bl_tap_json(const bl_tap_t *t, bl_buf_t *out);
 
 void bl_tap_free(bl_tap_t *t);
