@@ -183,7 +183,7 @@ int bl_buf_json_str(bl_buf_t *b, const char *s, size_t n)
     size_t i = 0;
     while (i < n) {
         size_t run = i;
-        while (run < n && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '"' && p[run] != '\\')
+        while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
             run++;
         if (run > i && bl_buf_append(b, p + i, run - i) != BL_OK)
             return BL_ERROR;
@@ -191,40 +191,35 @@ int bl_buf_json_str(bl_buf_t *b, const char *s, size_t n)
         if (i >= n)
             break;
         unsigned char c = p[i];
-        char esc[8];
+        char esc[6] = { '\\', 0, 0, 0, 0, 0 };
         const char *out = esc;
-        size_t outlen = 2;
+        size_t outlen = 2, step = 1;
         if (c == '"' || c == '\\') {
-            esc[0] = '\\';
             esc[1] = (char)c;
-        } else if (c == '\n') {
-            out = "\\n";
-        } else if (c == '\r') {
-            out = "\\r";
-        } else if (c == '\t') {
-            out = "\\t";
-        } else if (c < 0x20 || c == 0x7f) {
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            outlen = 6;
-        } else {
-            size_t ul = bl_utf8_len(p + i, n - i);
-            if (ul == 0) {
-                out = "\\ufffd";
-                outlen = 6;
+        } else if (c < 0x20) {
+            static const char shortform[] = "\b\t\n\f\r"; /* RFC 8785: these five, else \u00xx */
+            static const unsigned char codes[] = { 0x08, 0x09, 0x0a, 0x0c, 0x0d };
+            const void *k = memchr(codes, c, sizeof(codes));
+            if (k) {
+                esc[1] = "btnfr"[(const unsigned char *)k - codes];
             } else {
-                out = (const char *)(p + i);
-                outlen = ul;
+                memcpy(esc + 1, "u00", 3);
+                esc[4] = hex[c >> 4];
+                esc[5] = hex[c & 15];
+                outlen = 6;
             }
-            if (bl_buf_append(b, out, outlen) != BL_OK)
-                return BL_ERROR;
-            i += ul ? ul : 1;
-            continue;
+            (void)shortform;
+        } else {
+            /* Valid UTF-8 goes out as it is; an invalid byte becomes
+             * U+FFFD, written raw (JSON and RFC 8785 escape nothing else). */
+            step = bl_utf8_len(p + i, n - i);
+            out = step ? (const char *)(p + i) : "\xef\xbf\xbd";
+            outlen = step ? step : 3;
+            step = step ? step : 1;
         }
         if (bl_buf_append(b, out, outlen) != BL_OK)
             return BL_ERROR;
-        i++;
+        i += step;
     }
     return bl_buf_append(b, "\"", 1);
 }

@@ -67,8 +67,9 @@ int bl_buf_field(bl_buf_t *b, bl_str_t name, bl_str_t value);
 int bl_buf_printf(bl_buf_t *b, const char *fmt, ...) BL_PRINTF(2, 3);
 int bl_buf_vprintf(bl_buf_t *b, const char *fmt, va_list ap) BL_PRINTF(2, 0);
 
-/* Appends `s` as a JSON string literal with quotes, escaping as RFC 8259
- * requires (control bytes as \u00XX; invalid UTF-8 bytes as \ufffd).
+/* Appends `s` as a JSON string literal with quotes, in RFC 8785 canonical
+ * form: only '"', '\\' and control bytes are escaped (\b \t \n \f \r, else
+ * \u00xx); valid UTF-8 is copied; an invalid byte becomes U+FFFD (raw).
  * Returns BL_OK or BL_ERROR. */
 int bl_buf_json_str(bl_buf_t *b, const char *s, size_t n);
 

@@ -467,62 +467,71 @@ static void bl_jw_num(bl_rw_t *w, int *first, const char *key, long v)
     bl_rw_raw(w, n, (size_t)snprintf(n, sizeof(n), "%ld", v));
 }
 
-/* exec, attach, log and port-forward details. */
-static void bl_kreq_json_streams(bl_rw_t *w, int *first, const bl_kreq_t *r)
+/* "key":[...] of the exec command words, omitted when there are none. */
+static void bl_jw_argv(bl_rw_t *w, int *first, const bl_kreq_t *r)
+{
+    if (r->argc == 0)
+        return;
+    bl_jw_key(w, first, "command");
+    for (size_t i = 0; i < r->argc; i++) {
+        bl_rw_raw(w, i ? "," : "[", 1);
+        bl_jw_strval(w, bl_kreq_arg(r, i));
+    }
+    bl_rw_raw(w, "]", 1);
+}
+
+/* "ports":[...], omitted when there are none. */
+static void bl_jw_ports(bl_rw_t *w, int *first, const bl_kreq_t *r)
 {
     char n[16];
-    bl_jw_str(w, first, "container", r->container);
-    if (r->argc > 0) {
-        bl_jw_key(w, first, "command");
-        for (size_t i = 0; i < r->argc; i++) {
-            bl_rw_raw(w, i ? "," : "[", 1);
-            bl_jw_strval(w, bl_kreq_arg(r, i));
-        }
-        bl_rw_raw(w, "]", 1);
+    if (r->nports == 0)
+        return;
+    bl_jw_key(w, first, "ports");
+    for (size_t i = 0; i < r->nports && i < BL_KREQ_MAX_PORTS; i++) {
+        bl_rw_raw(w, i ? "," : "[", 1);
+        bl_rw_raw(w, n, (size_t)snprintf(n, sizeof(n), "%d", r->ports[i]));
     }
-    bl_jw_true(w, first, "commandTruncated", r->argv_truncated);
-    bl_jw_true(w, first, "stdin", r->stdin_);
-    bl_jw_true(w, first, "stdout", r->stdout_);
-    bl_jw_true(w, first, "stderr", r->stderr_);
-    bl_jw_true(w, first, "tty", r->tty);
-    if (r->nports > 0) {
-        bl_jw_key(w, first, "ports");
-        for (size_t i = 0; i < r->nports && i < BL_KREQ_MAX_PORTS; i++) {
-            bl_rw_raw(w, i ? "," : "[", 1);
-            bl_rw_raw(w, n, (size_t)snprintf(n, sizeof(n), "%d", r->ports[i]));
-        }
-        bl_rw_raw(w, "]", 1);
-    }
-    bl_jw_true(w, first, "follow", r->follow);
-    bl_jw_true(w, first, "previous", r->previous);
-    bl_jw_num(w, first, "tailLines", r->tail_lines);
+    bl_rw_raw(w, "]", 1);
 }
 
 int bl_kreq_json(const bl_kreq_t *r, bl_buf_t *out)
 {
+    /* Members in byte order of their keys, as RFC 8785 (the audit ledger's
+     * canonical form) wants them: keep this list sorted. */
     size_t mark = bl_buf_size(out);
     bl_rw_t w = { out, 0 };
     int first = 1;
-    bl_jw_str(&w, &first, "verb", r->verb);
+    int show_path = !r->is_resource || bl_streq(r->subresource, "proxy") || bl_streq(r->verb, "proxy");
     bl_jw_str(&w, &first, "apiGroup", r->api_group);
     bl_jw_str(&w, &first, "apiVersion", r->api_version);
-    bl_jw_str(&w, &first, "namespace", r->namespace_);
-    bl_jw_str(&w, &first, "resource", r->resource);
-    bl_jw_str(&w, &first, "subresource", r->subresource);
-    bl_jw_str(&w, &first, "name", r->name);
+    bl_jw_argv(&w, &first, r);
+    bl_jw_true(&w, &first, "commandTruncated", r->argv_truncated);
+    bl_jw_str(&w, &first, "container", r->container);
     bl_jw_true(&w, &first, "discovery", r->is_discovery);
-    if (!r->is_resource || bl_streq(r->subresource, "proxy") || bl_streq(r->verb, "proxy"))
-        bl_jw_str(&w, &first, "path", r->path);
-    bl_jw_str(&w, &first, "kind", r->body_kind);
-    bl_jw_str(&w, &first, "patchType", r->patch_type);
-    bl_jw_str(&w, &first, "labelSelector", r->label_selector);
-    bl_jw_str(&w, &first, "fieldSelector", r->field_selector);
     bl_jw_str(&w, &first, "dryRun", r->dry_run);
     bl_jw_str(&w, &first, "fieldManager", r->field_manager);
+    bl_jw_str(&w, &first, "fieldSelector", r->field_selector);
+    bl_jw_true(&w, &first, "follow", r->follow);
     bl_jw_true(&w, &first, "force", r->force);
-    bl_kreq_json_streams(&w, &first, r);
+    bl_jw_str(&w, &first, "kind", r->body_kind);
+    bl_jw_str(&w, &first, "labelSelector", r->label_selector);
+    bl_jw_str(&w, &first, "name", r->name);
+    bl_jw_str(&w, &first, "namespace", r->namespace_);
+    bl_jw_str(&w, &first, "patchType", r->patch_type);
+    if (show_path)
+        bl_jw_str(&w, &first, "path", r->path);
+    bl_jw_ports(&w, &first, r);
+    bl_jw_true(&w, &first, "previous", r->previous);
     bl_jw_num(&w, &first, "replicas", r->replicas);
+    bl_jw_str(&w, &first, "resource", r->resource);
+    bl_jw_true(&w, &first, "stderr", r->stderr_);
+    bl_jw_true(&w, &first, "stdin", r->stdin_);
+    bl_jw_true(&w, &first, "stdout", r->stdout_);
+    bl_jw_str(&w, &first, "subresource", r->subresource);
+    bl_jw_num(&w, &first, "tailLines", r->tail_lines);
     bl_jw_true(&w, &first, "truncated", r->truncated);
+    bl_jw_true(&w, &first, "tty", r->tty);
+    bl_jw_str(&w, &first, "verb", r->verb);
     if (w.err) {
         out->len = out->off + mark;
         return BL_ERROR;

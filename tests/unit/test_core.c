@@ -55,7 +55,7 @@ static void json_escaping_round_trips(void **state)
         { "plain", 5, "plain" },
         { "q\"b\\s", 5, "q\"b\\s" },
         { "nl\ncr\rtab\t", 10, "nl\ncr\rtab\t" },
-        { "\x01\x1f\x7f", 3, "\x01\x1f\x7f" },
+        { "\x01\x1f\x7f\x08\x0c", 5, "\x01\x1f\x7f\x08\x0c" },
         { "caf\xc3\xa9", 5, "caf\xc3\xa9" },
         { "bad\xff", 4, "bad\xef\xbf\xbd" },
         { "trunc\xe2\x82", 7, "trunc\xef\xbf\xbd\xef\xbf\xbd" },
@@ -66,7 +66,7 @@ static void json_escaping_round_trips(void **state)
         bl_buf_init(&b, 4096);
         assert_int_equal(bl_buf_json_str(&b, cases[i].in, cases[i].len), BL_OK);
         for (size_t k = 0; k < bl_buf_size(&b); k++)
-            assert_true((unsigned char)bl_buf_data(&b)[k] >= 0x20 && bl_buf_data(&b)[k] != 0x7f);
+            assert_true((unsigned char)bl_buf_data(&b)[k] >= 0x20);
         json_error_t e;
         json_t *j = json_loadb(bl_buf_data(&b), bl_buf_size(&b), JSON_DECODE_ANY, &e);
         assert_non_null(j);
@@ -74,6 +74,18 @@ static void json_escaping_round_trips(void **state)
         json_decref(j);
         bl_buf_free(&b);
     }
+}
+
+/* RFC 8785's exact escapes: the five short forms, \u00xx in lower case,
+ * nothing else (not DEL, not non-ASCII). */
+static void json_escaping_is_canonical(void **state)
+{
+    (void)state;
+    bl_buf_t b;
+    bl_buf_init(&b, 4096);
+    assert_int_equal(bl_buf_json_str(&b, "\b\t\n\f\r\x01\x1f\x7f\"\\/\xc3\xa9\xff", 14), BL_OK);
+    assert_string_equal(bl_buf_cstr(&b), "\"\\b\\t\\n\\f\\r\\u0001\\u001f\x7f\\\"\\\\/\xc3\xa9\xef\xbf\xbd\"");
+    bl_buf_free(&b);
 }
 
 static int fired[64];
@@ -163,6 +175,7 @@ int main(void)
         cmocka_unit_test(buf_respects_its_bound),
         cmocka_unit_test(buf_tail_and_commit),
         cmocka_unit_test(json_escaping_round_trips),
+        cmocka_unit_test(json_escaping_is_canonical),
         cmocka_unit_test(timers_fire_in_order),
         cmocka_unit_test(defer_runs_once_and_can_be_withdrawn),
         cmocka_unit_test(uuid7_is_time_ordered_and_well_formed),
