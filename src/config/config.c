@@ -18,6 +18,7 @@
 #include "auth/token.h"
 #include "config/config.h"
 #include "config/file.h"
+#include "config/schema.h"
 #include "config/values.h"
 #include "config/yaml.h"
 
@@ -34,6 +35,9 @@ typedef struct {
     bl_config_t *cfg;
     bl_id_src_t *src;         /* parallel to cfg->ids */
     yaml_node_t *inline_ids;  /* byline.yaml's `identities` value, or NULL */
+    yaml_node_t *metrics_at;  /* metrics.listen's value, or NULL */
+    char metrics_host[BL_HOST_MAX + 1];
+    int metrics_port;
 } bl_load_t;
 
 #define CFG(f)  offsetof(bl_config_t, f)
@@ -157,12 +161,61 @@ static int bl_cfg_tls(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key
     return y->nerrors == before ? BL_OK : BL_ERROR;
 }
 
-/* ---- audit, limits ---- */
+/* ---- metrics, limits ---- */
 
-static const bl_yaml_key_t bl_audit_keys[] = {
-    { "dir", bl_yaml_path, CFG(audit_dir), 0, 0, NULL, BL_YAML_DIR },
+static int bl_cfg_metrics_listen(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k)
+{
+    bl_load_t *L = y->ctx;
+    char **out = dst;
+    const char *why;
+    char *s = bl_yaml_strdup(y, v, k->name, 1);
+    if (s == NULL)
+        return BL_OK; /* "listen:" with nothing: no metrics listener */
+    if (bl_hostport_parse(s, strlen(s), L->metrics_host, &L->metrics_port, &why) != BL_OK) {
+        bl_yaml_error(y, v, "listen: \"%.100s\" %s", s, why);
+        free(s);
+        return BL_ERROR;
+    }
+    free(*out);
+    *out = s;
+    L->metrics_at = v;
+    return BL_OK;
+}
+
+static const bl_yaml_key_t bl_metrics_keys[] = {
+    { "listen", bl_cfg_metrics_listen, CFG(metrics_listen), 0, 0, NULL, 0 },
     { NULL, NULL, 0, 0, 0, NULL, 0 },
 };
+
+static int bl_is_wildcard_host(const char *h)
+{
+    return !strcmp(h, "0.0.0.0") || !strcmp(h, "::");
+}
+
+static int bl_is_loopback_host(const char *h)
+{
+    return !strncmp(h, "127.", 4) || !strcmp(h, "::1") || !strcmp(h, "localhost");
+}
+
+/* /metrics has neither TLS nor authentication: say so when it leaves the
+ * host, and refuse the gateway's own address. */
+static void bl_cfg_metrics_check(bl_yaml_t *y, bl_load_t *L)
+{
+    const bl_config_t *cfg = L->cfg;
+    const char *h = L->metrics_host;
+    if (L->metrics_at == NULL || cfg->listen_host == NULL)
+        return;
+    if (L->metrics_port == cfg->listen_port &&
+        (!strcmp(h, cfg->listen_host) || bl_is_wildcard_host(h) ||
+         bl_is_wildcard_host(cfg->listen_host)))
+        bl_yaml_error(y, L->metrics_at, "listen: %s is the gateway's own address (listen: "
+                                        "%s:%d); give metrics another port", cfg->metrics_listen,
+                      cfg->listen_host, cfg->listen_port);
+    else if (!bl_is_loopback_host(h))
+        bl_yaml_warn(y, L->metrics_at, "metrics.listen: %s is reachable from other hosts and "
+                                       "/metrics has no TLS or authentication; put your own "
+                                       "access control in front of it", cfg->metrics_listen);
+}
 
 static const bl_yaml_key_t bl_limit_keys[] = {
     { "max_connections", bl_yaml_uint, CFG(max_connections), 1, 1000000, NULL, 0 },
@@ -177,6 +230,57 @@ static const bl_yaml_key_t bl_limit_keys[] = {
 
 /* ---- connections ---- */
 
+/* The default Impersonate-User template. */
+#define BL_IMPERSONATE_DEFAULT "byline:{name}"
+
+static int bl_cfg_impersonate_user(bl_yaml_t *y, yaml_node_t *v, void *dst,
+                                   const bl_yaml_key_t *k)
+{
+    char **out = dst;
+    const char *why;
+    if (bl_yaml_str(y, v, dst, k) != BL_OK || *out == NULL)
+        return *out == NULL ? BL_OK : BL_ERROR;
+    if (bl_impersonate_template_check(*out, strlen(*out), &why) == BL_OK)
+        return BL_OK;
+    bl_yaml_error(y, v, "user: \"%.140s\" %s", *out, why);
+    free(*out);
+    *out = NULL;
+    return BL_ERROR;
+}
+
+static const bl_yaml_key_t bl_impersonate_keys[] = {
+    { "user", bl_cfg_impersonate_user, CONN(impersonate_user), 0, 0, NULL, 0 },
+    { NULL, NULL, 0, 0, 0, NULL, 0 },
+};
+
+/* `impersonate: true|false`, or a mapping of options meaning true. */
+static int bl_cfg_impersonate(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k)
+{
+    bl_connection_t *c = dst;
+    int rc;
+    if (v->type == YAML_MAPPING_NODE) {
+        c->impersonate = 1;
+        rc = bl_yaml_map(y, v, bl_impersonate_keys, c, NULL);
+    } else if (v->type == YAML_SEQUENCE_NODE) {
+        bl_yaml_error(y, v, "%s: expected true, false or a mapping (user: ...), found a list",
+                      k->name);
+        return BL_ERROR;
+    } else {
+        rc = bl_yaml_bool(y, v, &c->impersonate, k);
+    }
+    if (rc == BL_OK && c->impersonate && c->impersonate_user == NULL &&
+        (c->impersonate_user = strdup(BL_IMPERSONATE_DEFAULT)) == NULL) {
+        bl_yaml_error(y, v, "out of memory");
+        rc = BL_ERROR;
+    }
+    if (rc != BL_OK || !c->impersonate) {
+        c->impersonate = 0;
+        free(c->impersonate_user);
+        c->impersonate_user = NULL;
+    }
+    return rc;
+}
+
 static const bl_yaml_key_t bl_conn_keys[] = {
     { "name", bl_yaml_str, CONN(name), 0, 0, NULL, BL_YAML_REQUIRED },
     { "server", bl_yaml_str, CONN(url), 0, 0, NULL, BL_YAML_REQUIRED },
@@ -185,6 +289,7 @@ static const bl_yaml_key_t bl_conn_keys[] = {
     { "token_file", bl_yaml_path, CONN(token_file), 0, 0, NULL, BL_YAML_FILE | BL_YAML_SECRET },
     { "client_cert", bl_yaml_path, CONN(cert_file), 0, 0, NULL, BL_YAML_FILE },
     { "client_key", bl_yaml_path, CONN(key_file), 0, 0, NULL, BL_YAML_FILE | BL_YAML_SECRET },
+    { "impersonate", bl_cfg_impersonate, 0, 0, 0, NULL, 0 },
     { NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
@@ -465,7 +570,8 @@ static const bl_yaml_key_t bl_top_keys[] = {
     { "public_url", bl_cfg_public_url, CFG(public_url), 0, 0, NULL, 0 },
     { "workers", bl_yaml_int, CFG(workers), 1, 64, NULL, 0 },
     { "tls", bl_cfg_tls, 0, 0, 0, NULL, BL_YAML_REQUIRED },
-    { "audit", bl_yaml_submap, 0, 0, 0, bl_audit_keys, 0 },
+    { "audit", bl_cfg_audit, 0, 0, 0, NULL, 0 },
+    { "metrics", bl_yaml_submap, 0, 0, 0, bl_metrics_keys, 0 },
     { "limits", bl_yaml_submap, 0, 0, 0, bl_limit_keys, 0 },
     { "connections", bl_cfg_conns, 0, 0, 0, NULL, BL_YAML_REQUIRED },
     { "identities_file", bl_yaml_path, CFG(identities_file), 0, 0, NULL, 0 },
@@ -483,6 +589,7 @@ static void bl_cfg_defaults(bl_config_t *cfg)
     cfg->idle_timeout_ms = 120000;
     cfg->connect_timeout_ms = 5000;
     cfg->drain_timeout_ms = 30000;
+    bl_cfg_audit_init(cfg);
 }
 
 /* Fills what the file left out and needs the parsed values. */
@@ -505,11 +612,13 @@ static int bl_cfg_derived(bl_yaml_t *y, bl_config_t *cfg)
                                   "kubeconfigs will point at %s", url);
         cfg->public_url = strdup(url);
     }
-    if (cfg->audit_dir == NULL)
-        cfg->audit_dir = bl_file_abspath(cfg->dir, "audit");
+    if (cfg->audit_origin == NULL) /* no `audit:` mapping */
+        bl_cfg_audit_defaults(y, cfg);
+    bl_cfg_metrics_check(y, y->ctx);
     if (cfg->identities_file == NULL)
         cfg->identities_file = bl_file_abspath(cfg->dir, "identities.yaml");
-    if (!cfg->listen_host || !cfg->public_url || !cfg->audit_dir || !cfg->identities_file) {
+    if (!cfg->listen_host || !cfg->public_url || !cfg->audit_dir || !cfg->audit_origin ||
+        !cfg->identities_file) {
         bl_yaml_error(y, NULL, "out of memory");
         return BL_ERROR;
     }
@@ -680,6 +789,7 @@ static void bl_connection_clear(bl_connection_t *c)
     free(c->token_file);
     free(c->cert_file);
     free(c->key_file);
+    free(c->impersonate_user);
 }
 
 void bl_config_free(bl_config_t *cfg)
@@ -703,6 +813,10 @@ void bl_config_free(bl_config_t *cfg)
     free(cfg->tls_ca);
     free(cfg->client_ca);
     free(cfg->audit_dir);
+    free(cfg->audit_signing_key);
+    free(cfg->audit_signing_pub);
+    free(cfg->audit_origin);
+    free(cfg->metrics_listen);
     free(cfg);
 }
 

@@ -37,7 +37,8 @@ typedef struct {
     char *cert_file;     /* client certificate (PEM), or NULL */
     char *key_file;      /* its private key (PEM), or NULL */
     int impersonate;     /* 1: send Impersonate-User/-Group/-Extra-* for the identity */
-    char *impersonate_user; /* template for Impersonate-User; "{name}" is the identity (default "byline:{name}") */
+    char *impersonate_user; /* template for Impersonate-User; "{name}" is the identity (default "byline:{name}");
+                               NULL when impersonate is 0 */
 } bl_connection_t;
 
 /* How much of request and response bodies the audit keeps (as in the
@@ -63,13 +64,15 @@ typedef struct {
     unsigned audit_commit_delay_ms; /* extra wait to gather a larger batch; default 0 */
     uint64_t audit_segment_bytes;   /* rotate segments at this size; default 64 MiB */
     uint64_t audit_space_warn;      /* warn below this much free space (bytes; 0 = use the percentage) */
-    unsigned audit_space_warn_pct;  /* ...or below this percentage of the file system; default 10 */
+    unsigned audit_space_warn_pct;  /* ...or below this percentage of the file system; default 10;
+                                       both 0: never */
     uint64_t audit_space_refuse;    /* refuse requests below this much free space (bytes; 0 = percentage) */
-    unsigned audit_space_refuse_pct;/* ...or percentage; default 2 */
+    unsigned audit_space_refuse_pct;/* ...or percentage; default 2; both 0: never */
     int audit_level;           /* BL_LEVEL_*; default BL_LEVEL_METADATA */
     size_t audit_body_max;     /* bytes of a body kept at the Request levels; default 16 KiB */
     size_t audit_capture_max;  /* exec/attach session capture per channel; 0 (default) = off */
-    char *metrics_listen;      /* "host:port" for Prometheus /metrics; NULL (default) = off */
+    char *metrics_listen;      /* "host:port" for Prometheus /metrics, as written ("[::1]:9402" for
+                                  IPv6); NULL (default) = off */
     int workers;               /* event-loop threads (default 1) */
     unsigned max_connections;  /* per worker; default 10000 */
     unsigned max_header_bytes; /* request head bound; default 32768 */
@@ -125,5 +128,10 @@ void bl_identity_clear(bl_identity_t *id);
 #define BL_CONFIG_MAX_CONNS      64
 #define BL_CONFIG_MAX_IDS        200000
 #define BL_CONFIG_MAX_GROUPS     64                   /* per identity */
+#define BL_AUDIT_COMMIT_DELAY_MAX 100                 /* audit.commit_delay, ms */
+#define BL_AUDIT_SEGMENT_MIN     (1024 * 1024)        /* audit.segment_size */
+#define BL_AUDIT_SEGMENT_MAX     (1024 * 1024 * 1024)
+#define BL_AUDIT_BODY_MAX        (1024 * 1024)        /* audit.body_max */
+#define BL_AUDIT_CAPTURE_MAX     (64 * 1024 * 1024)   /* audit.capture_max */
 
 #endif

@@ -1,4 +1,4 @@
-/* values.c - syntax checks for durations, URLs, addresses and names. */
+/* values.c - syntax checks for durations, sizes, URLs, addresses and names. */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include "config/values.h"
@@ -276,6 +276,115 @@ int bl_identity_name_check(const char *s, size_t len, const char **why)
     }
     if (len >= 7 && memcmp(s, "system:", 7) == 0) {
         *why = "must not begin with \"system:\" (reserved by Kubernetes)";
+        return BL_ERROR;
+    }
+    return BL_OK;
+}
+
+int bl_size_parse(const char *s, size_t len, uint64_t *bytes, const char **why)
+{
+    static const struct { const char *unit; unsigned shift; } units[] = {
+        { "B", 0 }, { "KiB", 10 }, { "MiB", 20 }, { "GiB", 30 }, { "TiB", 40 },
+    };
+    uint64_t n = 0;
+    size_t i = 0;
+    while (i < len && bl_is_digit(s[i])) {
+        n = n * 10 + (uint64_t)(s[i++] - '0');
+        if (n > (UINT64_C(1) << 53)) {
+            *why = "is too large";
+            return BL_ERROR;
+        }
+    }
+    if (i == 0 || (i < len && !bl_is_alnum(s[i]))) {
+        *why = len == 0 ? "is empty" : "must be digits and a unit (B, KiB, MiB, GiB), e.g. 64MiB";
+        return BL_ERROR;
+    }
+    if (i == len) {
+        *bytes = n;
+        if (n == 0)
+            return BL_OK;
+        *why = "needs a unit (B, KiB, MiB, GiB), e.g. 16KiB or 16384B";
+        return BL_ERROR;
+    }
+    for (size_t k = 0; k < BL_ARRAY_LEN(units); k++) {
+        if (strlen(units[k].unit) != len - i || memcmp(s + i, units[k].unit, len - i) != 0)
+            continue;
+        if (n > (UINT64_C(1) << 62) >> units[k].shift) {
+            *why = "is too large";
+            return BL_ERROR;
+        }
+        *bytes = n << units[k].shift;
+        return BL_OK;
+    }
+    if (len - i == 2 && s[i + 1] == 'B' && strchr("kKMGT", s[i]) != NULL && s[i] != '\0')
+        *why = "is ambiguous (1000 or 1024?): write KiB, MiB or GiB (powers of 1024) "
+               "or the bytes with B";
+    else
+        *why = "has an unknown unit (use B, KiB, MiB, GiB)";
+    return BL_ERROR;
+}
+
+char *bl_size_format(uint64_t bytes, char *out, size_t n)
+{
+    static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    size_t k = 0;
+    if (bytes == 0) {
+        snprintf(out, n, "0");
+        return out;
+    }
+    while (k + 1 < BL_ARRAY_LEN(units) && bytes % 1024 == 0) {
+        bytes /= 1024;
+        k++;
+    }
+    snprintf(out, n, "%llu%s", (unsigned long long)bytes, units[k]);
+    return out;
+}
+
+int bl_origin_check(const char *s, size_t len, const char **why)
+{
+    if (len == 0 || len > BL_ORIGIN_MAX) {
+        *why = "must be 1 to 128 characters";
+        return BL_ERROR;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!bl_is_alnum(s[i]) && !(i > 0 && s[i] != '\0' && strchr("._/:-", s[i]) != NULL)) {
+            *why = "must be letters, digits and . _ / : - starting with a letter or digit, "
+                   "e.g. byline/gw-1 (no spaces or '+': it is a signed-note key name)";
+            return BL_ERROR;
+        }
+    }
+    return BL_OK;
+}
+
+int bl_impersonate_template_check(const char *s, size_t len, const char **why)
+{
+    static const char ph[] = "{name}", sys[] = "system:";
+    const char *first = memmem(s, len, ph, sizeof(ph) - 1);
+    if (len == 0 || len > BL_IMPERSONATE_MAX) {
+        *why = "must be 1 to 128 characters";
+        return BL_ERROR;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < 0x20 || s[i] > 0x7e || (s[i] == ' ' && (i == 0 || i + 1 == len))) {
+            *why = "must be printable ASCII without leading or trailing spaces";
+            return BL_ERROR;
+        }
+        if (s[i] == '{' && len - i >= sizeof(ph) - 1 && !memcmp(s + i, ph, sizeof(ph) - 1)) {
+            i += sizeof(ph) - 2;
+        } else if (s[i] == '{' || s[i] == '}') {
+            *why = "has a '{' or '}' that is not part of {name} (the only placeholder)";
+            return BL_ERROR;
+        }
+    }
+    if (first == NULL) {
+        *why = "must contain {name}: without it every identity would act as one user";
+        return BL_ERROR;
+    }
+    size_t pre = (size_t)(first - s);
+    if ((pre >= sizeof(sys) - 1 && !memcmp(s, sys, sizeof(sys) - 1)) ||
+        (pre > 0 && pre < sizeof(sys) - 1 && !memcmp(s, sys, pre))) {
+        *why = "could make a user name beginning with \"system:\", which Kubernetes reserves "
+               "for its own components";
         return BL_ERROR;
     }
     return BL_OK;

@@ -52,6 +52,41 @@ int bl_url_parse(const char *s, size_t len, bl_url_t *u, const char **why);
 int bl_hostport_parse(const char *s, size_t len, char host[BL_HOST_MAX + 1], int *port,
                       const char **why);
 
+/*
+ * Parses a size: "0", or <digits><unit> with unit B, KiB, MiB, GiB or TiB
+ * (powers of 1024), e.g. "16KiB", "64MiB", "4096B". A bare number other
+ * than 0 needs a unit, and KB/MB/GB are refused as ambiguous (SI says
+ * 1000, much software says 1024): the writer says which one. Returns BL_OK
+ * with the byte count in *bytes, or BL_ERROR (no unit, unknown unit,
+ * sign, fraction, more than 2^53 before the unit) with *why.
+ */
+int bl_size_parse(const char *s, size_t len, uint64_t *bytes, const char **why);
+
+/* Writes `bytes` in the largest exact unit ("64MiB", "1500B", "0") into
+ * out[n]. Returns out. */
+char *bl_size_format(uint64_t bytes, char *out, size_t n);
+
+#define BL_ORIGIN_MAX 128
+
+/*
+ * Checkpoint origins (also the signed note's key name): 1..128 bytes of
+ * [A-Za-z0-9._/:-] starting with a letter or digit, e.g. "byline/gw-1"
+ * or "audit.example.org/byline". C2SP forbids spaces and '+' in both.
+ */
+int bl_origin_check(const char *s, size_t len, const char **why);
+
+#define BL_IMPERSONATE_MAX 128
+
+/*
+ * Impersonate-User templates: 1..128 bytes of printable ASCII (inner
+ * spaces allowed) holding "{name}" at least once and no other '{' or '}';
+ * "{name}" becomes the identity's name. Refused when every expansion, or
+ * some identity name, would make a user beginning with "system:", which
+ * Kubernetes reserves for its own components ("system:{name}", or "sys"
+ * before "{name}" for an identity named "tem:x").
+ */
+int bl_impersonate_template_check(const char *s, size_t len, const char **why);
+
 /* Returns 1 if `s` is an IPv4 or IPv6 literal (no brackets), else 0. */
 int bl_is_ip(const char *s);
 

@@ -465,6 +465,58 @@ int bl_yaml_duration(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_
     return BL_OK;
 }
 
+/* Only the YAML 1.2 core schema's booleans: yes/no/on/off are booleans
+ * to YAML 1.1 readers and strings to 1.2 ones, so they are refused rather
+ * than guessed. A quoted "true" is a string, as everywhere in YAML. */
+int bl_yaml_bool(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k)
+{
+    static const char *const words[] = { "false", "False", "FALSE", "true", "True", "TRUE" };
+    if (v->type == YAML_SCALAR_NODE && v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+        bl_str_t s = { (const char *)v->data.scalar.value, v->data.scalar.length };
+        for (size_t i = 0; i < BL_ARRAY_LEN(words); i++)
+            if (bl_str_eq(s, words[i])) {
+                *(int *)dst = i >= 3;
+                return BL_OK;
+            }
+        if (bl_str_eq_nocase(s, "yes") || bl_str_eq_nocase(s, "no") ||
+            bl_str_eq_nocase(s, "on") || bl_str_eq_nocase(s, "off") ||
+            bl_str_eq_nocase(s, "y") || bl_str_eq_nocase(s, "n")) {
+            bl_yaml_error(y, v, "%s: write true or false (\"%.*s\" means a boolean to some YAML "
+                                "readers and a string to others)", k->name, (int)s.len, s.p);
+            return BL_ERROR;
+        }
+    }
+    bl_yaml_error(y, v, "%s: expected true or false, found %s", k->name,
+                  v->type == YAML_SCALAR_NODE && !bl_yaml_is_null(v) ? "text" : bl_yaml_kind(v));
+    return BL_ERROR;
+}
+
+int bl_yaml_size(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k)
+{
+    uint64_t n;
+    const char *why;
+    char lo[24], hi[24];
+    if (v->type != YAML_SCALAR_NODE || bl_yaml_is_null(v)) {
+        bl_yaml_error(y, v, "%s: expected a size such as 64MiB, found %s", k->name,
+                      bl_yaml_kind(v));
+        return BL_ERROR;
+    }
+    if (bl_size_parse((const char *)v->data.scalar.value, v->data.scalar.length, &n, &why) !=
+        BL_OK) {
+        bl_yaml_error(y, v, "%s: invalid size \"%.*s\": %s", k->name,
+                      (int)BL_MIN(v->data.scalar.length, 32), v->data.scalar.value, why);
+        return BL_ERROR;
+    }
+    if (n < k->min || n > k->max) {
+        bl_yaml_error(y, v, "%s: must be between %s and %s", k->name,
+                      bl_size_format(k->min, lo, sizeof(lo)),
+                      bl_size_format(k->max, hi, sizeof(hi)));
+        return BL_ERROR;
+    }
+    *(uint64_t *)dst = n;
+    return BL_OK;
+}
+
 /* Returns 1 if s can be written as a plain scalar and read back as the
  * same string by any YAML 1.1 or 1.2 reader. */
 static int bl_yaml_plain_ok(const char *s)

@@ -109,6 +109,9 @@ int bl_yaml_uint(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k
 int bl_yaml_int(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k);      /* int * */
 int bl_yaml_duration(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k); /* unsigned * (ms) */
 int bl_yaml_submap(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k);   /* k->sub on dst */
+int bl_yaml_bool(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k);     /* int * (0/1): plain
+                                                                                          true or false */
+int bl_yaml_size(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k);     /* uint64_t * (bytes) */
 
 /*
  * Returns a scalar's text as a new NUL-terminated string, or NULL after

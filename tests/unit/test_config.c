@@ -3,7 +3,8 @@
  * valid files and their defaults, every validation error with its
  * file:line:col, duplicate credentials across both files, file permission
  * rules, the identities writer round trip, and the value syntaxes
- * (durations, URLs, listen addresses, names).
+ * (durations, sizes, URLs, listen addresses, names, origins, templates);
+ * the audit section with its signing key files, metrics and impersonation.
  *
  * Each test writes its files into a fresh directory under a temporary
  * root; the TLS material they reference is generated once with pki.c.
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <openssl/pem.h>
 #include "auth/identity.h"
 #include "auth/pki.h"
 #include "auth/token.h"
@@ -141,6 +143,28 @@ static void write_pair(const char *dir, const char *name, int kind, X509 *ca, EV
     bl_buf_free(&err);
 }
 
+/* Writes a new Ed25519 key pair as dir/name.key (PKCS#8, 0600) and
+ * dir/name.pub (SubjectPublicKeyInfo, 0644), as `byline init` does. */
+static void write_ed25519(const char *dir, const char *name)
+{
+    char path[512];
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    assert_non_null(key);
+    snprintf(path, sizeof(path), "%s/%s.key", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL), 1);
+    fclose(f);
+    assert_int_equal(chmod(path, 0600), 0);
+    snprintf(path, sizeof(path), "%s/%s.pub", dir, name);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PUBKEY(f, key), 1);
+    fclose(f);
+    assert_int_equal(chmod(path, 0644), 0);
+    EVP_PKEY_free(key);
+}
+
 static int setup(void **state)
 {
     char mat[300];
@@ -167,6 +191,8 @@ static int setup(void **state)
     put(mat, "empty.token", "\n", 0600);
     put(mat, "open.token", "upstream-secret-token\n", 0644);
     put(mat, "notpem.crt", "hello\n", 0644);
+    write_ed25519(mat, "sign");
+    write_ed25519(mat, "sign2");
     X509_free(ca);
     EVP_PKEY_free(cakey);
     bl_buf_free(&err);
@@ -204,7 +230,27 @@ static void test_minimal_defaults(void **state)
     assert_int_equal(c->idle_timeout_ms, 120000);
     assert_int_equal(c->connect_timeout_ms, 5000);
     assert_int_equal(c->drain_timeout_ms, 30000);
-    char want[400];
+    char want[400], host[256] = "";
+    snprintf(want, sizeof(want), "%s/audit-signing.key", dir);
+    assert_string_equal(c->audit_signing_key, want);
+    snprintf(want, sizeof(want), "%s/audit-signing.pub", dir);
+    assert_string_equal(c->audit_signing_pub, want);
+    assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+    snprintf(want, sizeof(want), "byline/%s", host);
+    assert_string_equal(c->audit_origin, want);
+    assert_int_equal(c->audit_sync, 1);
+    assert_int_equal(c->audit_commit_delay_ms, 0);
+    assert_int_equal(c->audit_segment_bytes, 64 << 20);
+    assert_int_equal(c->audit_space_warn, 0);
+    assert_int_equal(c->audit_space_warn_pct, 10);
+    assert_int_equal(c->audit_space_refuse, 0);
+    assert_int_equal(c->audit_space_refuse_pct, 2);
+    assert_int_equal(c->audit_level, BL_LEVEL_METADATA);
+    assert_int_equal(c->audit_body_max, 16384);
+    assert_int_equal(c->audit_capture_max, 0);
+    assert_null(c->metrics_listen);
+    assert_int_equal(c->conns[0].impersonate, 0);
+    assert_null(c->conns[0].impersonate_user);
     snprintf(want, sizeof(want), "%s/audit", dir);
     assert_string_equal(c->audit_dir, want);
     snprintf(want, sizeof(want), "%s/identities.yaml", dir);
@@ -745,6 +791,446 @@ static void test_put_scalar_round_trip(void **state)
     bl_buf_free(&err);
 }
 
+/* ---- audit, metrics, impersonation ---- */
+
+#define SIGN "  signing_key: ../mat/sign.key\n  signing_pub: ../mat/sign.pub\n"
+
+static void test_audit_full(void **state)
+{
+    load_t l;
+    (void)state;
+    const char *dir = newdir();
+    put(dir, "byline.yaml",
+        TLS
+        "audit:\n"
+        "  dir: ledger\n"
+        SIGN
+        "  origin: audit.example.org/byline:gw-1\n"
+        "  sync: false\n"
+        "  commit_delay: 5ms\n"
+        "  segment_size: 128MiB\n"
+        "  space_warn: 20GiB\n"
+        "  space_refuse: 1GiB\n"
+        "  level: RequestResponse\n"
+        "  body_max: 64KiB\n"
+        "  capture_max: 1MiB\n"
+        "metrics:\n  listen: \"[::1]:9402\"\n"
+        CONN
+        "    impersonate: true\n"
+        "  - name: mapped\n    server: https://a\n    token_file: ../mat/up.token\n"
+        "    impersonate: {user: \"agent:{name}\"}\n"
+        "  - name: empty-map\n    server: https://a\n    token_file: ../mat/up.token\n"
+        "    impersonate: {}\n"
+        "  - name: off\n    server: https://a\n    token_file: ../mat/up.token\n"
+        "    impersonate: False\n",
+        0600);
+    load(&l, dir);
+    if (l.rc != BL_OK)
+        print_error("%s\n", bl_buf_cstr(&l.errs));
+    assert_int_equal(l.rc, BL_OK);
+    assert_int_equal(bl_buf_size(&l.warns), 0);
+    bl_config_t *c = l.cfg;
+    char want[400];
+    snprintf(want, sizeof(want), "%s/ledger", dir);
+    assert_string_equal(c->audit_dir, want);
+    snprintf(want, sizeof(want), "%s/../mat/sign.key", dir);
+    assert_string_equal(c->audit_signing_key, want);
+    snprintf(want, sizeof(want), "%s/../mat/sign.pub", dir);
+    assert_string_equal(c->audit_signing_pub, want);
+    assert_string_equal(c->audit_origin, "audit.example.org/byline:gw-1");
+    assert_int_equal(c->audit_sync, 0);
+    assert_int_equal(c->audit_commit_delay_ms, 5);
+    assert_int_equal(c->audit_segment_bytes, 128 << 20);
+    assert_true(c->audit_space_warn == (uint64_t)20 << 30);
+    assert_int_equal(c->audit_space_warn_pct, 0);
+    assert_int_equal(c->audit_space_refuse, 1 << 30);
+    assert_int_equal(c->audit_space_refuse_pct, 0);
+    assert_int_equal(c->audit_level, BL_LEVEL_REQUEST_RESPONSE);
+    assert_int_equal(c->audit_body_max, 65536);
+    assert_int_equal(c->audit_capture_max, 1 << 20);
+    assert_string_equal(c->metrics_listen, "[::1]:9402");
+    assert_int_equal(c->nconns, 4);
+    assert_int_equal(c->conns[0].impersonate, 1);
+    assert_string_equal(c->conns[0].impersonate_user, "byline:{name}");
+    assert_int_equal(c->conns[1].impersonate, 1);
+    assert_string_equal(c->conns[1].impersonate_user, "agent:{name}");
+    assert_int_equal(c->conns[2].impersonate, 1);
+    assert_string_equal(c->conns[2].impersonate_user, "byline:{name}");
+    assert_int_equal(c->conns[3].impersonate, 0);
+    assert_null(c->conns[3].impersonate_user);
+    unload(&l);
+}
+
+/* The other accepted spellings: percentages, 0 for "never", bounds. */
+static void test_audit_values(void **state)
+{
+    static const struct {
+        const char *yaml;
+        uint64_t warn, refuse;
+        unsigned warn_pct, refuse_pct;
+        int level;
+    } rows[] = {
+        { "  space_warn: 50%\n  space_refuse: 50%\n  level: Request\n", 0, 0, 50, 50, 1 },
+        { "  space_warn: 0\n  space_refuse: 0%\n", 0, 0, 0, 0, 0 },
+        { "  space_warn: 0%\n  space_refuse: 2%\n", 0, 0, 0, 2, 0 },   /* no warning at all */
+        { "  space_warn: 100%\n  space_refuse: 4096B\n", 0, 4096, 100, 0, 0 }, /* mixed kinds */
+        { "  space_warn: 1TiB\n  space_refuse: 0B\n", (uint64_t)1 << 40, 0, 0, 0, 0 },
+        { "  space_refuse: 10%\n  level: \"Metadata\"\n", 0, 0, 10, 10, 0 },
+    };
+    (void)state;
+    for (size_t i = 0; i < BL_ARRAY_LEN(rows); i++) {
+        char text[1024];
+        load_t l;
+        const char *dir = newdir();
+        snprintf(text, sizeof(text), TLS "audit:\n%s" CONN, rows[i].yaml);
+        put(dir, "byline.yaml", text, 0600);
+        load(&l, dir);
+        if (l.rc != BL_OK) {
+            print_error("row %zu: %s\n", i, bl_buf_cstr(&l.errs));
+            fail();
+        }
+        assert_true(l.cfg->audit_space_warn == rows[i].warn);
+        assert_true(l.cfg->audit_space_refuse == rows[i].refuse);
+        assert_int_equal(l.cfg->audit_space_warn_pct, rows[i].warn_pct);
+        assert_int_equal(l.cfg->audit_space_refuse_pct, rows[i].refuse_pct);
+        assert_int_equal(l.cfg->audit_level, rows[i].level);
+        unload(&l);
+    }
+    /* the bounds themselves are in range */
+    load_t l;
+    const char *dir = newdir();
+    put(dir, "byline.yaml", TLS "audit:\n  commit_delay: 100ms\n  segment_size: 1GiB\n"
+        "  body_max: 1MiB\n  capture_max: 64MiB\n  sync: TRUE\n" CONN, 0600);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_OK);
+    assert_int_equal(l.cfg->audit_commit_delay_ms, 100);
+    assert_int_equal(l.cfg->audit_segment_bytes, 1 << 30);
+    assert_int_equal(l.cfg->audit_body_max, 1 << 20);
+    assert_int_equal(l.cfg->audit_capture_max, 64 << 20);
+    assert_int_equal(l.cfg->audit_sync, 1);
+    unload(&l);
+    dir = newdir();
+    put(dir, "byline.yaml", TLS "audit:\n  segment_size: 1MiB\n  body_max: 0\n"
+        "  commit_delay: 0s\n" CONN, 0600);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_OK);
+    assert_int_equal(l.cfg->audit_segment_bytes, 1 << 20);
+    assert_int_equal(l.cfg->audit_body_max, 0);
+    unload(&l);
+    /* "audit:" with nothing under it: every default */
+    dir = newdir();
+    put(dir, "byline.yaml", TLS "audit:\n" CONN, 0600);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_OK);
+    assert_non_null(l.cfg->audit_origin);
+    assert_int_equal(l.cfg->audit_space_warn_pct, 10);
+    unload(&l);
+}
+
+static void test_audit_errors(void **state)
+{
+    (void)state;
+    const char *want[] = {
+        "byline.yaml:6:11: origin: \"my log\" must be letters, digits and . _ / : -",
+        "byline.yaml:7:9: sync: write true or false (\"yes\" means a boolean",
+        "byline.yaml:8:17: commit_delay: must be between 0ms and 100ms",
+        "byline.yaml:9:17: segment_size: must be between 1MiB and 1GiB",
+        "byline.yaml:10:15: space_warn: \"101%\" is not a percentage from 0% to 100%",
+        "byline.yaml:11:17: space_refuse: \"2\" needs % or a unit: a percentage of the file "
+        "system such as 2%, or a size such as 2GiB",
+        "byline.yaml:12:10: level: unknown level \"metadata\" (did you mean \"Metadata\"?)",
+        "byline.yaml:13:13: body_max: must be between 0 and 1MiB",
+        "byline.yaml:14:16: capture_max: invalid size \"64MB\": is ambiguous (1000 or 1024?)",
+        "byline.yaml:15:3: unknown key \"signing_keys\" (did you mean \"signing_key\"?)",
+        NULL };
+    expect_errors(TLS "audit:\n"
+                  "  origin: my log\n"
+                  "  sync: yes\n"
+                  "  commit_delay: 1s\n"
+                  "  segment_size: 512KiB\n"
+                  "  space_warn: 101%\n"
+                  "  space_refuse: 2\n"
+                  "  level: metadata\n"
+                  "  body_max: 2MiB\n"
+                  "  capture_max: 64MB\n"
+                  "  signing_keys: x\n" CONN,
+                  10, want);
+    const char *want2[] = {
+        "byline.yaml:6:9: sync: expected true or false, found text",
+        "byline.yaml:7:10: level: None is not a level byline has",
+        "byline.yaml:8:16: capture_max: must be between 0 and 64MiB",
+        "byline.yaml:9:17: segment_size: expected a size such as 64MiB, found a list",
+        "byline.yaml:10:11: origin: \"+x\" must be letters",
+        "byline.yaml:11:8: dir: expected a string, found a mapping",
+        "byline.yaml:13:11: listen: \"localhost\" needs a port",
+        NULL };
+    expect_errors(TLS "audit:\n"
+                  "  sync: \"true\"\n"
+                  "  level: None\n"
+                  "  capture_max: 65MiB\n"
+                  "  segment_size: [1]\n"
+                  "  origin: \"+x\"\n"
+                  "  dir: {a: b}\n"
+                  "metrics:\n  listen: localhost\n" CONN,
+                  7, want2);
+    /* checks across keys run once each key is right */
+    const char *want3[] = { "byline.yaml:7:17: space_refuse: 5% is above space_warn 2%: the "
+                            "gateway would refuse requests before warning", NULL };
+    expect_errors(TLS "audit:\n  space_warn: 2%\n  space_refuse: 5%\n" CONN, 1, want3);
+    const char *want4[] = { "byline.yaml:7:17: space_refuse: 2GiB is above space_warn 1GiB", NULL };
+    expect_errors(TLS "audit:\n  space_warn: 1GiB\n  space_refuse: 2GiB\n" CONN, 1, want4);
+    const char *want5[] = { "byline.yaml:5:8: expected a mapping (key: value lines), found a "
+                            "scalar", NULL };
+    expect_errors(TLS "audit: on\n" CONN, 1, want5);
+}
+
+static void test_signing_key_files(void **state)
+{
+    (void)state;
+    /* both missing: byline init or the first serve creates them */
+    load_t l;
+    const char *dir = newdir();
+    put(dir, "byline.yaml", TLS "audit:\n  signing_key: keys/k\n  signing_pub: keys/k.pub\n"
+        CONN, 0600);
+    char sub[400];
+    snprintf(sub, sizeof(sub), "%s/keys", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_OK);
+    unload(&l);
+
+    const char *want1[] = { "byline.yaml:6:16: signing_key: ", "/nodir/k: ",
+                            "/nodir is not a directory", NULL };
+    expect_errors(TLS "audit:\n  signing_key: nodir/k\n" CONN, 1, want1);
+    const char *want2[] = { "byline.yaml:7:16: signing_key: ", "/ledger/k is inside audit.dir ",
+                            "whoever can read the ledger can forge its checkpoints", NULL };
+    expect_errors(TLS "audit:\n  dir: ledger\n  signing_key: ledger/k\n" CONN, 1, want2);
+    const char *want3[] = { "byline.yaml:7:16: signing_pub: the same file as signing_key", NULL };
+    expect_errors(TLS "audit:\n  signing_key: ../mat/sign.key\n  signing_pub: ../mat/sign.key\n"
+                  CONN, 1, want3);
+    const char *want4[] = { "byline.yaml:6:16: signing_key: ", "/mat/server.key is not an "
+                            "Ed25519 key", NULL };
+    expect_errors(TLS "audit:\n  signing_key: ../mat/server.key\n  signing_pub: ../mat/sign.pub\n"
+                  CONN, 1, want4);
+    const char *want5[] = { "byline.yaml:7:16: signing_pub: ", "/mat/sign2.pub is not the public "
+                            "key of ", NULL };
+    expect_errors(TLS "audit:\n  signing_key: ../mat/sign.key\n  signing_pub: ../mat/sign2.pub\n"
+                  CONN, 1, want5);
+    const char *want6[] = { "byline.yaml:7:16: signing_pub: ", "/mat/notpem.crt: no PEM public "
+                            "key in it", NULL };
+    expect_errors(TLS "audit:\n  signing_key: ../mat/sign.key\n  signing_pub: ../mat/notpem.crt\n"
+                  CONN, 1, want6);
+    const char *want7[] = { "byline.yaml:7:16: signing_pub: ", "/gone.pub is missing, so auditors "
+                            "cannot verify checkpoints; recreate it with: openssl pkey -in ", NULL };
+    expect_errors(TLS "audit:\n  signing_key: ../mat/sign.key\n  signing_pub: gone.pub\n" CONN,
+                  1, want7);
+    const char *want8[] = { "byline.yaml:6:16: signing_key: ", "/gone.key is missing but its "
+                            "public key ", NULL };
+    expect_errors(TLS "audit:\n  signing_key: gone.key\n  signing_pub: ../mat/sign.pub\n" CONN,
+                  1, want8);
+    const char *want9[] = { "byline.yaml:6:16: signing_key: ", "/mat is not a regular file", NULL };
+    expect_errors(TLS "audit:\n  signing_key: ../mat\n" CONN, 1, want9);
+}
+
+/* The default key files (no audit section) get the same checks. */
+static void test_signing_key_perms(void **state)
+{
+    load_t l;
+    (void)state;
+    const char *dir = newdir();
+    put(dir, "byline.yaml", TLS CONN, 0600);
+    write_ed25519(dir, "audit-signing");
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_OK);
+    unload(&l);
+    char path[400];
+    snprintf(path, sizeof(path), "%s/audit-signing.key", dir);
+    static const mode_t bad[] = { 0640, 0604, 0620, 0660 };
+    for (size_t i = 0; i < BL_ARRAY_LEN(bad); i++) {
+        assert_int_equal(chmod(path, bad[i]), 0);
+        load(&l, dir);
+        assert_int_equal(l.rc, BL_ERROR);
+        assert_has(&l.errs, "byline.yaml: signing_key: ");
+        assert_has(&l.errs, "/audit-signing.key is open to other users, who could sign "
+                            "checkpoints as this gateway; run chmod 600 ");
+        assert_int_equal(count_lines(&l.errs), 1);
+        unload(&l);
+    }
+    assert_int_equal(chmod(path, 0400), 0); /* read-only for its owner is fine */
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_OK);
+    unload(&l);
+    snprintf(path, sizeof(path), "%s/audit-signing.pub", dir);
+    assert_int_equal(chmod(path, 0666), 0);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_ERROR);
+    assert_has(&l.errs, "/audit-signing.pub is writable by other users, who could swap the key "
+                        "auditors verify with");
+    unload(&l);
+    /* with an audit section, the report points at it */
+    assert_int_equal(chmod(path, 0644), 0);
+    snprintf(path, sizeof(path), "%s/audit-signing.key", dir);
+    assert_int_equal(chmod(path, 0644), 0);
+    put(dir, "byline.yaml", TLS "audit:\n  sync: true\n" CONN, 0600);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_ERROR);
+    assert_has(&l.errs, "byline.yaml:6:3: signing_key: ");
+    unload(&l);
+}
+
+static void test_metrics_listen(void **state)
+{
+    load_t l;
+    (void)state;
+    static const char *const quiet[] = { "127.0.0.1:9402", "localhost:9402", "\"[::1]:1\"",
+                                         "127.0.0.2:8443" };
+    for (size_t i = 0; i < BL_ARRAY_LEN(quiet); i++) {
+        char text[512];
+        const char *dir = newdir();
+        snprintf(text, sizeof(text), TLS "metrics:\n  listen: %s\n" CONN, quiet[i]);
+        put(dir, "byline.yaml", text, 0600);
+        load(&l, dir);
+        assert_int_equal(l.rc, BL_OK);
+        assert_non_null(l.cfg->metrics_listen);
+        assert_int_equal(bl_buf_size(&l.warns), 0);
+        unload(&l);
+    }
+    const char *dir = newdir();
+    put(dir, "byline.yaml", TLS "metrics:\n  listen: 0.0.0.0:9402\n" CONN, 0600);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_OK);
+    assert_string_equal(l.cfg->metrics_listen, "0.0.0.0:9402");
+    assert_has(&l.warns, "byline.yaml:6:11: warning: metrics.listen: 0.0.0.0:9402 is reachable "
+                         "from other hosts and /metrics has no TLS or authentication");
+    unload(&l);
+    dir = newdir();
+    put(dir, "byline.yaml", TLS "metrics:\n  listen: ~\n" CONN, 0600);
+    load(&l, dir);
+    assert_int_equal(l.rc, BL_OK);
+    assert_null(l.cfg->metrics_listen);
+    unload(&l);
+    const char *want[] = { "byline.yaml:6:11: listen: 127.0.0.1:8443 is the gateway's own "
+                           "address (listen: 127.0.0.1:8443); give metrics another port", NULL };
+    expect_errors(TLS "metrics:\n  listen: 127.0.0.1:8443\n" CONN, 1, want);
+    const char *want2[] = { "byline.yaml:2:11: listen: [::]:9000 is the gateway's own address",
+                            NULL };
+    expect_errors("metrics:\n  listen: \"[::]:9000\"\nlisten: 10.0.0.1:9000\n" TLS CONN, 1,
+                  want2);
+    const char *want3[] = { "byline.yaml:6:3: unknown key \"port\"", NULL };
+    expect_errors(TLS "metrics:\n  port: 9402\n" CONN, 1, want3);
+}
+
+static void test_impersonate_errors(void **state)
+{
+    (void)state;
+    const char *want[] = {
+        "byline.yaml:9:18: impersonate: write true or false (\"on\" means",
+        "byline.yaml:13:18: impersonate: expected true, false or a mapping (user: ...), found a "
+        "list",
+        "byline.yaml:17:25: user: \"byline\" must contain {name}",
+        "byline.yaml:21:25: user: \"system:{name}\" could make a user name beginning with "
+        "\"system:\"",
+        "byline.yaml:25:25: user: \"sys{name}\" could make",
+        "byline.yaml:29:25: user: \"{nam}\" has a '{' or '}' that is not part of {name}",
+        "byline.yaml:33:19: unknown key \"users\" (did you mean \"user\"?)",
+        "byline.yaml:37:17: impersonate: expected true or false, found nothing",
+        NULL };
+    expect_errors(TLS "connections:\n"
+                  "  - name: a\n    server: https://a\n    token_file: ../mat/up.token\n"
+                  "    impersonate: on\n"
+                  "  - name: b\n    server: https://a\n    token_file: ../mat/up.token\n"
+                  "    impersonate: [user]\n"
+                  "  - name: c\n    server: https://a\n    token_file: ../mat/up.token\n"
+                  "    impersonate: {user: byline}\n"
+                  "  - name: d\n    server: https://a\n    token_file: ../mat/up.token\n"
+                  "    impersonate: {user: \"system:{name}\"}\n"
+                  "  - name: e\n    server: https://a\n    token_file: ../mat/up.token\n"
+                  "    impersonate: {user: \"sys{name}\"}\n"
+                  "  - name: f\n    server: https://a\n    token_file: ../mat/up.token\n"
+                  "    impersonate: {user: \"{nam}\"}\n"
+                  "  - name: g\n    server: https://a\n    token_file: ../mat/up.token\n"
+                  "    impersonate: {users: x}\n"
+                  "  - name: h\n    server: https://a\n    token_file: ../mat/up.token\n"
+                  "    impersonate:\n",
+                  8, want);
+}
+
+static void test_sizes(void **state)
+{
+    static const struct { const char *s; int ok; uint64_t n; } rows[] = {
+        { "0", 1, 0 }, { "0B", 1, 0 }, { "00", 1, 0 }, { "4096B", 1, 4096 },
+        { "16KiB", 1, 16384 }, { "64MiB", 1, 64 << 20 }, { "1GiB", 1, 1 << 30 },
+        { "2TiB", 1, (uint64_t)2 << 40 }, { "1048576KiB", 1, (uint64_t)1 << 30 },
+        { "", 0, 0 }, { "1", 0, 0 }, { "16384", 0, 0 }, { "KiB", 0, 0 }, { "-1KiB", 0, 0 },
+        { "1.5MiB", 0, 0 }, { "1 MiB", 0, 0 }, { "64MB", 0, 0 }, { "64kB", 0, 0 },
+        { "1GB", 0, 0 }, { "1Mi", 0, 0 }, { "1mib", 0, 0 }, { "1M", 0, 0 }, { "1KiBB", 0, 0 },
+        { "99999999999999999999B", 0, 0 }, { "8388608TiB", 0, 0 }, { "1MiB\0", 0, 0 },
+    };
+    (void)state;
+    for (size_t i = 0; i < BL_ARRAY_LEN(rows); i++) {
+        uint64_t n = 0;
+        const char *why = NULL;
+        size_t len = strlen(rows[i].s) + (i == BL_ARRAY_LEN(rows) - 1); /* the last has a NUL */
+        int rc = bl_size_parse(rows[i].s, len, &n, &why);
+        if ((rc == BL_OK) != rows[i].ok || (rc == BL_OK && n != rows[i].n)) {
+            print_error("\"%s\": rc %d n %llu\n", rows[i].s, rc, (unsigned long long)n);
+            fail();
+        }
+        if (!rows[i].ok)
+            assert_non_null(why);
+    }
+    const char *why;
+    uint64_t n;
+    assert_int_equal(bl_size_parse("64MB", 4, &n, &why), BL_ERROR);
+    assert_non_null(strstr(why, "ambiguous"));
+    assert_int_equal(bl_size_parse("64", 2, &n, &why), BL_ERROR);
+    assert_non_null(strstr(why, "needs a unit"));
+    char buf[32];
+    assert_string_equal(bl_size_format(0, buf, sizeof(buf)), "0");
+    assert_string_equal(bl_size_format(1500, buf, sizeof(buf)), "1500B");
+    assert_string_equal(bl_size_format(16384, buf, sizeof(buf)), "16KiB");
+    assert_string_equal(bl_size_format(3 << 20, buf, sizeof(buf)), "3MiB");
+    assert_string_equal(bl_size_format((uint64_t)1 << 50, buf, sizeof(buf)), "1024TiB");
+}
+
+static void test_origins_and_templates(void **state)
+{
+    static const char *const origin_ok[] = { "byline", "byline/gw-1", "example.com/log",
+        "a:b/c_d.e-f", "A9", "0123456789012345678901234567890123456789012345678901234567890123"
+        "0123456789012345678901234567890123456789012345678901234567890123" };
+    static const char *const origin_bad[] = { "", "/x", "-x", ".x", "a b", "a+b", "a\tb",
+        "caf\xc3\xa9", "https://x?y", "01234567890123456789012345678901234567890123456789012345678"
+        "90123012345678901234567890123456789012345678901234567890123456789012345" };
+    static const char *const tpl_ok[] = { "{name}", "byline:{name}", "agent {name}",
+        "{name}@agents.example.org", "a{name}b{name}", "systemd:{name}", "x-system:{name}" };
+    static const char *const tpl_bad[] = { "", "byline", "{name", "{Name}", "{}{name}",
+        "{name}}", " {name}", "{name} ", "a\tb{name}", "system:{name}", "system:x:{name}",
+        "s{name}", "system{name}", "caf\xc3\xa9{name}" };
+    const char *why;
+    (void)state;
+    for (size_t i = 0; i < BL_ARRAY_LEN(origin_ok); i++)
+        assert_int_equal(bl_origin_check(origin_ok[i], strlen(origin_ok[i]), &why), BL_OK);
+    for (size_t i = 0; i < BL_ARRAY_LEN(origin_bad); i++) {
+        if (bl_origin_check(origin_bad[i], strlen(origin_bad[i]), &why) != BL_ERROR) {
+            print_error("accepted origin \"%s\"\n", origin_bad[i]);
+            fail();
+        }
+    }
+    assert_int_equal(bl_origin_check("a\0b", 3, &why), BL_ERROR);
+    for (size_t i = 0; i < BL_ARRAY_LEN(tpl_ok); i++) {
+        if (bl_impersonate_template_check(tpl_ok[i], strlen(tpl_ok[i]), &why) != BL_OK) {
+            print_error("refused template \"%s\": %s\n", tpl_ok[i], why);
+            fail();
+        }
+    }
+    for (size_t i = 0; i < BL_ARRAY_LEN(tpl_bad); i++) {
+        if (bl_impersonate_template_check(tpl_bad[i], strlen(tpl_bad[i]), &why) != BL_ERROR) {
+            print_error("accepted template \"%s\"\n", tpl_bad[i]);
+            fail();
+        }
+    }
+}
+
 /* ---- value syntaxes ---- */
 
 static void test_durations(void **state)
@@ -924,6 +1410,15 @@ int main(void)
         cmocka_unit_test(test_identities_file_shapes),
         cmocka_unit_test(test_identities_round_trip),
         cmocka_unit_test(test_put_scalar_round_trip),
+        cmocka_unit_test(test_audit_full),
+        cmocka_unit_test(test_audit_values),
+        cmocka_unit_test(test_audit_errors),
+        cmocka_unit_test(test_signing_key_files),
+        cmocka_unit_test(test_signing_key_perms),
+        cmocka_unit_test(test_metrics_listen),
+        cmocka_unit_test(test_impersonate_errors),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_origins_and_templates),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_nul_in_host),
