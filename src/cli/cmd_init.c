@@ -4,9 +4,12 @@
  * Writes, in this order so that a failure never leaves a byline.yaml that
  * points at missing files: DIR (0700), DIR/tls (0700) with a gateway CA
  * (kept if one is there already) and a serving certificate signed by it,
- * DIR/audit (0700), an empty DIR/identities.yaml (kept if present), and
- * last DIR/byline.yaml (0600, atomically). Then it loads the result with
- * the same loader `byline serve` uses.
+ * DIR/audit (0700), the Ed25519 pair that signs the ledger's checkpoints
+ * (DIR/audit-signing.key 0600 and .pub 0644; kept if there already, since
+ * a new key would orphan the checkpoints signed so far), an empty
+ * DIR/identities.yaml (kept if present), and last DIR/byline.yaml (0600,
+ * atomically). Then it loads the result with the same loader `byline
+ * serve` uses.
  *
  * The upstream CA, token and client certificate are referenced by absolute
  * path, not copied: the credential stays where its owner rotates it (a
@@ -21,6 +24,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "audit/note.h"
 #include "auth/pki.h"
 #include "cli/cli.h"
 #include "cli/cmd.h"
@@ -37,7 +41,8 @@ static const char bl_init_help[] =
     "\n"
     "Creates a gateway configuration in DIR: byline.yaml, a gateway CA and a\n"
     "serving certificate signed by it (tls/), an empty identity registry\n"
-    "(identities.yaml) and the audit directory.\n"
+    "(identities.yaml), the audit directory and the Ed25519 key pair that signs\n"
+    "the audit ledger (audit-signing.key; auditors verify with audit-signing.pub).\n"
     "\n"
     "  --dir DIR                   configuration directory (created 0700)\n"
     "  --upstream URL              the Kubernetes API server: https://host[:port][/path]\n"
@@ -49,7 +54,8 @@ static const char bl_init_help[] =
     "  --listen ADDR:PORT          where the gateway listens (default: 127.0.0.1:8443)\n"
     "  --public-url URL            URL agents use (default: https://<listen>)\n"
     "  --force                     rewrite an existing byline.yaml and serving\n"
-    "                              certificate; the CA and identities.yaml are kept\n"
+    "                              certificate; the CA, the audit signing key and\n"
+    "                              identities.yaml are kept\n"
     "\n"
     "Upstream files are referenced by absolute path, not copied, so rotating\n"
     "them in place keeps working.\n";
@@ -57,6 +63,7 @@ static const char bl_init_help[] =
 typedef struct {
     const char *dir, *upstream, *ca, *token, *cert, *key, *conn, *listen, *public_url;
     int force;
+    char origin[BL_ORIGIN_MAX + 1];   /* audit.origin written into byline.yaml */
     char host[BL_HOST_MAX + 1];       /* listen host */
     int port;
     char url[BL_URL_MAX + 1];         /* public URL */
@@ -319,6 +326,31 @@ static int bl_init_ca(const char *dir, const char *hostname, X509 **ca, EVP_PKEY
     return rc;
 }
 
+/* Keeps an existing audit signing key pair or makes a new one. Half a
+ * pair is an error: replacing it would leave the ledger's checkpoints so
+ * far under a key nobody can verify with any more. */
+static int bl_init_signing_key(const char *dir, int *kept)
+{
+    char key[4200], pub[4200];
+    bl_buf_t err;
+    int have_key = access(bl_path(key, sizeof(key), dir, "audit-signing.key"), F_OK) == 0;
+    int have_pub = access(bl_path(pub, sizeof(pub), dir, "audit-signing.pub"), F_OK) == 0;
+    int rc = BL_EXIT_FAIL;
+    *kept = have_key && have_pub;
+    bl_buf_init(&err, 4096);
+    if (have_key != have_pub)
+        bl_cli_fail("init", "%s exists without %s: restore the pair, or move %s aside to "
+                            "start a new key", have_key ? key : pub, have_key ? pub : key,
+                    have_key ? key : pub);
+    else if (*kept || bl_note_keygen(key, pub, &err) == BL_OK)
+        rc = BL_EXIT_OK;
+    else
+        bl_buf_puts(&err, "\n");
+    bl_cli_print(&err);
+    bl_buf_free(&err);
+    return rc;
+}
+
 static int bl_init_server_cert(const char *dir, const bl_sans_t *sans, X509 *ca, EVP_PKEY *cakey)
 {
     char crt_path[4200], key_path[4200];
@@ -374,6 +406,10 @@ static void bl_init_yaml_conn(bl_buf_t *b, const bl_init_t *o)
     } else {
         bl_buf_puts(b, "    # None given: add token_file, or client_cert and client_key.\n");
     }
+    bl_buf_puts(b, "    # true: send each request as its identity (Kubernetes impersonation, user\n"
+                   "    # byline:NAME) instead of as the credential above, which then needs RBAC to\n"
+                   "    # impersonate users and groups. Or { user: \"agent:{name}\" }.\n"
+                   "    # impersonate: false\n");
 }
 
 static int bl_init_yaml(bl_buf_t *b, const bl_init_t *o)
@@ -399,8 +435,29 @@ static int bl_init_yaml(bl_buf_t *b, const bl_init_t *o)
         "  # Its key, tls/ca.key, is only needed to issue them.\n"
         "  client_ca: tls/ca.crt\n\n"
         "audit:\n"
-        "  # One record per request, written before the request is forwarded.\n"
-        "  dir: audit\n\n"
+        "  # The ledger: a record of each request on disk before the request is\n"
+        "  # forwarded, chained and signed (docs/AUDIT-FORMAT.md).\n"
+        "  dir: audit\n"
+        "  # Checkpoints are signed with this Ed25519 key, kept outside the ledger;\n"
+        "  # auditors verify them with the public key.\n"
+        "  # signing_key: audit-signing.key\n"
+        "  # signing_pub: audit-signing.pub\n"
+        "  # The name checkpoints are signed under; verifiers need it. Written here so\n"
+        "  # it stays the same wherever this directory is deployed.\n");
+    bl_put_kv(b, "  ", "origin", o->origin);
+    bl_buf_puts(b,
+        "  # sync: true           # false: no fdatasync per commit (a crash can lose the last records)\n"
+        "  # commit_delay: 0ms    # wait up to 100ms for larger group commits\n"
+        "  # segment_size: 64MiB  # start a new ledger file past this size (1MiB..1GiB)\n"
+        "  # space_warn: 10%      # warn below this much free space (a percentage or a size)\n"
+        "  # space_refuse: 2%     # refuse requests below this much\n"
+        "  # level: Metadata      # Metadata | Request | RequestResponse (adds bodies)\n"
+        "  # body_max: 16KiB      # body bytes kept at the Request levels (up to 1MiB)\n"
+        "  # capture_max: 0       # exec/attach bytes kept per channel (0 = none, up to 64MiB)\n\n"
+        "# Prometheus metrics at http://ADDR:PORT/metrics: counters only, plain HTTP\n"
+        "# without authentication, so keep it on loopback or behind your own access control.\n"
+        "# metrics:\n"
+        "#   listen: 127.0.0.1:9402\n\n"
         "limits:\n"
         "  max_connections: 10000   # client connections per worker\n"
         "  max_header_bytes: 32768  # request line and headers (1024..1048576)\n"
@@ -440,7 +497,7 @@ end:
     return rc;
 }
 
-static void bl_init_report(const bl_init_t *o, const bl_sans_t *sans, int kept)
+static void bl_init_report(const bl_init_t *o, const bl_sans_t *sans, int kept, int kept_sign)
 {
     const char *d = o->dir;
     printf("Wrote %s/byline.yaml\n", d);
@@ -451,7 +508,11 @@ static void bl_init_report(const bl_init_t *o, const bl_sans_t *sans, int kept)
         printf(" %s", sans->dns[i]);
     for (size_t i = 0; i < sans->nips; i++)
         printf(" %s", sans->ips[i]);
-    printf("\n  identities  %s/identities.yaml\n  audit       %s/audit/\n\n", d, d);
+    printf("\n  identities  %s/identities.yaml\n  audit       %s/audit/\n", d, d);
+    printf("  audit key   %s/audit-signing.key (%s; stays here)\n"
+           "  public key  %s/audit-signing.pub, origin %s\n"
+           "              give both to auditors: they verify the ledger's checkpoints\n\n",
+           d, kept_sign ? "kept" : "new", d, o->origin);
     printf("Next steps:\n"
            "  1. Register an agent; its token is printed once:\n"
            "       TOKEN=$(byline identity add agent-1 --dir %s)\n"
@@ -468,12 +529,13 @@ int bl_cmd_init(int argc, char **argv)
     X509 *ca = NULL;
     EVP_PKEY *cakey = NULL;
     char hostname[256] = "", tls[4200], audit[4200];
-    int kept = 0, rc = bl_init_args(argc, argv, &o);
+    int kept = 0, kept_sign = 0, rc = bl_init_args(argc, argv, &o);
     if (rc != BL_EXIT_OK)
         return rc < 0 ? BL_EXIT_OK : rc;
     if (gethostname(hostname, sizeof(hostname) - 1) != 0 ||
         !bl_is_dns_name(hostname, strlen(hostname)))
         hostname[0] = '\0';
+    snprintf(o.origin, sizeof(o.origin), "byline%s%.64s", hostname[0] ? "/" : "", hostname);
     if ((rc = bl_init_check(&o)) != BL_EXIT_OK || (rc = bl_init_public_url(&o, hostname)) != 0 ||
         (rc = bl_init_upstream_files(&o)) != BL_EXIT_OK)
         goto end;
@@ -491,9 +553,10 @@ int bl_cmd_init(int argc, char **argv)
         bl_init_mkdir(bl_path(audit, sizeof(audit), o.dir, "audit")) != BL_EXIT_OK ||
         bl_init_ca(o.dir, hostname, &ca, &cakey, &kept) != BL_EXIT_OK ||
         bl_init_server_cert(o.dir, &sans, ca, cakey) != BL_EXIT_OK ||
+        bl_init_signing_key(o.dir, &kept_sign) != BL_EXIT_OK ||
         bl_init_files(&o) != BL_EXIT_OK)
         goto end;
-    bl_init_report(&o, &sans, kept);
+    bl_init_report(&o, &sans, kept, kept_sign);
     rc = BL_EXIT_OK;
 end:
     X509_free(ca);

@@ -3,7 +3,8 @@
 # judged by the real kubectl (1.27 and 1.33): the kubeconfig parses, kubectl's
 # TLS verification accepts the generated chain (against `openssl s_server` and
 # an HTTPS echo server that reports the token and client certificate it
-# received), and a foreign CA is refused. Ends with "N passed, N failed".
+# received), and a foreign CA is refused. The audit signing key pair init
+# makes is judged by openssl. Ends with "N passed, N failed".
 #
 #   tests/cli/test_cli.sh [BYLINE]        (default build/byline)
 # With valgrind installed, the commands also run under it (VALGRIND_BYLINE,
@@ -65,6 +66,8 @@ expect "init succeeds" 0 "$BYLINE" init --dir "$G" --upstream https://10.0.0.1:6
     --upstream-token-file "$T/up.token" --listen "127.0.0.1:$PORT"
 has "init names the files it wrote" "$T/out" "Wrote $G/byline.yaml"
 has "init prints next steps" "$T/out" 'byline identity add'
+has "init names the public key and origin auditors need" "$T/out" "^  public key  $G/audit-signing.pub, origin byline"
+has "  ...and says what it is for" "$T/out" 'give both to auditors'
 mode_is "DIR is 0700" "$G" 700
 mode_is "byline.yaml is 0600" "$G/byline.yaml" 600
 mode_is "tls/ca.key is 0600" "$G/tls/ca.key" 600
@@ -73,11 +76,23 @@ mode_is "audit/ is 0700" "$G/audit" 700
 mode_is "identities.yaml is 0600" "$G/identities.yaml" 600
 has "byline.yaml references the token file by absolute path" "$G/byline.yaml" "token_file: \"?$T/up.token"
 has "byline.yaml explains its keys" "$G/byline.yaml" '^# The URL agents reach the gateway at'
+mode_is "audit-signing.key is 0600" "$G/audit-signing.key" 600
+mode_is "audit-signing.pub is 0644" "$G/audit-signing.pub" 644
+openssl pkey -in "$G/audit-signing.key" -noout -text >"$T/out" 2>&1
+has "audit-signing.key is an Ed25519 private key (openssl)" "$T/out" '^ED25519 Private-Key:'
+openssl pkey -in "$G/audit-signing.key" -pubout >"$T/pub" 2>&1
+cmp -s "$T/pub" "$G/audit-signing.pub" && ok "audit-signing.pub is the key's own public key (SPKI PEM)" \
+    || bad "audit-signing.pub is the key's own public key" "$(cat "$T/pub" "$G/audit-signing.pub")"
+has "byline.yaml pins audit.origin" "$G/byline.yaml" '^  origin: "?byline(/[A-Za-z0-9.-]+)?"?$'
+has "byline.yaml lists the ledger keys as comments" "$G/byline.yaml" '^  # space_refuse: 2% '
+has "byline.yaml lists metrics.listen as a comment" "$G/byline.yaml" '^#   listen: 127\.0\.0\.1:9402$'
+has "byline.yaml lists impersonate as a comment" "$G/byline.yaml" '^    # impersonate: false$'
 openssl verify -CAfile "$G/tls/ca.crt" -purpose sslserver "$G/tls/server.crt" >"$T/out" 2>&1 \
     && ok "server cert verifies against the gateway CA (sslserver)" || bad "server cert verify" "$(cat "$T/out")"
 openssl x509 -in "$G/tls/server.crt" -noout -ext subjectAltName >"$T/out" 2>&1
 has "server cert SANs include localhost, 127.0.0.1 and ::1" "$T/out" 'DNS:localhost.*IP Address:127.0.0.1.*IP Address:0:0:0:0:0:0:0:1'
 CA_SUM=$(sha256sum <"$G/tls/ca.crt"); YAML_SUM=$(sha256sum <"$G/byline.yaml"); SRV_SUM=$(sha256sum <"$G/tls/server.crt")
+SIGN_SUM=$(cat "$G/audit-signing.key" "$G/audit-signing.pub" | sha256sum)
 expect "init again without --force fails" 1 "$BYLINE" init --dir "$G" --upstream https://10.9.9.9
 has "  ...and says --force" "$T/err" 'use --force'
 [ "$(sha256sum <"$G/byline.yaml")" = "$YAML_SUM" ] && ok "  ...and leaves byline.yaml alone" || bad "  ...and leaves byline.yaml alone"
@@ -85,6 +100,15 @@ expect "init --force rewrites" 0 "$BYLINE" init --dir "$G" --upstream https://10
     --upstream-token-file "$T/up.token" --listen "127.0.0.1:$PORT" --force
 [ "$(sha256sum <"$G/tls/ca.crt")" = "$CA_SUM" ] && ok "  ...keeping the CA" || bad "  ...keeping the CA"
 [ "$(sha256sum <"$G/tls/server.crt")" != "$SRV_SUM" ] && ok "  ...with a new serving cert" || bad "  ...with a new serving cert"
+[ "$(cat "$G/audit-signing.key" "$G/audit-signing.pub" | sha256sum)" = "$SIGN_SUM" ] \
+    && ok "  ...keeping the audit signing key pair" || bad "  ...keeping the audit signing key pair"
+has "  ...and says so" "$T/out" "audit key   $G/audit-signing.key \\(kept"
+mv "$G/audit-signing.pub" "$T/saved.pub"
+expect "init --force with half a signing key pair fails" 1 "$BYLINE" init --dir "$G" --upstream https://10.0.0.1:6443 \
+    --upstream-token-file "$T/up.token" --listen "127.0.0.1:$PORT" --force
+has "  ...and says to restore the pair" "$T/err" 'audit-signing.key exists without .*audit-signing.pub: restore the pair'
+[ ! -e "$G/audit-signing.pub" ] && ok "  ...without making a new public key" || bad "  ...without making a new public key"
+mv "$T/saved.pub" "$G/audit-signing.pub"
 
 # ---- identity ----
 expect "identity add prints a token" 0 "$BYLINE" identity add agent-x --group deployers --dir "$G"
@@ -203,6 +227,24 @@ expect "a bad byline.yaml fails the commands" 1 "$BYLINE" identity list --dir "$
 has "  ...with file:line:col" "$T/err" "$G/byline.yaml:[0-9]+:10: workers: 100 is out of range \\(1..64\\)"
 sed -i 's/^workers: 100$/workers: 1/' "$G/byline.yaml"
 
+# ---- the audit signing key and the keys init wrote as comments ----
+chmod 640 "$G/audit-signing.key"
+expect "an audit signing key others can read fails the commands" 1 "$BYLINE" identity list --dir "$G"
+has "  ...saying chmod 600" "$T/err" "signing_key: $G/audit-signing.key is open to other users.*chmod 600"
+chmod 600 "$G/audit-signing.key"
+cp "$G/audit-signing.pub" "$T/saved.pub"
+openssl genpkey -algorithm ed25519 2>/dev/null | openssl pkey -pubout >"$G/audit-signing.pub" 2>/dev/null
+expect "a public key that is not the signing key's fails the commands" 1 "$BYLINE" identity list --dir "$G"
+has "  ...naming both" "$T/err" "signing_pub: $G/audit-signing.pub is not the public key of $G/audit-signing.key"
+cp "$T/saved.pub" "$G/audit-signing.pub"
+# Every commented key, uncommented, is valid as written.
+G4=$T/gw4
+"$BYLINE" init --dir "$G4" --upstream https://10.0.0.1 --upstream-token-file "$T/up.token" >/dev/null 2>&1
+sed -E -i 's/^( *)# ((signing_key|signing_pub|sync|commit_delay|segment_size|space_warn|space_refuse|level|body_max|capture_max|impersonate): )/\1\2/; s/^# (metrics:)$/\1/; s/^#   (listen: )/  \1/' "$G4/byline.yaml"
+has "  (the comments are uncommented)" "$G4/byline.yaml" '^  capture_max: 0 '
+has "  (metrics too)" "$G4/byline.yaml" '^metrics:$'
+expect "init's commented keys load once uncommented" 0 "$BYLINE" identity list --dir "$G4"
+
 # ---- valgrind ----
 VB=${VALGRIND_BYLINE:-$BYLINE}
 if command -v valgrind >/dev/null && [ -x "$VB" ] && ! nm "$VB" 2>/dev/null | grep -q __asan_init; then
@@ -216,6 +258,9 @@ if command -v valgrind >/dev/null && [ -x "$VB" ] && ! nm "$VB" 2>/dev/null | gr
     expect "valgrind: kubeconfig (cert)" 0 "${VG[@]}" "$VB" kubeconfig agent-w --dir "$T/gw3"
     expect "valgrind: identity remove" 0 "${VG[@]}" "$VB" identity remove agent-w --dir "$T/gw3"
     expect "valgrind: a failing load" 1 "${VG[@]}" "$VB" kubeconfig agent-v --dir "$G/nonexistent"
+    expect "valgrind: every ledger, metrics and impersonation key set" 0 "${VG[@]}" "$VB" identity list --dir "$G4"
+    chmod 644 "$G4/audit-signing.key"
+    expect "valgrind: a signing key others can read" 1 "${VG[@]}" "$VB" identity list --dir "$G4"
 fi
 
 echo
