@@ -1,11 +1,681 @@
-/* audit_verify.c - `byline audit verify` (placeholder until implemented). */
+/*
+ * audit_verify.c - `byline audit verify`: checks the whole ledger as
+ * docs/AUDIT-FORMAT.md section 6 says, and prints a summary in the manner
+ * of `aws cloudtrail validate-logs` (what was asked, what was found, N/M
+ * valid, each INVALID item, a verdict).
+ *
+ * One pass, O(log n) memory for the tree plus the requests still open.
+ * A damaged line does not stop the pass: the failure is recorded with its
+ * place and the checks go on, so one verify run names every problem. A
+ * checkpoint whose root differs only because of damage already found at a
+ * lower sequence number is counted invalid but not reported again as a
+ * fork; a root mismatch no damage explains is a fork.
+ */
+#include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include "audit/jcs.h"
+#include "audit/merkle.h"
+#include "audit/note.h"
+#include "audit/reader.h"
 #include "cli/audit.h"
+#include "cli/audit_ledger.h"
+
+#define BL_VERIFY_FAILURES_MAX 10000 /* kept in detail; past that, counted */
+
+typedef struct {
+    const char *kind;   /* modified, missing, reordered, truncated, fork, bad-signature, unclosed */
+    int has_at;
+    uint64_t at;        /* the sequence number or tree size after '@' */
+    unsigned segment;   /* where (0: not in a segment) */
+    uint64_t lineno;
+    char detail[200];
+} bl_vfail_t;
+
+typedef struct {
+    const char *label;  /* "trusted checkpoint" or "checkpoint file" */
+    const char *path;
+    int loaded;         /* verified and parsed */
+    uint64_t size;
+    bl_hash_t root;
+    const char *status; /* consistent, fork, truncated, bad-signature, absent, contradicted */
+} bl_vtrust_t;
+
+typedef struct {
+    int live;
+    bl_ledger_ctx_t lc;         /* key, verifier, origin */
+    bl_merkle_range_t tree;
+    uint64_t expect, leaves, first_seq, last_seq;
+    int have_seq;
+    bl_hash_t prev;
+    int prev_known;
+    unsigned prev_seg;          /* where the previous leaf is */
+    uint64_t prev_line;
+    uint64_t damage;            /* lowest seq of damage found (UINT64_MAX: none) */
+    uint64_t unknown;           /* 1 + highest seq whose entry is unreadable or missing (0: none) */
+    uint64_t entries_bad, missing;
+    uint64_t checkpoints, checkpoints_ok;
+    uint64_t intents, results, aborted, notices, other;
+    int pending_fork;
+    uint64_t fork_size;
+    unsigned fork_seg;
+    uint64_t fork_line;
+    struct { uint64_t lo, hi; int filled; } gap[64]; /* seq ranges jumped over, not yet judged */
+    unsigned ngap;
+    bl_vtrust_t trust[2];
+    unsigned ntrust;
+    bl_ledger_ids_t open;       /* open intents: id -> seq */
+    bl_vfail_t *fail;
+    size_t nfail, fails_dropped;
+    unsigned torn_seg;
+    uint64_t torn_off, torn_len;
+    int torn;
+    unsigned last_seg;
+    uint64_t last_lineno;
+    char error[512];            /* a reason verification could not run at all */
+} bl_verify_t;
+
+static void bl_verify_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: byline audit verify --dir DIR [--key PUBKEY] [--origin NAME]\n"
+            "                           [--trusted-checkpoint FILE] [--live] [--json]\n\n"
+            "Checks the whole audit ledger: every line canonical, sequence numbers without gaps,\n"
+            "each entry chained to the previous one, every checkpoint signed and matching the\n"
+            "recomputed Merkle tree, every intent closed by a result or an abort, and the tree\n"
+            "against a checkpoint kept elsewhere (and the audit directory's checkpoint file).\n\n"
+            "  --dir DIR                 configuration directory (its audit.dir is read)\n"
+            "  --key PUBKEY              the signing key's public half (default DIR/audit-signing.pub)\n"
+            "  --origin NAME             the checkpoints' origin (default: what the checkpoints say)\n"
+            "  --trusted-checkpoint FILE a checkpoint published earlier: the ledger must extend it\n"
+            "  --live                    the gateway is running: open intents are in flight\n"
+            "  --json                    one JSON object instead of the summary\n\n"
+            "Exits 0 when everything checks out, 1 when something does not (each failure named:\n"
+            "modified@SEQ, missing@SEQ, reordered@SEQ, truncated, fork@SIZE, bad-signature,\n"
+            "unclosed@SEQ), 2 on bad usage.\n");
+}
+
+/* Records a failure; deduplicates a repeat of the last one (same kind and place). */
+static void bl_vfail(bl_verify_t *vf, const char *kind, int has_at, uint64_t at, unsigned seg, uint64_t lineno,
+                     const char *fmt, ...) BL_PRINTF(7, 8);
+
+static void bl_vfail(bl_verify_t *vf, const char *kind, int has_at, uint64_t at, unsigned seg, uint64_t lineno,
+                     const char *fmt, ...)
+{
+    if (vf->nfail > 0) {
+        bl_vfail_t *l = &vf->fail[vf->nfail - 1];
+        if (!strcmp(l->kind, kind) && l->has_at == has_at && l->at == at)
+            return;
+    }
+    if (has_at && (!strcmp(kind, "modified") || !strcmp(kind, "missing") || !strcmp(kind, "reordered")) &&
+        at < vf->damage)
+        vf->damage = at;
+    if (vf->nfail == BL_VERIFY_FAILURES_MAX) {
+        vf->fails_dropped++;
+        return;
+    }
+    if (vf->nfail % 64 == 0) {
+        bl_vfail_t *p = realloc(vf->fail, (vf->nfail + 64) * sizeof(*p));
+        if (p == NULL) {
+            vf->fails_dropped++;
+            return;
+        }
+        vf->fail = p;
+    }
+    bl_vfail_t *f = &vf->fail[vf->nfail++];
+    f->kind = kind;
+    f->has_at = has_at;
+    f->at = at;
+    f->segment = seg;
+    f->lineno = lineno;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->detail, sizeof(f->detail), fmt, ap);
+    va_end(ap);
+}
+
+/* ---- the trusted checkpoints ---- */
+
+static void bl_verify_trust_load(bl_verify_t *vf, bl_vtrust_t *t)
+{
+    char why[512];
+    const char *w = why;
+    bl_buf_t note;
+    bl_buf_init(&note, BL_NOTE_MAX);
+    int rc = bl_ledger_read_file(t->path, &note, why, sizeof(why));
+    if (rc == BL_DECLINED && t == &vf->trust[vf->ntrust - 1] && !strcmp(t->label, "checkpoint file")) {
+        t->status = "absent"; /* a ledger without checkpoints yet has none */
+        goto end;
+    }
+    if (rc == BL_OK && bl_ledger_verifier(&vf->lc, bl_buf_data(&note), bl_buf_size(&note), why, sizeof(why)) != BL_OK)
+        rc = BL_ERROR;
+    if (rc == BL_OK)
+        rc = bl_note_verify(vf->lc.v, bl_buf_data(&note), bl_buf_size(&note), &t->size, &t->root, NULL, &w);
+    if (rc == BL_OK) {
+        t->loaded = 1;
+        t->status = "consistent";
+    } else {
+        t->status = "bad-signature";
+        bl_vfail(vf, "bad-signature", 0, 0, 0, 0, "%s %s: %s", t->label, t->path, w);
+    }
+end:
+    bl_buf_free(&note);
+}
+
+/* Compares the tree of vf->leaves leaves with each trusted checkpoint of that size. */
+static void bl_verify_trust_check(bl_verify_t *vf)
+{
+    for (unsigned i = 0; i < vf->ntrust; i++) {
+        bl_vtrust_t *t = &vf->trust[i];
+        if (!t->loaded || t->size != vf->leaves)
+            continue;
+        bl_hash_t root;
+        bl_merkle_root(&vf->tree, &root);
+        if (memcmp(root.h, t->root.h, sizeof(root.h)) == 0)
+            continue;
+        if (vf->damage < t->size) {
+            t->status = "contradicted by the damage above";
+        } else {
+            t->status = "fork";
+            bl_vfail(vf, "fork", 1, t->size, 0, 0, "the ledger's tree of %llu entries is not the one the %s %s signed",
+                     (unsigned long long)t->size, t->label, t->path);
+        }
+    }
+}
+
+/* ---- lines ---- */
+
+/* Settles a checkpoint mismatch left open until the next leaf showed
+ * whether the leaf before it was modified. */
+static void bl_verify_settle_fork(bl_verify_t *vf)
+{
+    if (!vf->pending_fork)
+        return;
+    vf->pending_fork = 0;
+    if (vf->damage < vf->fork_size)
+        return;
+    bl_vfail(vf, "fork", 1, vf->fork_size, vf->fork_seg, vf->fork_line,
+             "the checkpoint's root is not the tree of the %llu entries before it: history was rewritten",
+             (unsigned long long)vf->fork_size);
+}
+
+/* Jumped-over sequence numbers become missing@ unless a later line filled them (reordered). */
+static void bl_verify_settle_gaps(bl_verify_t *vf, unsigned keep)
+{
+    while (vf->ngap > keep) {
+        if (!vf->gap[0].filled)
+            bl_vfail(vf, "missing", 1, vf->gap[0].lo, 0, 0, "entries %llu..%llu are not in the ledger",
+                     (unsigned long long)vf->gap[0].lo, (unsigned long long)vf->gap[0].hi - 1);
+        memmove(&vf->gap[0], &vf->gap[1], (vf->ngap - 1) * sizeof(vf->gap[0]));
+        vf->ngap--;
+    }
+}
+
+static void bl_verify_entry(bl_verify_t *vf, json_t *entry, uint64_t seq, const bl_line_t *l)
+{
+    const char *kind = json_string_value(json_object_get(entry, "kind"));
+    const char *id = json_string_value(json_object_get(entry, "id"));
+    if (kind && !strcmp(kind, "intent")) {
+        vf->intents++;
+        if (id && bl_ledger_ids_put(&vf->open, id, seq) != BL_OK)
+            bl_vfail(vf, "unclosed", 1, seq, l->segment, l->lineno, "more open intents than the verifier holds");
+    } else if (kind && (!strcmp(kind, "result") || !strcmp(kind, "aborted"))) {
+        kind[0] == 'r' ? vf->results++ : vf->aborted++;
+        if (id)
+            bl_ledger_ids_del(&vf->open, id);
+    } else if (kind && !strcmp(kind, "notice")) {
+        vf->notices++;
+    } else {
+        vf->other++;
+    }
+}
+
+static void bl_verify_leaf(bl_verify_t *vf, const bl_line_t *l, json_t *o, const bl_hash_t *h)
+{
+    json_t *entry = json_object_get(o, "entry");
+    uint64_t seq = (uint64_t)json_integer_value(json_object_get(o, "seq"));
+    bl_hash_t prev;
+    bl_str_t p64 = { json_string_value(json_object_get(o, "prev")), json_string_length(json_object_get(o, "prev")) };
+    int prev_ok = bl_note_b64_decode(p64, prev.h, sizeof(prev.h)) == (long)sizeof(prev.h);
+    if (!prev_ok) {
+        bl_vfail(vf, "modified", 1, seq, l->segment, l->lineno, "prev is not the base64 of 32 bytes");
+        vf->entries_bad++;
+    }
+    if (seq == vf->expect) {
+        if (prev_ok && vf->prev_known && memcmp(prev.h, vf->prev.h, sizeof(prev.h)) != 0) {
+            if (seq == 0)
+                bl_vfail(vf, "modified", 1, 0, l->segment, l->lineno, "entry 0's prev is not 32 zero bytes");
+            else
+                bl_vfail(vf, "modified", 1, seq - 1, vf->prev_seg, vf->prev_line,
+                         "the entry's hash is not the prev of entry %llu (%s line %llu)", (unsigned long long)seq,
+                         l->segment == vf->prev_seg ? "its" : "the next segment's", (unsigned long long)l->lineno);
+            vf->entries_bad++;
+        }
+    } else if (seq > vf->expect) {
+        if (vf->ngap == BL_ARRAY_LEN(vf->gap))
+            bl_verify_settle_gaps(vf, vf->ngap - 1);
+        vf->gap[vf->ngap].lo = vf->expect;
+        vf->gap[vf->ngap].hi = seq;
+        vf->gap[vf->ngap++].filled = 0;
+        vf->missing += seq - vf->expect;
+        vf->unknown = BL_MAX(vf->unknown, seq);
+        if (vf->expect < vf->damage)
+            vf->damage = vf->expect;
+    } else {
+        bl_vfail(vf, "reordered", 1, seq, l->segment, l->lineno, "entry %llu comes after entry %llu",
+                 (unsigned long long)seq, (unsigned long long)vf->expect - 1);
+        vf->entries_bad++;
+        for (unsigned i = 0; i < vf->ngap; i++)
+            if (seq >= vf->gap[i].lo && seq < vf->gap[i].hi) {
+                vf->gap[i].filled = 1;
+                vf->missing--;
+            }
+    }
+    if (seq >= vf->expect) {
+        vf->expect = seq + 1;
+        vf->prev = *h;
+        vf->prev_known = 1;
+        vf->prev_seg = l->segment;
+        vf->prev_line = l->lineno;
+    }
+    if (!vf->have_seq || seq < vf->first_seq)
+        vf->first_seq = seq;
+    if (!vf->have_seq || seq > vf->last_seq)
+        vf->last_seq = seq;
+    vf->have_seq = 1;
+    bl_verify_entry(vf, entry, seq, l);
+}
+
+/* Chooses the key name from the first checkpoint seen, unless given. */
+static int bl_verify_need_verifier(bl_verify_t *vf, const char *note, size_t n)
+{
+    if (vf->lc.v)
+        return BL_OK;
+    return bl_ledger_verifier(&vf->lc, note, n, vf->error, sizeof(vf->error));
+}
+
+static void bl_verify_checkpoint(bl_verify_t *vf, const bl_line_t *l, json_t *o)
+{
+    json_t *c = json_object_get(o, "checkpoint");
+    const char *note = json_string_value(c), *why = NULL;
+    size_t n = json_string_length(c);
+    uint64_t size;
+    bl_hash_t root, mine;
+    vf->checkpoints++;
+    if (bl_verify_need_verifier(vf, note, n) != BL_OK) {
+        bl_vfail(vf, "bad-signature", 0, 0, l->segment, l->lineno, "%s", vf->error);
+        vf->error[0] = '\0';
+        return;
+    }
+    if (bl_note_verify(vf->lc.v, note, n, &size, &root, NULL, &why) != BL_OK) {
+        bl_vfail(vf, "bad-signature", 0, 0, l->segment, l->lineno, "checkpoint after entry %llu: %s",
+                 (unsigned long long)vf->expect - (vf->expect > 0), why);
+        return;
+    }
+    bl_merkle_root(&vf->tree, &mine);
+    if (size == vf->leaves && memcmp(root.h, mine.h, sizeof(root.h)) == 0) {
+        vf->checkpoints_ok++;
+        return;
+    }
+    if (vf->damage < size || vf->damage < vf->leaves)
+        return; /* explained by damage already reported */
+    if (!vf->pending_fork) {
+        vf->pending_fork = 1;
+        vf->fork_size = size;
+        vf->fork_seg = l->segment;
+        vf->fork_line = l->lineno;
+    }
+}
+
+/* A line that is not a canonical leaf or checkpoint line. */
+static void bl_verify_broken(bl_verify_t *vf, const bl_line_t *l, const bl_hash_t *h, const char *why)
+{
+    static const char ck[] = "{\"checkpoint\":";
+    bl_vfail(vf, "modified", 1, vf->expect, l->segment, l->lineno, "%s", why);
+    if (l->len >= sizeof(ck) - 1 && memcmp(l->p, ck, sizeof(ck) - 1) == 0) {
+        vf->checkpoints++; /* a damaged checkpoint: not a leaf */
+        return;
+    }
+    vf->entries_bad++;
+    vf->unknown = BL_MAX(vf->unknown, vf->expect + 1);
+    bl_merkle_append(&vf->tree, h); /* taken as the leaf expected here */
+    vf->leaves++;
+    vf->expect++;
+    vf->prev_known = 0;            /* its real hash is unknown: the next prev cannot be judged */
+}
+
+/* Returns the parsed line when it is a canonical leaf or checkpoint line. */
+static json_t *bl_verify_parse(const bl_line_t *l, int *is_leaf, const char **why)
+{
+    json_error_t e;
+    json_t *o = json_loadb(l->p, l->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &e);
+    *why = "the line is not JSON";
+    if (o == NULL)
+        return NULL;
+    bl_buf_t b;
+    bl_buf_init(&b, l->len);
+    int canonical = bl_jcs_dump(o, &b) == BL_OK && bl_buf_size(&b) == l->len && memcmp(b.base, l->p, l->len) == 0;
+    bl_buf_free(&b);
+    json_t *seq = json_object_get(o, "seq");
+    *is_leaf = json_object_size(o) == 3 && json_is_object(json_object_get(o, "entry")) &&
+               json_is_string(json_object_get(o, "prev")) && json_is_integer(seq) && json_integer_value(seq) >= 0;
+    int is_ck = json_object_size(o) == 1 && json_is_string(json_object_get(o, "checkpoint"));
+    if (canonical && (*is_leaf || is_ck))
+        return o;
+    *why = canonical ? "the line is neither a leaf nor a checkpoint" : "the line is not in canonical form (RFC 8785)";
+    json_decref(o);
+    return NULL;
+}
+
+static void bl_verify_line(bl_verify_t *vf, const bl_line_t *l)
+{
+    bl_hash_t h;
+    int is_leaf = 0;
+    const char *why;
+    vf->last_seg = l->segment;
+    vf->last_lineno = l->lineno;
+    bl_merkle_leaf(l->p, l->len, &h);
+    json_t *o = bl_verify_parse(l, &is_leaf, &why);
+    if (o == NULL) {
+        bl_verify_broken(vf, l, &h, why);
+    } else if (is_leaf) {
+        bl_verify_leaf(vf, l, o, &h);
+        bl_merkle_append(&vf->tree, &h);
+        vf->leaves++;
+    } else {
+        bl_verify_checkpoint(vf, l, o);
+    }
+    json_decref(o);
+    if (o == NULL || is_leaf) {
+        bl_verify_settle_fork(vf);
+        bl_verify_trust_check(vf);
+    }
+}
+
+/* Reads every line. Returns BL_OK, or BL_ERROR when the ledger cannot be read. */
+static int bl_verify_read(bl_verify_t *vf, bl_reader_t *r, unsigned nseg)
+{
+    bl_buf_t err;
+    bl_line_t l;
+    int rc;
+    bl_buf_init(&err, 1024);
+    bl_verify_trust_check(vf); /* a trusted checkpoint of size 0 */
+    while ((rc = bl_reader_next(r, &l, &err)) != BL_DECLINED) {
+        if (rc == BL_ERROR) {
+            /* a missing segment or an over-long line: the entries there are gone or unreadable */
+            bl_vfail(vf, strstr(bl_buf_cstr(&err), "missing") ? "missing" : "modified", 1, vf->expect, 0, 0, "%s",
+                     bl_buf_cstr(&err));
+            bl_buf_reset(&err);
+            continue;
+        }
+        if (l.torn && l.segment == nseg) { /* the newest write, cut short or still going */
+            vf->torn = 1;
+            vf->torn_seg = l.segment;
+            vf->torn_off = l.offset;
+            vf->torn_len = l.len;
+            continue;
+        }
+        if (l.torn)
+            bl_vfail(vf, "modified", 1, vf->expect, l.segment, l.lineno, "segment %06u does not end in a newline",
+                     l.segment);
+        bl_verify_line(vf, &l);
+    }
+    bl_buf_free(&err);
+    return BL_OK;
+}
+
+/* The end: gaps, forks, truncation, open intents. An intent whose result
+ * may be in an unreadable, missing or cut-off entry is counted open but
+ * not reported: the damage that hides its result already is. */
+static void bl_verify_finish(bl_verify_t *vf)
+{
+    int truncated = 0;
+    bl_verify_settle_fork(vf);
+    bl_verify_settle_gaps(vf, 0);
+    for (unsigned i = 0; i < vf->ntrust; i++) {
+        bl_vtrust_t *t = &vf->trust[i];
+        if (!t->loaded || t->size <= vf->leaves)
+            continue;
+        if (vf->expect >= t->size && vf->damage < t->size) {
+            t->status = "contradicted by the damage above"; /* entries missing inside, not at the end */
+            continue;
+        }
+        t->status = "truncated";
+        truncated = 1;
+        bl_vfail(vf, "truncated", 0, 0, 0, 0, "the %s %s has %llu entries; the ledger %llu", t->label, t->path,
+                 (unsigned long long)t->size, (unsigned long long)vf->leaves);
+    }
+    if (vf->live || truncated)
+        return;
+    uint64_t *seqs = NULL;
+    size_t n = bl_ledger_ids_seqs(&vf->open, &seqs);
+    for (size_t i = 0; i < n; i++)
+        if (seqs[i] + 1 >= vf->unknown)
+            bl_vfail(vf, "unclosed", 1, seqs[i], 0, 0, "intent %llu has no result or aborted entry",
+                     (unsigned long long)seqs[i]);
+    free(seqs);
+}
+
+/* ---- output ---- */
+
+static void bl_verify_place(const bl_vfail_t *f, char *out, size_t cap)
+{
+    if (f->segment)
+        snprintf(out, cap, "ledger-%06u.jsonl line %llu: ", f->segment, (unsigned long long)f->lineno);
+    else
+        out[0] = '\0';
+}
+
+static void bl_verify_name(const bl_vfail_t *f, char *out, size_t cap)
+{
+    if (f->has_at)
+        snprintf(out, cap, "%s@%llu", f->kind, (unsigned long long)f->at);
+    else
+        snprintf(out, cap, "%s", f->kind);
+}
+
+static size_t bl_verify_open_count(const bl_verify_t *vf)
+{
+    return vf->open.live;
+}
+
+static void bl_verify_print_text(const bl_verify_t *vf, unsigned nseg)
+{
+    char name[64], place[64];
+    printf("Verifying the audit ledger in %s\n", vf->lc.audit_dir);
+    printf("  key %s%s%s\n\n", vf->lc.key_path, vf->lc.origin[0] ? ", origin " : "", vf->lc.origin);
+    printf("Results requested for every entry from 0\n");
+    if (vf->have_seq)
+        printf("Results found for entries %llu to %llu in %u segment(s), up to ledger-%06u.jsonl line %llu:\n\n",
+               (unsigned long long)vf->first_seq, (unsigned long long)vf->last_seq, nseg, vf->last_seg,
+               (unsigned long long)vf->last_lineno);
+    else
+        printf("Results found for no entries in %u segment(s):\n\n", nseg);
+    uint64_t bad = BL_MIN(vf->entries_bad, vf->leaves);
+    printf("%llu/%llu entries valid", (unsigned long long)(vf->leaves - bad), (unsigned long long)vf->leaves);
+    if (vf->missing)
+        printf(", %llu missing", (unsigned long long)vf->missing);
+    printf("\n%llu/%llu checkpoints valid\n", (unsigned long long)vf->checkpoints_ok,
+           (unsigned long long)vf->checkpoints);
+    printf("%u segment(s)\n", nseg);
+    printf("%llu intents, %llu results, %llu aborted, %llu notices; %zu request(s) %s\n",
+           (unsigned long long)vf->intents, (unsigned long long)vf->results, (unsigned long long)vf->aborted,
+           (unsigned long long)vf->notices, bl_verify_open_count(vf), vf->live ? "in flight" : "unclosed");
+    for (unsigned i = 0; i < vf->ntrust; i++) {
+        printf("%s %s: %s", vf->trust[i].label, vf->trust[i].path, vf->trust[i].status);
+        if (vf->trust[i].loaded)
+            printf(" (tree size %llu)", (unsigned long long)vf->trust[i].size);
+        printf("\n");
+    }
+    if (vf->torn)
+        printf("torn last line: %llu bytes at ledger-%06u.jsonl offset %llu (%s; not an entry)\n",
+               (unsigned long long)vf->torn_len, vf->torn_seg, (unsigned long long)vf->torn_off,
+               vf->live ? "being written" : "a write cut short; the gateway drops it when it starts");
+    /* the first of each kind, with its place; the count of the rest */
+    static const char *kinds[] = { "modified", "missing", "reordered", "truncated", "fork", "bad-signature", "unclosed" };
+    if (vf->nfail)
+        printf("\n");
+    for (size_t k = 0; k < BL_ARRAY_LEN(kinds); k++) {
+        size_t count = 0;
+        const bl_vfail_t *first = NULL;
+        for (size_t i = 0; i < vf->nfail; i++)
+            if (!strcmp(vf->fail[i].kind, kinds[k]) && count++ == 0)
+                first = &vf->fail[i];
+        if (first == NULL)
+            continue;
+        bl_verify_name(first, name, sizeof(name));
+        bl_verify_place(first, place, sizeof(place));
+        printf("INVALID %s: %s%s", name, place, first->detail);
+        if (count > 1)
+            printf(" (and %zu more %s)", count - 1, kinds[k]);
+        printf("\n");
+    }
+    if (vf->fails_dropped)
+        printf("(%zu more failures not kept)\n", vf->fails_dropped);
+    printf("\nVerdict: %s", vf->nfail || vf->fails_dropped ? "INVALID" : "VALID");
+    for (size_t i = 0; i < vf->nfail && i < 8; i++) {
+        bl_verify_name(&vf->fail[i], name, sizeof(name));
+        printf("%s%s", i ? ", " : " (", name);
+    }
+    printf("%s\n", vf->nfail > 8 ? ", ...)" : vf->nfail ? ")" : "");
+}
+
+static void bl_verify_print_json(const bl_verify_t *vf, unsigned nseg)
+{
+    json_t *o = json_object(), *fails = json_array(), *trust = json_array();
+    char name[64];
+    for (size_t i = 0; i < vf->nfail; i++) {
+        const bl_vfail_t *f = &vf->fail[i];
+        bl_verify_name(f, name, sizeof(name));
+        json_t *j = json_pack("{s:s,s:s,s:s}", "failure", name, "kind", f->kind, "detail", f->detail);
+        if (f->has_at)
+            json_object_set_new(j, f->kind[0] == 'f' ? "size" : "seq", json_integer((json_int_t)f->at));
+        if (f->segment) {
+            json_object_set_new(j, "segment", json_integer(f->segment));
+            json_object_set_new(j, "line", json_integer((json_int_t)f->lineno));
+        }
+        json_array_append_new(fails, j);
+    }
+    for (unsigned i = 0; i < vf->ntrust; i++) {
+        json_t *t = json_pack("{s:s,s:s,s:s}", "source", vf->trust[i].label, "path", vf->trust[i].path, "status",
+                              vf->trust[i].status);
+        if (vf->trust[i].loaded)
+            json_object_set_new(t, "size", json_integer((json_int_t)vf->trust[i].size));
+        json_array_append_new(trust, t);
+    }
+    uint64_t bad = BL_MIN(vf->entries_bad, vf->leaves);
+    json_object_set_new(o, "audit_dir", json_string(vf->lc.audit_dir));
+    json_object_set_new(o, "key", json_string(vf->lc.key_path));
+    json_object_set_new(o, "origin", vf->lc.origin[0] ? json_string(vf->lc.origin) : json_null());
+    json_object_set_new(o, "segments", json_integer(nseg));
+    json_object_set_new(o, "entries", json_integer((json_int_t)vf->leaves));
+    json_object_set_new(o, "entries_valid", json_integer((json_int_t)(vf->leaves - bad)));
+    json_object_set_new(o, "entries_missing", json_integer((json_int_t)vf->missing));
+    json_object_set_new(o, "first_seq", vf->have_seq ? json_integer((json_int_t)vf->first_seq) : json_null());
+    json_object_set_new(o, "last_seq", vf->have_seq ? json_integer((json_int_t)vf->last_seq) : json_null());
+    json_object_set_new(o, "checkpoints", json_integer((json_int_t)vf->checkpoints));
+    json_object_set_new(o, "checkpoints_valid", json_integer((json_int_t)vf->checkpoints_ok));
+    json_object_set_new(o, "intents", json_integer((json_int_t)vf->intents));
+    json_object_set_new(o, "results", json_integer((json_int_t)vf->results));
+    json_object_set_new(o, "aborted", json_integer((json_int_t)vf->aborted));
+    json_object_set_new(o, "notices", json_integer((json_int_t)vf->notices));
+    json_object_set_new(o, vf->live ? "in_flight" : "unclosed", json_integer((json_int_t)bl_verify_open_count(vf)));
+    json_object_set_new(o, "trusted", trust);
+    json_object_set_new(o, "torn", vf->torn ? json_pack("{s:i,s:I,s:I}", "segment", (int)vf->torn_seg, "offset",
+                                                        (json_int_t)vf->torn_off, "bytes", (json_int_t)vf->torn_len)
+                                            : json_null());
+    json_object_set_new(o, "failures", fails);
+    json_object_set_new(o, "failures_not_kept", json_integer((json_int_t)vf->fails_dropped));
+    json_object_set_new(o, "verdict", json_string(vf->nfail || vf->fails_dropped ? "invalid" : "valid"));
+    char *txt = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    printf("%s\n", txt ? txt : "{}");
+    free(txt);
+    json_decref(o);
+}
+
+static int bl_verify_run(const char *dir, const char *key, const char *origin, const char *trusted, int live,
+                         int as_json)
+{
+    bl_verify_t *vf = calloc(1, sizeof(*vf));
+    char ckfile[4200];
+    bl_buf_t err;
+    bl_reader_t *r = NULL;
+    int rc = 1;
+    bl_buf_init(&err, 1024);
+    if (vf == NULL)
+        return 1;
+    vf->live = live;
+    vf->damage = UINT64_MAX;
+    bl_merkle_init(&vf->tree);
+    if (bl_ledger_ctx_init(&vf->lc, dir, key, origin, vf->error, sizeof(vf->error)) != BL_OK)
+        goto fatal;
+    /* the checkpoint file before the segments: on a running gateway the
+     * ledger read afterwards is at least as long as what it signs */
+    snprintf(ckfile, sizeof(ckfile), "%s/checkpoint", vf->lc.audit_dir);
+    if (trusted)
+        vf->trust[vf->ntrust++] = (bl_vtrust_t){ .label = "trusted checkpoint", .path = trusted };
+    vf->trust[vf->ntrust++] = (bl_vtrust_t){ .label = "checkpoint file", .path = ckfile };
+    for (unsigned i = 0; i < vf->ntrust; i++)
+        bl_verify_trust_load(vf, &vf->trust[i]);
+    if ((r = bl_reader_open(vf->lc.audit_dir, &err)) == NULL) {
+        snprintf(vf->error, sizeof(vf->error), "%s", bl_buf_cstr(&err));
+        goto fatal;
+    }
+    unsigned nseg = bl_reader_segments(r);
+    bl_verify_read(vf, r, nseg);
+    bl_verify_finish(vf);
+    if (as_json)
+        bl_verify_print_json(vf, nseg);
+    else
+        bl_verify_print_text(vf, nseg);
+    rc = vf->nfail || vf->fails_dropped ? 1 : 0;
+    goto end;
+fatal:
+    if (as_json) {
+        json_t *o = json_pack("{s:s,s:s}", "verdict", "error", "error", vf->error);
+        char *txt = json_dumps(o, JSON_COMPACT);
+        printf("%s\n", txt ? txt : "{}");
+        free(txt);
+        json_decref(o);
+    }
+    fprintf(stderr, "byline audit verify: %s\n", vf->error);
+end:
+    bl_reader_close(r);
+    bl_ledger_ids_free(&vf->open);
+    bl_ledger_ctx_free(&vf->lc);
+    free(vf->fail);
+    free(vf);
+    bl_buf_free(&err);
+    return rc;
+}
 
 int bl_audit_verify_cmd(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "byline audit verify: not implemented yet\n");
-    return 1;
+    static const struct option opts[] = {
+        { "dir", required_argument, NULL, 'd' },  { "key", required_argument, NULL, 'k' },
+        { "origin", required_argument, NULL, 'o' }, { "trusted-checkpoint", required_argument, NULL, 't' },
+        { "live", no_argument, NULL, 'l' },       { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },       { NULL, 0, NULL, 0 },
+    };
+    const char *dir = NULL, *key = NULL, *origin = NULL, *trusted = NULL;
+    int as_json = 0, live = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "d:k:o:t:ljh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': dir = optarg; break;
+        case 'k': key = optarg; break;
+        case 'o': origin = optarg; break;
+        case 't': trusted = optarg; break;
+        case 'l': live = 1; break;
+        case 'j': as_json = 1; break;
+        case 'h': bl_verify_usage(stdout); return 0;
+        default: bl_verify_usage(stderr); return 2;
+        }
+    }
+    if (dir == NULL || optind != argc) {
+        fprintf(stderr, "byline audit verify: %s\n", dir ? "unexpected argument" : "--dir is required");
+        return 2;
+    }
+    return bl_verify_run(dir, key, origin, trusted, live, as_json);
 }

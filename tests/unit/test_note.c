@@ -280,7 +280,7 @@ static void wrong_key_and_tampering_are_declined(void **state)
     /* but a failing signature that claims our name and key ID rejects the note */
     bl_buf_reset(&both);
     char *bad1 = strdup(sig1);
-    bad1[strlen(bad1) - 5] ^= 1;
+    bad1[strlen(bad1) - 5] = bad1[strlen(bad1) - 5] == 'A' ? 'B' : 'A'; /* still base64 */
     bl_buf_printf(&both, "byline/h\n5\n%.*s\n\n%s%s", 44, good + strlen("byline/h\n5\n"), bad1, sig1);
     assert_int_equal(verify_str(v, bl_buf_cstr(&both)), BL_DECLINED);
     free(bad1);
