@@ -1196,11 +1196,12 @@ static void test_sizes(void **state)
 static void test_origins_and_templates(void **state)
 {
     static const char *const origin_ok[] = { "byline", "byline/gw-1", "example.com/log",
-        "a:b/c_d.e-f", "A9", "0123456789012345678901234567890123456789012345678901234567890123"
-        "0123456789012345678901234567890123456789012345678901234567890123" };
+        "a:b/c_d.e-f", "A9", ("0123456789012345678901234567890123456789012345678901234567890123"
+                              "0123456789012345678901234567890123456789012345678901234567890123") };
     static const char *const origin_bad[] = { "", "/x", "-x", ".x", "a b", "a+b", "a\tb",
-        "caf\xc3\xa9", "https://x?y", "01234567890123456789012345678901234567890123456789012345678"
-        "90123012345678901234567890123456789012345678901234567890123456789012345" };
+        "caf\xc3\xa9", "https://x?y", ("012345678901234567890123456789012345678901234567890123456"
+                                         "7890123012345678901234567890123456789012345678901234567"
+                                         "890123456789012345") };
     static const char *const tpl_ok[] = { "{name}", "byline:{name}", "agent {name}",
         "{name}@agents.example.org", "a{name}b{name}", "systemd:{name}", "x-system:{name}" };
     static const char *const tpl_bad[] = { "", "byline", "{name", "{Name}", "{}{name}",
