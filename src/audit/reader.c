@@ -51,7 +51,7 @@ void bl_segment_path(const char *dir, unsigned n, char *out, size_t cap)
 static long bl_reader_segno(const char *name)
 {
     size_t n = strlen(name);
-    if (n < 6 + 6 + 7 || strncmp(name, "ledger-", 7) != 0 || strcmp(name + n - 6, ".jsonl") != 0)
+    if (n < 7 + 1 + 6 || strncmp(name, "ledger-", 7) != 0 || strcmp(name + n - 6, ".jsonl") != 0)
         return 0;
     size_t digits = n - 7 - 6;
     unsigned long v = 0;
@@ -107,7 +107,8 @@ static int bl_reader_scan(bl_reader_t *r, bl_buf_t *err)
         }
         r->seg[r->nseg++] = (unsigned)v;
     }
-    qsort(r->seg, r->nseg, sizeof(*r->seg), bl_reader_cmp);
+    if (r->nseg > 1)
+        qsort(r->seg, r->nseg, sizeof(*r->seg), bl_reader_cmp);
     rc = BL_OK;
 end:
     closedir(d);
@@ -267,16 +268,15 @@ int bl_reader_next(bl_reader_t *r, bl_line_t *line, bl_buf_t *err)
             r->skipping = 0;
             continue;
         }
-        if (nl && !r->skipping)
+        size_t have = nl ? (size_t)(nl - (r->buf + r->start)) : r->end - r->start;
+        if (!r->skipping && have <= BL_READER_MAX_LINE && nl)
             return bl_reader_take(r, line, nl);
-        if (r->end - r->start > BL_READER_MAX_LINE || r->skipping) {
+        if (have > BL_READER_MAX_LINE || r->skipping) {
             if (!r->skipping) {
                 bl_buf_printf(err, "segment %06u line %llu (offset %llu) is longer than %u bytes", r->seg[r->idx],
                               (unsigned long long)r->lineno + 1, (unsigned long long)r->buf_off, BL_READER_MAX_LINE);
                 r->lineno++;
-                r->skipping = 1;
-                r->buf_off += r->end - r->start;
-                r->start = r->end;
+                r->skipping = 1; /* dropped up to its '\n', wherever that is */
                 return BL_ERROR;
             }
             r->buf_off += r->end - r->start;

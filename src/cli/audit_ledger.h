@@ -51,4 +51,10 @@ void bl_ledger_ids_del(bl_ledger_ids_t *s, const char *id);
 size_t bl_ledger_ids_seqs(const bl_ledger_ids_t *s, uint64_t **out);
 void bl_ledger_ids_free(bl_ledger_ids_t *s);
 
+/* Runs the checks of `byline audit verify` over one segment held in
+ * p[0..n) (a torn last line is skipped) with verifier v (borrowed), no
+ * trusted checkpoint. Returns the number of failures found, or BL_ERROR.
+ * For the fuzzer and tests. */
+int bl_audit_verify_mem(const char *p, size_t n, const bl_verifier_t *v, int live);
+
 #endif

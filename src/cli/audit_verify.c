@@ -650,6 +650,33 @@ end:
     return rc;
 }
 
+int bl_audit_verify_mem(const char *p, size_t n, const bl_verifier_t *v, int live)
+{
+    bl_verify_t *vf = calloc(1, sizeof(*vf));
+    if (vf == NULL)
+        return BL_ERROR;
+    vf->live = live;
+    vf->damage = UINT64_MAX;
+    vf->lc.v = (bl_verifier_t *)v; /* borrowed: not freed here */
+    bl_merkle_init(&vf->tree);
+    for (size_t off = 0, lineno = 1; off < n; lineno++) {
+        const char *nl = memchr(p + off, '\n', n - off);
+        size_t len = nl ? (size_t)(nl - (p + off)) : n - off;
+        bl_line_t l = { p + off, len, 1, off, lineno, nl == NULL };
+        if (len > BL_READER_MAX_LINE)
+            bl_vfail(vf, "modified", 1, vf->expect, 1, lineno, "line too long");
+        else if (!l.torn)
+            bl_verify_line(vf, &l);
+        off += len + (nl != NULL);
+    }
+    bl_verify_finish(vf);
+    int rc = (int)BL_MIN(vf->nfail + vf->fails_dropped, (size_t)INT32_MAX);
+    bl_ledger_ids_free(&vf->open);
+    free(vf->fail);
+    free(vf);
+    return rc;
+}
+
 int bl_audit_verify_cmd(int argc, char **argv)
 {
     static const struct option opts[] = {
