@@ -248,10 +248,15 @@ static int bl_cfg_key_file(bl_yaml_t *y, yaml_node_t *at, const char *what, cons
     unsigned r = bl_file_check(path, 0);
     if ((r & BL_FILE_MISSING) && errno == ENOENT) {
         char parent[BL_PATH_MAX];
-        if (bl_cfg_parent(path, parent) == BL_OK &&
-            !(bl_file_check(parent, 1) & (BL_FILE_MISSING | BL_FILE_NOT_DIR)))
+        if (bl_cfg_parent(path, parent) != BL_OK) {
+            bl_yaml_error(y, at, "%s: %s: the path is too long", what, path);
+            return -1;
+        }
+        unsigned pr = bl_file_check(parent, 1);
+        if (!(pr & (BL_FILE_MISSING | BL_FILE_NOT_DIR)))
             return 0;
-        bl_yaml_error(y, at, "%s: cannot create %s: %s is not a directory", what, path, parent);
+        bl_yaml_error(y, at, "%s: cannot create %s: %s %s", what, path, parent,
+                      pr & BL_FILE_MISSING ? "does not exist" : "is not a directory");
         return -1;
     }
     if (r & (BL_FILE_MISSING | BL_FILE_UNREADABLE))

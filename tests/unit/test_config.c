@@ -999,9 +999,12 @@ static void test_signing_key_files(void **state)
     assert_int_equal(l.rc, BL_OK);
     unload(&l);
 
-    const char *want1[] = { "byline.yaml:6:16: signing_key: ", "/nodir/k: ",
-                            "/nodir is not a directory", NULL };
+    const char *want1[] = { "byline.yaml:6:16: signing_key: cannot create ", "/nodir/k: ",
+                            "/nodir does not exist", NULL };
     expect_errors(TLS "audit:\n  signing_key: nodir/k\n" CONN, 1, want1);
+    const char *want1b[] = { "byline.yaml:6:16: signing_key: cannot read ",
+                             "/mat/ca.crt/k: Not a directory", NULL };
+    expect_errors(TLS "audit:\n  signing_key: ../mat/ca.crt/k\n" CONN, 1, want1b);
     const char *want2[] = { "byline.yaml:7:16: signing_key: ", "/ledger/k is inside audit.dir ",
                             "whoever can read the ledger can forge its checkpoints", NULL };
     expect_errors(TLS "audit:\n  dir: ledger\n  signing_key: ledger/k\n" CONN, 1, want2);
