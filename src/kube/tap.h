@@ -37,12 +37,21 @@ enum { BL_TAP_UP = 0, BL_TAP_DOWN = 1 }; /* client->server, server->client */
 enum { BL_TAP_STDIN = 0, BL_TAP_STDOUT = 1, BL_TAP_STDERR = 2, BL_TAP_NCHAN = 3 };
 
 /* Returns a tap for `proto`; `capture_max` > 0 keeps up to that many bytes
- * of each of stdin, stdout and stderr. NULL when out of memory. */
+ * of each of stdin, stdout and stderr. NULL when out of memory or `proto`
+ * is not a BL_TAP_* value. The caller frees it with bl_tap_free(). */
 bl_tap_t *bl_tap_new(int proto, size_t capture_max);
 
 /* Picks the protocol from the 101's Upgrade and Sec-WebSocket-Protocol
  * values. Returns a BL_TAP_* value, or 0 if there is nothing to decode. */
 int bl_tap_proto(bl_str_t upgrade, bl_str_t ws_protocol);
+
+/* Says the session is a port-forward (the request's subresource), before
+ * the first feed. Needed only for BL_TAP_WEBSOCKET, whose channel numbers
+ * mean something else there (kubelet's ?ports= protocol: channel 2i data,
+ * 2i+1 errors of port i); SPDY port-forward is recognised from its stream
+ * headers. The outcome is then the first error text any port reported.
+ * Returns BL_OK, or BL_ERROR when out of memory. */
+int bl_tap_portforward(bl_tap_t *t);
 
 /* Feeds bytes relayed in direction `dir`. Never fails; a tap that cannot
  * follow the stream stops decoding quietly. */
