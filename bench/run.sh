@@ -364,11 +364,11 @@ EOF
     grep '^WRKJSON ' "$f.txt" | cut -d' ' -f2- >"$f.json"
 }
 
-# byline writes one "result" record per request; wrk counts only answers it
+# byline writes one "result" entry per request (in ledger segments); wrk counts only answers it
 # read before its clock stopped, so up to $CONNS per wrk run may be extra.
 check_audit() {
-    local log=$1/audit/audit.jsonl sent=${SENT[byline]} results allowed runs=$((ROUNDS * 4)) slack
-    [ -f "$log" ] || die "no audit log at $log"
+    local log=$RUN/ledger-all.jsonl sent=${SENT[byline]} results allowed runs=$((ROUNDS * 4)) slack
+    cat "$1"/audit/ledger-*.jsonl >"$log" 2>/dev/null || die "no audit ledger in $1/audit"
     results=$(grep -c '"kind":"result"' "$log" || true)
     allowed=$(grep '"kind":"result"' "$log" | grep -c '"result":"allowed","status":200' || true)
     slack=$((runs * CONNS + 2))  # +2: the pre-flight check's requests

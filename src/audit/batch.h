@@ -1,33 +1,29 @@
 /*
- * batch.h - audit lines gathered per worker and written together.
+ * batch.h - one worker's side of the audit ledger: entries gathered during
+ * a loop turn go to the ledger's writer thread as one batch; while a batch
+ * is being committed, the next one fills. When the writer reports the
+ * batch on stable storage, the requests waiting for their intent are told
+ * (on the worker's own thread) and may go upstream.
  *
- * Requests admitted in one turn of a worker's loop add their intent lines
- * (and finished requests their result lines) to the worker's batch; the
- * batch is written with one write(2) at the start of the next turn, and
- * only then are the waiting requests told to go upstream. One syscall per
- * batch instead of two per request, and still no request leaves before
- * its record is in the log. (Group commit with fdatasync builds on this.)
- *
- * Waiters are only ever told from the deferred flush at the top of a loop
- * turn, never from inside bl_audit_batch_add(): a caller adding a line is
- * not re-entered, even when a full batch has to be written early.
+ * Waiters are only ever told from bl_audit_batch_poll(), called by the
+ * worker's loop when the writer wakes it; never from inside add().
  */
 #ifndef BL_AUDIT_BATCH_H
 #define BL_AUDIT_BATCH_H
 
-#include "audit/writer.h"
+#include "audit/ledger.h"
 #include "core/buf.h"
 #include "core/loop.h"
 
 typedef struct bl_audit_waiter_s bl_audit_waiter_t;
 
-/* Embedded in whoever waits for its line to be written. */
+/* Embedded in whoever waits for its entry to be committed. */
 struct bl_audit_waiter_s {
     bl_audit_waiter_t *prev, *next;
-    /* Called once: ok = 1 when the line is in the log, 0 if writing failed. */
+    /* Called once: ok = 1 when the entry is on stable storage, 0 if not. */
     void (*done)(bl_audit_waiter_t *w, int ok);
-    int state;   /* private: 0 idle, 1 line not yet written, 2 written, not yet told */
-    int ok;      /* private: outcome of the write, for state 2 */
+    int list;    /* private: 0 none, 1 filling, 2 committing, 3 told soon */
+    int ok;      /* private */
 };
 
 typedef struct {
@@ -35,35 +31,37 @@ typedef struct {
 } bl_audit_wlist_t;
 
 typedef struct {
-    bl_auditlog_t *log;            /* borrowed, shared by all workers */
+    bl_ledger_t *ledger;            /* borrowed */
     bl_loop_t *loop;
-    bl_buf_t buf;                  /* lines not yet written */
-    bl_audit_wlist_t pending;      /* their waiters */
-    bl_audit_wlist_t ready;        /* written; to be told on the next flush */
+    bl_ledger_batch_t slots[2];
+    bl_ledger_batch_t *filling;     /* gathering entries */
+    bl_ledger_batch_t *committing;  /* with the writer, or NULL */
+    bl_audit_wlist_t waiting[4];    /* indexed by waiter list: [1] filling, [2] committing, [3] ready */
+    int completed;                  /* set by the writer thread (atomic) */
     bl_defer_t flush;
 } bl_audit_batch_t;
 
-#define BL_AUDIT_BATCH_MAX (4u << 20) /* write early rather than grow past this */
+#define BL_AUDIT_BATCH_MAX (16u << 20)
 
-/* Sets up an empty batch writing to `log` from `loop`'s thread. */
-void bl_audit_batch_init(bl_audit_batch_t *b, bl_auditlog_t *log, bl_loop_t *loop);
+/* Sets up the batch for one worker. */
+void bl_audit_batch_init(bl_audit_batch_t *b, bl_ledger_t *ledger, bl_loop_t *loop);
 
 /*
- * Adds one or more whole lines. `w` (may be NULL) is told, on a later loop
- * turn, whether they were written. Never calls any waiter. Returns BL_OK,
- * or BL_ERROR if the line alone exceeds the batch bound (nothing queued,
- * `w` not queued).
+ * Adds one entry (kind BL_ENT_*, the request id or NULL, canonical JSON).
+ * `w` (may be NULL) is told, on a later loop turn, whether it was
+ * committed. Returns BL_OK, or BL_ERROR if it does not fit (nothing queued).
  */
-int bl_audit_batch_add(bl_audit_batch_t *b, const char *p, size_t n, bl_audit_waiter_t *w);
+int bl_audit_batch_add(bl_audit_batch_t *b, int kind, const char *id, const char *json, size_t n,
+                       bl_audit_waiter_t *w);
 
-/* Stops waiting: `w` will not be called (its line is still written). */
+/* Stops waiting: `w` will not be called (its entry is still committed). */
 void bl_audit_batch_forget(bl_audit_batch_t *b, bl_audit_waiter_t *w);
 
-/* Writes everything now and tells the waiters. Called from the loop (the
- * deferred flush) and at shutdown; not from inside a waiter. */
-void bl_audit_batch_flush(bl_audit_batch_t *b);
+/* Worker loop, on wake: takes a committed batch back, tells its waiters,
+ * sends the next one. */
+void bl_audit_batch_poll(bl_audit_batch_t *b);
 
-/* Flushes, then frees the buffer. */
+/* At shutdown: sends what is left and waits until all of it is committed. */
 void bl_audit_batch_fini(bl_audit_batch_t *b);
 
 #endif

@@ -43,7 +43,7 @@ const char *bl_result_name(bl_result_t res)
 
 /* Appends "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" in quotes. The date part is
  * formatted once per second per thread. */
-static int bl_rec_time(bl_buf_t *out, const struct timespec *ts)
+int bl_rec_ts(bl_buf_t *out, const struct timespec *ts)
 {
     static _Thread_local time_t cached = -1;
     static _Thread_local char date[24];
@@ -66,88 +66,126 @@ static int bl_rec_time(bl_buf_t *out, const struct timespec *ts)
     return rc ? BL_ERROR : BL_OK;
 }
 
-/* Appends ,"key":"value" (JSON-escaped) unless value is NULL or empty. */
-static int bl_rec_str(bl_buf_t *out, const char *key, const char *v)
+/* A JSON object writer that tracks the comma. Members must be added in
+ * byte order of their keys (RFC 8785): each function below is called in
+ * that order by bl_rec_entry(). */
+typedef struct {
+    bl_buf_t *out;
+    int first, err;
+} bl_obj_t;
+
+static void bl_obj_key(bl_obj_t *o, const char *key)
 {
-    if (v == NULL || *v == '\0')
-        return BL_OK;
-    int rc = bl_buf_puts(out, ",\"");
-    rc |= bl_buf_puts(out, key);
-    rc |= bl_buf_puts(out, "\":");
-    rc |= bl_buf_json_str(out, v, strlen(v));
-    return rc ? BL_ERROR : BL_OK;
+    o->err |= bl_buf_puts(o->out, o->first ? "\"" : ",\"");
+    o->err |= bl_buf_puts(o->out, key);
+    o->err |= bl_buf_puts(o->out, "\":");
+    o->first = 0;
 }
 
-static int bl_rec_head(const bl_audit_rec_t *r, const char *kind, bl_buf_t *out)
+/* "key":"value", omitted when the value is NULL or empty. */
+static void bl_obj_str(bl_obj_t *o, int when, const char *key, const char *v)
 {
-    int rc = bl_buf_puts(out, "{\"kind\":\"");
-    rc |= bl_buf_puts(out, kind);
-    rc |= bl_buf_puts(out, "\",\"id\":\"");
-    rc |= bl_buf_puts(out, r->id);
-    rc |= bl_buf_puts(out, "\",\"ts\":");
-    rc |= bl_rec_time(out, &r->ts);
-    rc |= bl_buf_puts(out, ",\"actor\":");
-    rc |= r->actor ? bl_buf_json_str(out, r->actor, strlen(r->actor)) : bl_buf_puts(out, "null");
-    rc |= bl_rec_str(out, "connection", r->connection);
-    rc |= bl_rec_str(out, "action", r->action);
-    return rc ? BL_ERROR : BL_OK;
+    if (!when || v == NULL || *v == '\0')
+        return;
+    bl_obj_key(o, key);
+    o->err |= bl_buf_json_str(o->out, v, strlen(v));
 }
 
-static int bl_rec_request(const bl_audit_rec_t *r, bl_buf_t *out)
+static void bl_obj_u64(bl_obj_t *o, int when, const char *key, uint64_t v)
 {
-    int rc = bl_buf_puts(out, ",\"groups\":[");
+    if (!when)
+        return;
+    bl_obj_key(o, key);
+    o->err |= bl_buf_putu64(o->out, v);
+}
+
+static void bl_obj_raw(bl_obj_t *o, int when, const char *key, const char *json, size_t n)
+{
+    if (!when || n == 0)
+        return;
+    bl_obj_key(o, key);
+    o->err |= bl_buf_append(o->out, json, n);
+}
+
+static void bl_obj_groups(bl_obj_t *o, int when, const bl_audit_rec_t *r)
+{
+    if (!when)
+        return;
+    bl_obj_key(o, "groups");
+    o->err |= bl_buf_puts(o->out, "[");
     for (size_t i = 0; i < r->ngroups; i++) {
-        rc |= i ? bl_buf_puts(out, ",") : BL_OK;
-        rc |= bl_buf_json_str(out, r->groups[i], strlen(r->groups[i]));
+        o->err |= i ? bl_buf_puts(o->out, ",") : BL_OK;
+        o->err |= bl_buf_json_str(o->out, r->groups[i], strlen(r->groups[i]));
     }
-    rc |= bl_buf_puts(out, "]");
-    rc |= bl_rec_str(out, "credential", r->credential);
-    rc |= bl_rec_str(out, "source_ip", r->source_ip);
-    rc |= bl_rec_str(out, "user_agent", r->user_agent);
-    rc |= bl_rec_str(out, "kubectl_session", r->kubectl_session);
-    rc |= bl_rec_str(out, "kubectl_command", r->kubectl_command);
-    rc |= bl_rec_str(out, "method", r->method);
-    rc |= bl_rec_str(out, "uri", r->uri);
-    if (r->kreq) {
-        rc |= bl_buf_puts(out, ",\"request\":{");
-        rc |= bl_kreq_json(r->kreq, out);
-        rc |= bl_buf_puts(out, "}");
+    o->err |= bl_buf_puts(o->out, "]");
+}
+
+static void bl_obj_request(bl_obj_t *o, int when, const bl_audit_rec_t *r)
+{
+    if (!when || r->kreq == NULL)
+        return;
+    bl_obj_key(o, "request");
+    o->err |= bl_buf_puts(o->out, "{");
+    o->err |= bl_kreq_json(r->kreq, o->out);
+    o->err |= bl_buf_puts(o->out, "}");
+}
+
+static uint64_t bl_rec_duration_us(const bl_audit_rec_t *r)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u - r->start_us;
+}
+
+/* One entry, members in key order. `res`: a result; `req`: carry the
+ * request's fields (an intent, or a result without one). */
+static int bl_rec_entry(const bl_audit_rec_t *r, int res, int req, bl_buf_t *out)
+{
+    bl_obj_t o = { out, 1, 0 };
+    size_t mark = out->len;
+    o.err |= bl_buf_puts(out, "{");
+    bl_obj_str(&o, 1, "action", r->action);
+    bl_obj_key(&o, "actor");
+    o.err |= r->actor ? bl_buf_json_str(out, r->actor, strlen(r->actor)) : bl_buf_puts(out, "null");
+    bl_obj_u64(&o, res, "bytes_in", r->bytes_in);
+    bl_obj_u64(&o, res, "bytes_out", r->bytes_out);
+    bl_obj_str(&o, 1, "connection", r->connection);
+    bl_obj_str(&o, req, "credential", r->credential);
+    bl_obj_u64(&o, res, "duration_us", res ? bl_rec_duration_us(r) : 0);
+    bl_obj_raw(&o, res, "exec", r->exec.p, r->exec.len);
+    bl_obj_groups(&o, req, r);
+    bl_obj_str(&o, 1, "id", r->id);
+    bl_obj_str(&o, 1, "kind", res ? "result" : "intent");
+    bl_obj_str(&o, req, "kubectl_command", r->kubectl_command);
+    bl_obj_str(&o, req, "kubectl_session", r->kubectl_session);
+    bl_obj_str(&o, req, "method", r->method);
+    bl_obj_str(&o, res, "reason", r->reason);
+    bl_obj_request(&o, req, r);
+    bl_obj_str(&o, res, "result", bl_result_name(r->result));
+    bl_obj_str(&o, req, "source_ip", r->source_ip);
+    bl_obj_u64(&o, res && r->status, "status", (uint64_t)r->status);
+    bl_obj_key(&o, "ts");
+    o.err |= bl_rec_ts(out, &r->ts);
+    if (res && r->upgraded) {
+        bl_obj_key(&o, "upgraded");
+        o.err |= bl_buf_puts(out, "true");
     }
-    return rc ? BL_ERROR : BL_OK;
+    bl_obj_str(&o, req, "uri", r->uri);
+    bl_obj_str(&o, req, "user_agent", r->user_agent);
+    o.err |= bl_buf_puts(out, "}");
+    if (o.err) {
+        out->len = mark;
+        return BL_ERROR;
+    }
+    return BL_OK;
 }
 
 int bl_rec_intent_json(const bl_audit_rec_t *r, bl_buf_t *out)
 {
-    int rc = bl_rec_head(r, "intent", out);
-    rc |= bl_rec_request(r, out);
-    rc |= bl_buf_puts(out, "}\n");
-    return rc ? BL_ERROR : BL_OK;
+    return bl_rec_entry(r, 0, 1, out);
 }
 
 int bl_rec_result_json(const bl_audit_rec_t *r, int full, bl_buf_t *out)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    uint64_t us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u - r->start_us;
-    int rc = bl_rec_head(r, "result", out);
-    if (full)
-        rc |= bl_rec_request(r, out);
-    rc |= bl_rec_str(out, "result", bl_result_name(r->result));
-    rc |= bl_rec_str(out, "reason", r->reason);
-    if (r->status) {
-        rc |= bl_buf_puts(out, ",\"status\":");
-        rc |= bl_buf_putu64(out, (uint64_t)r->status);
-    }
-    if (r->upgraded)
-        rc |= bl_buf_puts(out, ",\"upgraded\":true");
-    char frac[4] = { '.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10) };
-    rc |= bl_buf_puts(out, ",\"duration_ms\":");
-    rc |= bl_buf_putu64(out, us / 1000);
-    rc |= bl_buf_append(out, frac, sizeof(frac));
-    rc |= bl_buf_puts(out, ",\"bytes_in\":");
-    rc |= bl_buf_putu64(out, r->bytes_in);
-    rc |= bl_buf_puts(out, ",\"bytes_out\":");
-    rc |= bl_buf_putu64(out, r->bytes_out);
-    rc |= bl_buf_puts(out, "}\n");
-    return rc ? BL_ERROR : BL_OK;
+    return bl_rec_entry(r, 1, full, out);
 }

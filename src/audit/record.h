@@ -1,12 +1,13 @@
 /*
  * record.h - one audit record per request, written as JSON Lines.
  *
- * A forwarded request produces two lines sharing one id: an "intent"
- * line written (and acknowledged by the writer) BEFORE any byte goes
- * upstream, and a "result" line once the exchange ends. A request byline
- * refuses itself (401, 403, 400, 502...) produces one "result" line.
- * The id is a UUIDv7, sent upstream as Audit-ID, so the cluster's audit
- * event carries it as auditID. docs/AUDIT-FORMAT.md documents the fields.
+ * A forwarded request produces two entries sharing one id: an "intent"
+ * committed to the ledger BEFORE any byte goes upstream, and a "result"
+ * once the exchange ends. A request byline refuses itself (401, 403, 400,
+ * 502...) produces one "result". The id is a UUIDv7, sent upstream as
+ * Audit-ID, so the cluster's audit event carries it as auditID.
+ * docs/AUDIT-FORMAT.md documents the entries; the ledger (ledger.h) wraps
+ * each in a numbered, chained line.
  */
 #ifndef BL_AUDIT_RECORD_H
 #define BL_AUDIT_RECORD_H
@@ -54,6 +55,7 @@ typedef struct {
     int upgraded;                  /* 1 if the exchange became a tunnel (101) */
     uint64_t bytes_in;             /* body/tunnel bytes client -> upstream */
     uint64_t bytes_out;            /* body/tunnel bytes upstream -> client */
+    bl_str_t exec;                 /* exec outcome as a canonical JSON object, borrowed; may be empty */
 } bl_audit_rec_t;
 
 /* Starts a record: fresh UUIDv7 id and timestamps, everything else empty.
@@ -69,11 +71,15 @@ void bl_rec_reason(bl_audit_rec_t *r, const char *fmt, ...) BL_PRINTF(2, 3);
 /* Returns the lower-case name of a result ("allowed", ...). */
 const char *bl_result_name(bl_result_t res);
 
-/* Appends the intent line (with trailing '\n') to `out`. BL_OK or BL_ERROR when full. */
+/* Appends the intent entry (one JSON object in RFC 8785 canonical form,
+ * no newline; docs/AUDIT-FORMAT.md section 4) to `out`. BL_OK or BL_ERROR. */
 int bl_rec_intent_json(const bl_audit_rec_t *r, bl_buf_t *out);
 
-/* Appends the result line (with trailing '\n') to `out`; `full` = 1 repeats
- * the request fields (for requests that never had an intent line). */
+/* Appends the result entry; `full` = 1 repeats the request fields (for a
+ * request byline refused itself, which has no intent). BL_OK or BL_ERROR. */
 int bl_rec_result_json(const bl_audit_rec_t *r, int full, bl_buf_t *out);
+
+/* Appends `ts` as a quoted RFC 3339 UTC time with microseconds. */
+int bl_rec_ts(bl_buf_t *out, const struct timespec *ts);
 
 #endif

@@ -1,18 +1,16 @@
-/* tail.c - `byline audit tail`: join intent and result lines, newest N. */
+/* tail.c - `byline audit tail`: the newest requests, intents joined with results. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "audit/reader.h"
 #include "audit/tail.h"
 
-#define BL_TAIL_MAX_READ (256u * 1024 * 1024)
-
 typedef struct {
-    json_t *rec;     /* merged record (owned) */
-    char id[40];
-    size_t order;    /* position of its first line */
+    json_t *rec;     /* merged entry (owned) */
+    char id[40];     /* "" for notices */
 } bl_tail_row_t;
 
 typedef struct {
@@ -23,39 +21,53 @@ typedef struct {
 static bl_tail_row_t *bl_tail_find(bl_tail_set_t *s, const char *id)
 {
     for (size_t i = s->n; i-- > 0;) /* recent rows are likeliest */
-        if (!strcmp(s->rows[i].id, id))
+        if (s->rows[i].id[0] && !strcmp(s->rows[i].id, id))
             return &s->rows[i];
     return NULL;
 }
 
-/* Merges one parsed line into the set. Returns BL_OK or BL_DECLINED (not a record). */
-static int bl_tail_add(bl_tail_set_t *s, json_t *line, size_t order)
+static bl_tail_row_t *bl_tail_push(bl_tail_set_t *s)
 {
-    const char *id = json_string_value(json_object_get(line, "id"));
-    const char *kind = json_string_value(json_object_get(line, "kind"));
-    if (id == NULL || kind == NULL || strlen(id) >= sizeof(s->rows[0].id))
-        return BL_DECLINED;
-    bl_tail_row_t *row = bl_tail_find(s, id);
-    if (row) {
-        json_object_update_missing(row->rec, line);
-        if (!strcmp(kind, "result"))
-            json_object_update(row->rec, line);
-        json_object_set_new(row->rec, "kind", json_string("request"));
-        return BL_OK;
-    }
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 64;
         bl_tail_row_t *r = realloc(s->rows, cap * sizeof(*r));
         if (r == NULL)
-            return BL_DECLINED;
+            return NULL;
         s->rows = r;
         s->cap = cap;
     }
-    row = &s->rows[s->n++];
-    row->rec = json_deep_copy(line);
-    json_object_set_new(row->rec, "kind", json_string("request"));
-    snprintf(row->id, sizeof(row->id), "%s", id);
-    row->order = order;
+    return &s->rows[s->n++];
+}
+
+/* Merges one entry into the set: a result or aborted entry completes the
+ * row of its intent. Returns BL_OK or BL_DECLINED (not an entry). */
+static int bl_tail_add(bl_tail_set_t *s, json_t *e)
+{
+    const char *kind = json_string_value(json_object_get(e, "kind"));
+    const char *id = json_string_value(json_object_get(e, "id"));
+    if (kind == NULL)
+        return BL_DECLINED;
+    bl_tail_row_t *row = id ? bl_tail_find(s, id) : NULL;
+    if (row) {
+        json_t *ts = json_incref(json_object_get(row->rec, "ts")); /* when the request came */
+        json_object_update_missing(row->rec, e);
+        if (strcmp(kind, "intent"))
+            json_object_update(row->rec, e);
+        if (ts)
+            json_object_set(row->rec, "ts", ts);
+        json_decref(ts);
+        if (!strcmp(kind, "aborted"))
+            json_object_set_new(row->rec, "result", json_string("aborted"));
+    } else {
+        if ((row = bl_tail_push(s)) == NULL)
+            return BL_DECLINED;
+        row->rec = json_deep_copy(e);
+        snprintf(row->id, sizeof(row->id), "%s", id ? id : "");
+        if (!strcmp(kind, "aborted"))
+            json_object_set_new(row->rec, "result", json_string("aborted"));
+    }
+    if (strcmp(kind, "notice"))
+        json_object_set_new(row->rec, "kind", json_string("request"));
     return BL_OK;
 }
 
@@ -96,178 +108,187 @@ static const char *bl_tail_str(json_t *rec, const char *key, const char *dflt)
     return v ? v : dflt;
 }
 
-/* Prints one request in the `ts=... actor=...` form. */
-static void bl_tail_print_text(json_t *rec, FILE *out)
+static void bl_tail_kv(bl_buf_t *b, const char *key, const char *v, int quote)
 {
-    bl_buf_t b;
-    bl_buf_init(&b, 64 * 1024);
-    char ts[32];
+    bl_buf_printf(b, "%s%s=", bl_buf_size(b) ? " " : "", key);
+    bl_tail_value(b, v, quote);
+}
+
+void bl_audit_render_text(const void *json_rec, bl_buf_t *b)
+{
+    json_t *rec = (json_t *)json_rec;
+    char ts[32], raw[1100];
     snprintf(ts, sizeof(ts), "%s", bl_tail_str(rec, "ts", "-"));
     char *dot = strchr(ts, '.');
     if (dot)
         memcpy(dot, "Z", 2); /* seconds are enough for people; --json keeps the rest */
-    bl_buf_puts(&b, "ts=");
-    bl_tail_value(&b, ts, 0);
-    bl_buf_puts(&b, " actor=");
-    bl_tail_value(&b, json_is_string(json_object_get(rec, "actor")) ? bl_tail_str(rec, "actor", "") : "unauthenticated", 0);
-    bl_buf_puts(&b, " action=");
+    bl_tail_kv(b, "ts", ts, 0);
+    if (!strcmp(bl_tail_str(rec, "kind", ""), "notice")) {
+        bl_tail_kv(b, "notice", bl_tail_str(rec, "event", "-"), 0);
+        bl_tail_kv(b, "detail", bl_tail_str(rec, "detail", ""), 1);
+        return;
+    }
+    bl_tail_kv(b, "actor", json_is_string(json_object_get(rec, "actor")) ? bl_tail_str(rec, "actor", "") : "unauthenticated", 0);
     const char *action = bl_tail_str(rec, "action", NULL);
-    char raw[1100];
     if (action == NULL) {
         snprintf(raw, sizeof(raw), "%s %s", bl_tail_str(rec, "method", "-"), bl_tail_str(rec, "uri", "-"));
         action = raw;
     }
-    bl_tail_value(&b, action, 1);
-    bl_buf_puts(&b, " connection=");
-    bl_tail_value(&b, bl_tail_str(rec, "connection", "-"), 0);
-    bl_buf_puts(&b, " result=");
-    bl_tail_value(&b, bl_tail_str(rec, "result", "pending"), 0);
+    bl_tail_kv(b, "action", action, 1);
+    bl_tail_kv(b, "connection", bl_tail_str(rec, "connection", "-"), 0);
+    bl_tail_kv(b, "result", bl_tail_str(rec, "result", "pending"), 0);
     json_t *status = json_object_get(rec, "status");
     if (json_is_integer(status))
-        bl_buf_printf(&b, " status=%lld", (long long)json_integer_value(status));
+        bl_buf_printf(b, " status=%lld", (long long)json_integer_value(status));
+    json_t *exit_code = json_object_get(json_object_get(rec, "exec"), "exit_code");
+    if (json_is_integer(exit_code))
+        bl_buf_printf(b, " exit=%lld", (long long)json_integer_value(exit_code));
     const char *reason = bl_tail_str(rec, "reason", NULL);
-    if (reason) {
-        bl_buf_puts(&b, " reason=");
-        bl_tail_value(&b, reason, 1);
-    }
-    bl_buf_puts(&b, " id=");
-    bl_tail_value(&b, bl_tail_str(rec, "id", "-"), 0);
-    fprintf(out, "%s\n", bl_buf_cstr(&b));
-    bl_buf_free(&b);
+    if (reason)
+        bl_tail_kv(b, "reason", reason, 1);
+    bl_tail_kv(b, "id", bl_tail_str(rec, "id", "-"), 0);
 }
 
 static void bl_tail_print(json_t *rec, int style, FILE *out)
 {
     if (style == BL_TAIL_JSON) {
-        char *s = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *s = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
         if (s)
             fprintf(out, "%s\n", s);
         free(s);
-    } else {
-        bl_tail_print_text(rec, out);
+        return;
     }
+    bl_buf_t b;
+    bl_buf_init(&b, 64 * 1024);
+    bl_audit_render_text(rec, &b);
+    fprintf(out, "%s\n", bl_buf_cstr(&b));
+    bl_buf_free(&b);
 }
 
-/* Parses every complete line of buf[0..len) into the set. */
-static void bl_tail_parse(bl_tail_set_t *s, const char *buf, size_t len, size_t *skipped)
+/* Returns the entry of a ledger line (borrowed from *line_json, which the
+ * caller frees), NULL for a checkpoint, or sets *bad for anything else. */
+static json_t *bl_tail_entry(const bl_line_t *ln, json_t **line_json, int *bad)
 {
-    size_t order = 0;
-    const char *p = buf, *end = buf + len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (nl == NULL)
-            break; /* a line still being written */
-        json_error_t e;
-        json_t *line = json_loadb(p, (size_t)(nl - p), 0, &e);
-        if (line == NULL || bl_tail_add(s, line, order++) != BL_OK)
-            if (skipped)
-                (*skipped)++;
-        json_decref(line);
-        p = nl + 1;
-    }
-}
-
-/* Reads the last `want` bytes of `f` (starting at a line boundary). */
-static char *bl_tail_read(FILE *f, off_t size, size_t want, size_t *len)
-{
-    off_t start = size > (off_t)want ? size - (off_t)want : 0;
-    char *buf = malloc((size_t)(size - start) + 1);
-    if (buf == NULL || fseeko(f, start, SEEK_SET) != 0) {
-        free(buf);
+    json_error_t e;
+    *line_json = json_loadb(ln->p, ln->len, JSON_ALLOW_NUL, &e);
+    json_t *entry = json_object_get(*line_json, "entry");
+    if (*line_json && entry == NULL && json_object_get(*line_json, "checkpoint"))
         return NULL;
-    }
-    size_t n = fread(buf, 1, (size_t)(size - start), f);
-    size_t skip = 0;
-    if (start > 0) { /* drop the partial first line */
-        const char *nl = memchr(buf, '\n', n);
-        skip = nl ? (size_t)(nl - buf) + 1 : n;
-    }
-    memmove(buf, buf + skip, n - skip);
-    *len = n - skip;
-    return buf;
+    *bad = entry == NULL || !json_is_object(entry);
+    return *bad ? NULL : entry;
 }
 
-int bl_audit_tail(const char *path, size_t n, int style, FILE *out, size_t *skipped, bl_buf_t *err)
+/* Reads segments first..last into the set. */
+static int bl_tail_read(const char *dir, unsigned first, bl_tail_set_t *set, size_t *skipped, bl_buf_t *err)
 {
-    FILE *f = fopen(path, "re");
-    struct stat st;
-    if (f == NULL && errno == ENOENT)
-        return BL_DECLINED; /* no request has been audited yet */
-    if (f == NULL || fstat(fileno(f), &st) != 0) {
-        bl_buf_printf(err, "cannot read %s: %s", path, strerror(errno));
-        if (f)
-            fclose(f);
+    bl_reader_t *r = bl_reader_open(dir, err);
+    if (r == NULL || bl_reader_seek(r, first, 0, err) != BL_OK) {
+        bl_reader_close(r);
         return BL_ERROR;
     }
-    bl_tail_set_t set = { 0 };
-    size_t want = BL_MAX(n, (size_t)1) * 4096;
-    for (;;) {
-        size_t len = 0;
-        char *buf = bl_tail_read(f, st.st_size, want, &len);
-        if (buf == NULL)
-            break;
-        bl_tail_free(&set);
-        size_t sk = 0;
-        bl_tail_parse(&set, buf, len, &sk);
-        free(buf);
-        if (skipped)
-            *skipped = sk;
-        if (set.n > n || (off_t)want >= st.st_size || want >= BL_TAIL_MAX_READ)
-            break;
-        want *= 4;
+    bl_line_t ln;
+    int rc;
+    while ((rc = bl_reader_next(r, &ln, err)) == BL_OK) {
+        json_t *line = NULL;
+        int bad = 0;
+        json_t *e = ln.torn ? NULL : bl_tail_entry(&ln, &line, &bad);
+        if (e && bl_tail_add(set, e) != BL_OK)
+            bad = 1;
+        *skipped += (size_t)(bad || ln.torn);
+        json_decref(line);
     }
-    fclose(f);
-    size_t first = set.n > n ? set.n - n : 0;
-    /* A row whose intent fell off the front of the window is incomplete. */
-    for (size_t i = first; i < set.n; i++)
+    bl_reader_close(r);
+    return rc == BL_ERROR ? BL_ERROR : BL_OK;
+}
+
+int bl_audit_tail(const char *dir, size_t n, int style, FILE *out, size_t *skipped, bl_buf_t *err)
+{
+    size_t sk = 0;
+    bl_reader_t *r = bl_reader_open(dir, err);
+    unsigned nseg = r ? bl_reader_segments(r) : 0;
+    bl_reader_close(r);
+    if (r == NULL)
+        return BL_ERROR;
+    if (nseg == 0)
+        return BL_DECLINED;
+    bl_tail_set_t set = { 0 };
+    /* Newest segments first, widening until there are enough requests. */
+    for (unsigned first = nseg; first >= 1; first--) {
+        bl_tail_free(&set);
+        sk = 0;
+        if (bl_tail_read(dir, first, &set, &sk, err) != BL_OK) {
+            bl_tail_free(&set);
+            return BL_ERROR;
+        }
+        if (set.n > n)
+            break;
+    }
+    for (size_t i = set.n > n ? set.n - n : 0; i < set.n; i++)
         bl_tail_print(set.rows[i].rec, style, out);
     bl_tail_free(&set);
+    if (skipped)
+        *skipped = sk;
     return BL_OK;
 }
 
-int bl_audit_follow(const char *path, int style, FILE *out, bl_buf_t *err)
+/* --- follow --- */
+
+/* Prints each request of `set` that has its outcome, and drops it. */
+static void bl_tail_flush_done(bl_tail_set_t *set, int style, FILE *out)
 {
-    FILE *f = fopen(path, "re");
-    if (f == NULL || fseeko(f, 0, SEEK_END) != 0) {
-        bl_buf_printf(err, "cannot read %s: %s", path, strerror(errno));
-        if (f)
-            fclose(f);
-        return BL_ERROR;
+    size_t keep = 0;
+    for (size_t i = 0; i < set->n; i++) {
+        json_t *rec = set->rows[i].rec;
+        if (json_object_get(rec, "result") || !set->rows[i].id[0]) {
+            bl_tail_print(rec, style, out);
+            json_decref(rec);
+        } else {
+            set->rows[keep++] = set->rows[i];
+        }
     }
+    set->n = keep;
+    fflush(out);
+}
+
+int bl_audit_follow(const char *dir, int style, FILE *out, bl_buf_t *err)
+{
+    bl_reader_t *r = bl_reader_open(dir, err);
+    if (r == NULL)
+        return BL_ERROR;
+    unsigned seg = bl_reader_segments(r);
+    bl_reader_close(r);
+    /* Start at the end: skip what is already there. */
+    char path[4096];
+    struct stat st;
+    bl_segment_path(dir, seg ? seg : 1, path, sizeof(path));
+    uint64_t off = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+    if (seg == 0)
+        seg = 1;
     bl_tail_set_t pending = { 0 };
-    bl_buf_t line;
-    bl_buf_init(&line, 1024 * 1024);
+    const struct timespec tick = { 0, 200 * 1000000 };
     for (;;) {
-        int ch = fgetc(f);
-        if (ch == EOF) {
-            clearerr(f);
-            fflush(out);
-            usleep(200 * 1000);
-            continue;
-        }
-        if (ch != '\n') {
-            char c8 = (char)ch;
-            if (bl_buf_append(&line, &c8, 1) != BL_OK)
-                bl_buf_reset(&line);
-            continue;
-        }
-        json_error_t e;
-        json_t *j = json_loadb(bl_buf_data(&line), bl_buf_size(&line), 0, &e);
-        bl_buf_reset(&line);
-        if (j == NULL)
-            continue;
-        const char *kind = json_string_value(json_object_get(j, "kind"));
-        if (kind && !strcmp(kind, "result")) {
-            bl_tail_add(&pending, j, 0);
-            bl_tail_row_t *row = bl_tail_find(&pending, json_string_value(json_object_get(j, "id")));
-            if (row) {
-                bl_tail_print(row->rec, style, out);
-                json_decref(row->rec);
-                *row = pending.rows[--pending.n];
+        r = bl_reader_open(dir, err);
+        if (r && bl_reader_seek(r, seg, off, err) == BL_OK) {
+            bl_line_t ln;
+            while (bl_reader_next(r, &ln, err) == BL_OK && !ln.torn) {
+                json_t *line = NULL;
+                int bad = 0;
+                json_t *e = bl_tail_entry(&ln, &line, &bad);
+                if (e && pending.n < 100000)
+                    bl_tail_add(&pending, e);
+                json_decref(line);
+                seg = ln.segment;
+                off = ln.offset + ln.len + 1;
             }
-        } else if (kind && pending.n < 100000) {
-            bl_tail_add(&pending, j, 0);
         }
-        json_decref(j);
+        bl_reader_close(r);
+        bl_tail_flush_done(&pending, style, out);
+        bl_segment_path(dir, seg + 1, path, sizeof(path));
+        if (access(path, F_OK) == 0) { /* rotated: the rest of this segment was read */
+            seg++;
+            off = 0;
+            continue;
+        }
+        nanosleep(&tick, NULL);
     }
 }

@@ -1,6 +1,7 @@
 /*
- * tail.h - reading the audit log back: the newest requests, each intent
- * line joined with its result line, rendered for people or as JSON.
+ * tail.h - reading the ledger back for people: the newest requests, each
+ * intent joined with its result (or aborted entry), rendered as
+ * `ts=... actor=... action="..." connection=... result=...` or as JSON.
  */
 #ifndef BL_AUDIT_TAIL_H
 #define BL_AUDIT_TAIL_H
@@ -12,17 +13,19 @@
 enum { BL_TAIL_TEXT = 0, BL_TAIL_JSON = 1 };
 
 /*
- * Prints the newest `n` requests recorded in `path` to `out`, oldest
- * first. Text style is `ts=... actor=... action="..." connection=...
- * result=...` followed by status, reason and id. Returns BL_OK,
- * BL_DECLINED if the file does not exist yet, or BL_ERROR with the reason
- * in `err` (unreadable file). Lines that are not
- * valid records are skipped and counted in *skipped (may be NULL).
+ * Prints the newest `n` requests (and gateway notices) in the ledger in
+ * audit directory `dir` to `out`, oldest first. Returns BL_OK,
+ * BL_DECLINED if there is no ledger yet, or BL_ERROR with the reason in
+ * `err`. Lines that are not ledger lines are counted in *skipped.
  */
-int bl_audit_tail(const char *path, size_t n, int style, FILE *out, size_t *skipped, bl_buf_t *err);
+int bl_audit_tail(const char *dir, size_t n, int style, FILE *out, size_t *skipped, bl_buf_t *err);
 
-/* Follows `path` from its current end, printing each request as its
- * result arrives, until interrupted. Returns BL_ERROR if unreadable. */
-int bl_audit_follow(const char *path, int style, FILE *out, bl_buf_t *err);
+/* Follows the ledger from its current end (across segment rotations),
+ * printing each request as its result arrives, until interrupted.
+ * Returns BL_ERROR if it cannot be read. */
+int bl_audit_follow(const char *dir, int style, FILE *out, bl_buf_t *err);
+
+/* Renders one merged request (or notice) as a text line into `b`. */
+void bl_audit_render_text(const void *json_rec, bl_buf_t *b);
 
 #endif

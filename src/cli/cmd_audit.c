@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "audit/tail.h"
-#include "audit/writer.h"
 #include "cli/audit.h"
 #include "cli/cmd.h"
 #include "config/config.h"
@@ -40,16 +39,6 @@ int bl_audit_dir_of(const char *dir, char *out, size_t cap)
     return n > 0 && (size_t)n < cap ? BL_OK : BL_ERROR;
 }
 
-/* Resolves DIR's audit file into path[]. */
-static void bl_audit_path(const char *dir, char *path, size_t cap)
-{
-    char adir[4096];
-    if (bl_audit_dir_of(dir, adir, sizeof(adir)) != BL_OK)
-        snprintf(adir, sizeof(adir), "%s/audit", dir);
-    if ((size_t)snprintf(path, cap, "%.4000s/%s", adir, BL_AUDIT_FILE) >= cap)
-        path[0] = '\0';
-}
-
 int bl_audit_tail_cmd(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -83,13 +72,16 @@ int bl_audit_tail_cmd(int argc, char **argv)
         return 2;
     }
     char path[4096];
-    bl_audit_path(dir, path, sizeof(path));
+    if (bl_audit_dir_of(dir, path, sizeof(path)) != BL_OK) {
+        fprintf(stderr, "byline audit tail: audit directory path too long\n");
+        return 1;
+    }
     bl_buf_t err;
     bl_buf_init(&err, 4096);
     size_t skipped = 0;
     int rc = bl_audit_tail(path, (size_t)n, style, stdout, &skipped, &err);
     if (rc == BL_DECLINED && !follow) {
-        fprintf(stderr, "byline audit: no records yet (%s does not exist)\n", path);
+        fprintf(stderr, "byline audit: no records yet (no ledger in %s)\n", path);
         rc = BL_OK;
     }
     if (rc == BL_OK && skipped)

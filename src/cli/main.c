@@ -2,10 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 #include "cli/cmd.h"
+#include "core/common.h"
 
-#ifndef BL_VERSION
-#define BL_VERSION "0.1.0"
-#endif
 
 static const struct {
     const char *name;

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#define BL_VERSION "0.2.0"
+
 #define BL_OK        0   /* done */
 #define BL_ERROR    -1   /* failed; the caller cleans up */
 #define BL_AGAIN    -2   /* would block or needs more input; re-arm and retry */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include "auth/identity.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "proxy/proxy.h"
 
 static void bl_conn_free(bl_defer_t *d)
@@ -44,6 +45,7 @@ void bl_conn_close(bl_conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     w->nconns--;
+    bl_metric_add(BL_M_CONNECTIONS_OPEN, -1);
     /* Freed next iteration: an event for it may still be queued in this one. */
     c->resume.cb = bl_conn_free;
     c->resume.data = c;
@@ -318,4 +320,6 @@ void bl_conn_accept(bl_worker_t *w, int fd)
         w->conns->prev = c;
     w->conns = c;
     w->nconns++;
+    bl_metric_add(BL_M_CONNECTIONS_OPEN, 1);
+    bl_metric_add(BL_M_CONNECTIONS_TOTAL, 1);
 }

@@ -12,8 +12,8 @@
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include "audit/batch.h"
+#include "audit/ledger.h"
 #include "audit/record.h"
-#include "audit/writer.h"
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/loop.h"
@@ -36,7 +36,7 @@ struct bl_server_s {
     const bl_config_t *cfg;
     SSL_CTX *tls;                 /* the gateway's listener context */
     SSL_CTX **upstream_tls;       /* one per cfg->conns[i] */
-    bl_auditlog_t *audit;
+    bl_ledger_t *ledger;          /* the audit ledger and its writer thread */
     bl_worker_t *workers;
     int nworkers;
     volatile int draining;        /* signals received: 1 drains, 2 stops now */

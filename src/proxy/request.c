@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include "auth/identity.h"
 #include "core/base64.h"
+#include "core/metrics.h"
 #include "core/log.h"
 #include "proxy/proxy.h"
 
@@ -207,6 +208,33 @@ static int bl_req_ws_protocols(bl_buf_t *b, const bl_http_header_t *h)
     return rc ? BL_ERROR : BL_OK;
 }
 
+/* Appends Impersonate-* lines naming the identity, when the connection
+ * asks for it: the cluster's own audit log then shows the agent as
+ * impersonatedUser, and cluster RBAC can scope each agent. BL_OK/BL_ERROR. */
+static int bl_req_impersonate(bl_req_t *r, bl_buf_t *b)
+{
+    const bl_connection_t *c = r->connection;
+    if (!c->impersonate || r->rec.actor == NULL)
+        return BL_OK;
+    const char *tpl = c->impersonate_user ? c->impersonate_user : "byline:{name}", *at;
+    int rc = bl_buf_puts(b, "Impersonate-User: ");
+    while ((at = strstr(tpl, "{name}")) != NULL) { /* every {name}; the loader bounds the template */
+        rc |= bl_buf_append(b, tpl, (size_t)(at - tpl));
+        rc |= bl_buf_puts(b, r->rec.actor);
+        tpl = at + 6;
+    }
+    rc |= bl_buf_puts(b, tpl);
+    rc |= bl_buf_puts(b, "\r\n");
+    for (size_t i = 0; i < r->rec.ngroups; i++)
+        rc |= bl_buf_field(b, BL_STR("Impersonate-Group"), (bl_str_t){ r->rec.groups[i], strlen(r->rec.groups[i]) });
+    /* Extra keys are percent-encoded in the header name ("/" is %2F). */
+    rc |= bl_buf_field(b, BL_STR("Impersonate-Extra-byline.dev%2Fconnection"), (bl_str_t){ c->name, strlen(c->name) });
+    if (r->rec.kubectl_session[0])
+        rc |= bl_buf_field(b, BL_STR("Impersonate-Extra-byline.dev%2Fsession"),
+                           (bl_str_t){ r->rec.kubectl_session, strlen(r->rec.kubectl_session) });
+    return rc ? BL_ERROR : BL_OK;
+}
+
 /* Writes the head the API server will see into r->uhead. BL_OK or BL_ERROR. */
 static int bl_req_build_head(bl_req_t *r, const bl_http_request_t *hr, bl_str_t rest)
 {
@@ -218,6 +246,7 @@ static int bl_req_build_head(bl_req_t *r, const bl_http_request_t *hr, bl_str_t 
     rc |= bl_buf_putstr(b, rest);
     rc |= bl_buf_puts(b, " HTTP/1.1\r\n");
     rc |= r->up->ops->head(r->up, b);
+    rc |= bl_req_impersonate(r, b);
     for (size_t i = 0; i < hr->num_headers; i++) {
         const bl_http_header_t *h = &hr->headers[i];
         if (bl_req_header_dropped(h->name, hr))
@@ -395,12 +424,19 @@ static void bl_req_admit(bl_req_t *r)
     r->rec.result = BL_RESULT_ALLOWED;
     r->phase = BL_REQ_AUDIT;
     r->audit_wait.done = bl_req_intent_done;
-    if (bl_auditlog_failed(w->srv->audit) == NULL && bl_rec_intent_json(&r->rec, line) == BL_OK &&
-        bl_audit_batch_add(&w->audit, bl_buf_data(line), bl_buf_size(line), &r->audit_wait) == BL_OK)
+    const char *failed = bl_ledger_failed(w->srv->ledger);
+    int refusing = bl_ledger_refusing(w->srv->ledger);
+    if (!failed && !refusing && bl_rec_intent_json(&r->rec, line) == BL_OK &&
+        bl_audit_batch_add(&w->audit, BL_ENT_INTENT, r->rec.id, bl_buf_data(line), bl_buf_size(line),
+                           &r->audit_wait) == BL_OK)
         return;
     r->rec.result = BL_RESULT_ERROR;
     r->conn->close_after = r->conn->close_after || bl_req_body_pending(r);
-    bl_reply_status(r, 503, "ServiceUnavailable", "byline: the audit log cannot be written, so the request was refused (no record, no request)");
+    if (refusing)
+        bl_reply_status(r, 503, "ServiceUnavailable", "byline: the audit directory is below its free-space threshold (audit.space_refuse), so the request was refused (no record, no request)");
+    else
+        bl_reply_status(r, 503, "ServiceUnavailable", "byline: the audit ledger cannot be written (%s), so the request was refused (no record, no request)",
+                        failed ? failed : "entry too large");
 }
 
 /* Decodes the chunked body buffered so far into the worker's scratch
@@ -529,6 +565,9 @@ void bl_req_record(bl_req_t *r)
     if (r->recorded)
         return;
     r->recorded = 1;
+    static const bl_metric_t by_result[] = { BL_M_REQUESTS_ALLOWED, BL_M_REQUESTS_DENIED,
+                                             BL_M_REQUESTS_UNAUTHENTICATED, BL_M_REQUESTS_ERROR };
+    bl_metric_add(by_result[r->rec.result], 1);
     bl_worker_t *w = r->conn->w;
     /* The outcome is known: stop waiting for the intent (a flush forced by
      * this very line must not send the request upstream). */
@@ -536,7 +575,7 @@ void bl_req_record(bl_req_t *r)
     bl_buf_t *line = &w->scratch;
     bl_buf_reset(line);
     if (bl_rec_result_json(&r->rec, !r->has_intent, line) != BL_OK ||
-        bl_audit_batch_add(&w->audit, bl_buf_data(line), bl_buf_size(line), NULL) != BL_OK)
+        bl_audit_batch_add(&w->audit, BL_ENT_RESULT, r->rec.id, bl_buf_data(line), bl_buf_size(line), NULL) != BL_OK)
         bl_error("audit: result record for %s not written", r->rec.id);
 }
 

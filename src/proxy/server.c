@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "core/log.h"
+#include "core/metrics.h"
+#include "audit/note.h"
 #include "net/tls.h"
 #include "proxy/proxy.h"
 
@@ -62,6 +64,9 @@ static void bl_worker_on_wake(bl_loop_t *loop, void *data)
 {
     bl_worker_t *w = data;
     (void)loop;
+    bl_audit_batch_poll(&w->audit); /* the ledger committed our batch */
+    if (!w->srv->draining)
+        return;
     if (w->draining) { /* asked again: stop now */
         if (w->srv->draining > 1) {
             w->drain_until = bl_loop_now(w->loop);
@@ -108,7 +113,7 @@ static int bl_worker_init(bl_server_t *srv, int i)
     w->loop = bl_loop_new();
     w->upstreams = calloc(cfg->nconns, sizeof(*w->upstreams));
     w->hdrs = calloc(cfg->max_headers, sizeof(*w->hdrs));
-    bl_audit_batch_init(&w->audit, srv->audit, w->loop);
+    bl_audit_batch_init(&w->audit, srv->ledger, w->loop);
     /* An intent line holds the request JSON and the action, each escaped. */
     bl_buf_init(&w->scratch, 2 * (BL_KREQ_JSON_MAX + BL_KREQ_RENDER_MAX) + 16 * 1024);
     if (w->loop == NULL || w->upstreams == NULL || w->hdrs == NULL)
@@ -161,7 +166,37 @@ static void bl_worker_fini(bl_worker_t *w)
     bl_buf_free(&w->scratch);
 }
 
-/* Creates the TLS contexts and the audit writer. BL_OK or BL_ERROR (logged). */
+/* Opens the audit ledger with the configured key, creating the key pair
+ * on first start. Returns it or NULL with the reason. */
+static bl_ledger_t *bl_server_ledger(const bl_config_t *cfg, bl_buf_t *err)
+{
+    char key[4096], pub[4096], origin[300], host[256] = "localhost";
+    snprintf(key, sizeof(key), "%s", cfg->audit_signing_key ? cfg->audit_signing_key : "");
+    snprintf(pub, sizeof(pub), "%s", cfg->audit_signing_pub ? cfg->audit_signing_pub : "");
+    if (!key[0])
+        snprintf(key, sizeof(key), "%.4000s/audit-signing.key", cfg->dir);
+    if (!pub[0])
+        snprintf(pub, sizeof(pub), "%.4000s/audit-signing.pub", cfg->dir);
+    gethostname(host, sizeof(host) - 1);
+    snprintf(origin, sizeof(origin), "%s", cfg->audit_origin ? cfg->audit_origin : "");
+    if (!origin[0])
+        snprintf(origin, sizeof(origin), "byline/%s", host);
+    if (access(key, F_OK) != 0) {
+        if (bl_note_keygen(key, pub, err) != BL_OK)
+            return NULL;
+        bl_warn("audit: created the checkpoint signing key %s; give auditors %s", key, pub);
+    }
+    bl_ledger_cfg_t lc = {
+        .dir = cfg->audit_dir, .signing_key = key, .origin = origin, .sync = cfg->audit_sync,
+        .commit_delay_ms = cfg->audit_commit_delay_ms, .segment_bytes = cfg->audit_segment_bytes,
+        .space_warn = cfg->audit_space_warn, .space_warn_pct = cfg->audit_space_warn_pct,
+        .space_refuse = cfg->audit_space_refuse, .space_refuse_pct = cfg->audit_space_refuse_pct,
+        .version = BL_VERSION,
+    };
+    return bl_ledger_open(&lc, err);
+}
+
+/* Creates the TLS contexts and the audit ledger. BL_OK or BL_ERROR (logged). */
 static int bl_server_open(bl_server_t *srv)
 {
     const bl_config_t *cfg = srv->cfg;
@@ -180,8 +215,10 @@ static int bl_server_open(bl_server_t *srv)
         if (srv->upstream_tls[k] == NULL)
             goto end;
     }
-    srv->audit = bl_auditlog_open(cfg->audit_dir, &err);
-    if (srv->audit == NULL)
+    srv->ledger = bl_server_ledger(cfg, &err);
+    if (srv->ledger == NULL)
+        goto end;
+    if (cfg->metrics_listen && bl_metrics_start(cfg->metrics_listen, &err) != BL_OK)
         goto end;
     rc = BL_OK;
 end:
@@ -200,7 +237,9 @@ static void bl_server_close(bl_server_t *srv)
         SSL_CTX_free(srv->upstream_tls[k]);
     free(srv->upstream_tls);
     SSL_CTX_free(srv->tls);
-    bl_auditlog_close(srv->audit);
+    bl_ledger_close(srv->ledger); /* after the workers: their last results are in */
+    if (srv->cfg->metrics_listen)
+        bl_metrics_stop();
 }
 
 /* Waits for signals until every worker has stopped: the first SIGTERM or
@@ -236,6 +275,7 @@ int bl_server_run(const bl_config_t *cfg)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file-size limit makes ledger writes fail (and latch), not kill us */
     pthread_sigmask(SIG_BLOCK, &set, &old); /* workers inherit the mask */
     if (bl_server_open(&srv) != BL_OK)
         goto end;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include "core/log.h"
+#include "core/metrics.h"
 #include "net/sock.h"
 #include "proxy/upstream.h"
 
@@ -229,14 +230,17 @@ static void bl_direct_on_io(bl_stream_t *st, unsigned events)
     int rc = bl_sock_handshake(s, &err);
     if (rc == BL_AGAIN)
         return;
-    if (rc != BL_OK)
+    if (rc != BL_OK) {
         ((bl_direct_t *)w->up)->resolved_at = 0; /* re-resolve next time */
+        bl_metric_add(BL_M_UPSTREAM_ERRORS, 1);
+    }
     bl_direct_finish(w, s, rc == BL_OK ? NULL : err);
 }
 
 static void bl_direct_timeout(bl_timer_t *t)
 {
     bl_upwait_t *w = t->data;
+    bl_metric_add(BL_M_UPSTREAM_ERRORS, 1);
     bl_direct_finish(w, w->pending, "timed out connecting to the API server");
 }
 
@@ -257,10 +261,13 @@ static int bl_direct_open(bl_upstream_t *base, bl_upwait_t *w, bl_stream_t **out
     uint64_t now = bl_loop_now(base->loop);
     if ((u->resolved_at == 0 || now - u->resolved_at > BL_DNS_TTL_MS) && bl_direct_resolve(u, err) != BL_OK)
         return BL_ERROR;
+    bl_metric_add(BL_M_UPSTREAM_CONNECTS, 1);
     bl_sock_t *s = bl_sock_connect(base->loop, (struct sockaddr *)&u->addr, u->addrlen, u->ctx,
                                    u->verify_name, u->session, err);
-    if (s == NULL)
+    if (s == NULL) {
+        bl_metric_add(BL_M_UPSTREAM_ERRORS, 1);
         return BL_ERROR;
+    }
     s->recycle = bl_pool_recycle;
     s->recycle_data = u; /* also how bl_direct_new_session finds us */
     s->stream.on_io = bl_direct_on_io;

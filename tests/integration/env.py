@@ -22,6 +22,24 @@ SHARED_USER = "system:serviceaccount:byline:gateway"
 CERT_USER = "byline-gateway-cert"
 
 
+def ledger_entries(audit_dir):
+    """Reads ledger-NNNNNN.jsonl segments in order; returns the entries."""
+    if not os.path.isdir(audit_dir):
+        return []
+    segs = sorted((int(n[7:-6]), n) for n in os.listdir(audit_dir)
+                  if n.startswith("ledger-") and n.endswith(".jsonl"))
+    out = []
+    for _, name in segs:
+        with open(os.path.join(audit_dir, name)) as f:
+            for line in f:
+                if not line.endswith("\n"):
+                    break  # a line still being written
+                rec = json.loads(line)
+                if "entry" in rec:
+                    out.append(rec["entry"])
+    return out
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -260,7 +278,7 @@ class Env:
         self.standin = subprocess.Popen(
             [sys.executable, STANDIN, "--listen", "127.0.0.1:0", "--tls-dir", self.tls,
              "--tokens", tokens, "--audit-log", self.cluster_audit, "--ready-file", ready,
-             "--seed", "default", "--client-ca", self.up_client_ca],
+             "--seed", "default", "--client-ca", self.up_client_ca, "--impersonators", SHARED_USER],
             stdout=self.standin_log, stderr=self.standin_log)
         self.procs.append(self.standin)
         deadline = time.time() + 30
@@ -313,11 +331,15 @@ class Env:
             "  - name: %s\n    server: \"https://127.0.0.1:%d\"\n    ca: \"%s\"\n"
             "    token_file: \"%s\"\n" % (name, port, self.ca, self.shared_token_file)
             for name, port in (("echo", self.echo.port), ("hostile", self.hostile.port)))
+        extra += ("  - name: impersonating\n    server: \"https://127.0.0.1:%d\"\n    ca: \"%s\"\n"
+                  "    token_file: \"%s\"\n    impersonate: true\n" % (self.cluster_port, self.ca, self.shared_token_file))
         extra += ("  - name: viacert\n    server: \"https://127.0.0.1:%d\"\n    ca: \"%s\"\n"
                   "    client_cert: \"%s\"\n    client_key: \"%s\"\n"
                   % (self.cluster_port, self.ca, self.up_client_crt, self.up_client_key))
         text = text.replace("\n# Agent identities", "\n" + extra + "\n# Agent identities")
         text = text.replace("drain_timeout: 30s", "drain_timeout: 3s")
+        self.metrics_port = free_port()
+        text += "\nmetrics:\n  listen: 127.0.0.1:%d\n" % self.metrics_port
         with open(cfg, "w") as f:
             f.write(text)
         for name, group in (("agent-deploybot", "deployers"), ("agent-reporting", "readers")):
@@ -388,14 +410,12 @@ class Env:
     # --- reading the two audit trails ---
 
     def byline_records(self, all_gateways=False):
-        """The main gateway's audit lines (and with all_gateways, those of
-        the other bylines a test started with the same shared credential)."""
+        """The entries of the main gateway's audit ledger, in order (and with
+        all_gateways, those of the other bylines a test started with the
+        same shared credential). Checkpoint lines are skipped."""
         out = []
         for d in [self.gw] + (self.other_gateways if all_gateways else []):
-            path = os.path.join(d, "audit", "audit.jsonl")
-            if os.path.exists(path):
-                with open(path) as f:
-                    out += [json.loads(l) for l in f if l.strip()]
+            out += ledger_entries(os.path.join(d, "audit"))
         return out
 
     def byline_requests(self, since=0):
@@ -403,6 +423,8 @@ class Env:
         `since` skips the first N lines (a mark taken before an action)."""
         merged, order = {}, []
         for rec in self.byline_records()[since:]:
+            if "id" not in rec:
+                continue  # gateway notices (start, stop, space)
             if rec["id"] not in merged:
                 merged[rec["id"]] = {}
                 order.append(rec["id"])

@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "standin"))
 import check_kubectl as ck  # noqa: E402  (the stand-in's kubectl driver: Kubectl, check, result)
 from env import ROOT, SHARED_USER, Env  # noqa: E402
 
+import ledger  # noqa: E402
 import limits  # noqa: E402
 import wire  # noqa: E402
 
@@ -302,7 +303,7 @@ def join_checks(env):
     missing = [r["id"] for r in fwd if r["id"] not in events]
     result("join: each of %d forwarded requests has a cluster event with its Audit-ID" % len(fwd),
            fwd and not missing, "missing: %r" % missing[:5])
-    ours = {r["id"] for r in env.byline_records(all_gateways=True)}
+    ours = {r["id"] for r in env.byline_records(all_gateways=True) if "id" in r}
     stray = [i for i, evs in events.items() if evs[0]["user"].get("username") == SHARED_USER and i not in ours]
     result("join: every cluster event by the shared credential has a byline record", not stray,
            "stray: %r" % stray[:5])
@@ -361,8 +362,9 @@ def main():
     suites += [("identity-" + v, lambda v=v: identity_checks(env, v)) for v in VERSIONS]
     suites += [("wire", lambda: wire.run_all(env, result)),
                ("streaming", lambda: wire.run_streaming(env, result)),
-               ("limits", lambda: limits.run_all(env, result)), ("join", lambda: join_checks(env)),
-               ("tail", lambda: audit_tail_check(env))]
+               ("limits", lambda: limits.run_all(env, result)), ("ledger", lambda: ledger.run_all(env, result)),
+               ("join", lambda: join_checks(env)),
+               ("tail", lambda: audit_tail_check(env)), ("metrics", lambda: wire.metrics_check(env, result))]
     try:
         env.start()
         for name, fn in suites:

@@ -550,7 +550,48 @@ def websocket_token_check(env, result):
            "reply=%r head=%r" % (reply[:80], got[:1]))
 
 
+def impersonation_check(env, result):
+    """With impersonate on, the cluster's own audit event names the agent as
+    impersonatedUser (its groups, the connection and kubectl session as
+    extras) while the user stays byline's shared credential."""
+    mark = env.mark()
+    reply, _ = exchange(env, head(env, "GET", "/k8s/impersonating/api/v1/namespaces/web/configmaps/settings",
+                                  "Kubectl-Session: 11111111-2222-3333-4444-555555555555\r\n"))
+    time.sleep(0.2)
+    rec = [r for r in env.byline_requests(mark) if r.get("connection") == "impersonating"]
+    ev = [e for e in env.cluster_events() if rec and e["auditID"] == rec[0]["id"]]
+    imp = ev[-1].get("impersonatedUser", {}) if ev else {}
+    from env import SHARED_USER
+    ok = status_of(reply) == 200 and ev and ev[-1]["user"]["username"] == SHARED_USER and \
+        imp.get("username") == "byline:" + AUTH and "deployers" in imp.get("groups", []) and \
+        imp.get("extra", {}).get("byline.dev/connection") == ["impersonating"] and \
+        imp.get("extra", {}).get("byline.dev/session") == ["11111111-2222-3333-4444-555555555555"]
+    result("impersonation: the cluster's audit event shows the agent as impersonatedUser", ok,
+           "reply=%r event=%r" % (reply[:80], ev[-1:]))
+
+
+def metrics_check(env, result):
+    """Prometheus /metrics: request counts by result, connections, the ledger."""
+    import urllib.request
+    try:
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % env.metrics_port, timeout=5).read().decode()
+    except OSError as e:
+        text = "error: %s" % e
+
+    def value(name):
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
+    ok = (value('byline_requests_total{result="allowed"}') or 0) > 10 and \
+        (value('byline_requests_total{result="unauthenticated"}') or 0) >= 1 and \
+        value("byline_audit_failed") == 0 and (value("byline_audit_commit_seconds_count") or 0) > 0 and \
+        "# TYPE byline_requests_total counter" in text
+    result("metrics: /metrics counts requests by result and the ledger's commits", ok, text[:1500])
+
+
 def run_more(env, result):
+    impersonation_check(env, result)
     reuse_hygiene_checks(env, result)
     http10_check(env, result)
     expect_and_chunked_body_checks(env, result)
