@@ -266,11 +266,19 @@ static void bl_verify_leaf(bl_verify_t *vf, const bl_line_t *l, json_t *o, const
         bl_vfail(vf, "reordered", 1, seq, l->segment, l->lineno, "entry %llu comes after entry %llu",
                  (unsigned long long)seq, (unsigned long long)vf->expect - 1);
         vf->entries_bad++;
-        for (unsigned i = 0; i < vf->ngap; i++)
-            if (seq >= vf->gap[i].lo && seq < vf->gap[i].hi) {
-                vf->gap[i].filled = 1;
-                vf->missing--;
-            }
+        for (unsigned i = 0; i < vf->ngap; i++) {
+            if (seq < vf->gap[i].lo || seq >= vf->gap[i].hi || vf->gap[i].filled)
+                continue;
+            /* an end of the range turned up late: moved, not lost */
+            if (seq == vf->gap[i].lo)
+                vf->gap[i].lo++;
+            else if (seq == vf->gap[i].hi - 1)
+                vf->gap[i].hi--;
+            else
+                continue;
+            vf->gap[i].filled = vf->gap[i].lo == vf->gap[i].hi;
+            vf->missing--;
+        }
     }
     if (seq >= vf->expect) {
         vf->expect = seq + 1;

@@ -293,6 +293,13 @@ def run(work):
     rc, out, raw = verify(cfg)
     check("deleted line: nothing else is blamed (the checkpoints' mismatch follows from it)",
           failures(out) == ["missing@7"], raw)
+    # 3b. a request's intent and result both deleted: one range missing
+    segs = [list(s) for s in original]
+    for seq in (8, 7):
+        si, li = find(segs, seq)
+        del segs[si][li]
+    save(cfg, segs)
+    expect("two deleted lines -> missing@7", cfg, ["missing@7"])
     # 4. two lines swapped
     segs = [list(s) for s in original]
     si, li = find(segs, 15)
