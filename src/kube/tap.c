@@ -120,6 +120,17 @@ static void bl_tap_capture_add(bl_tap_t *t, int ch, const unsigned char *p, size
         t->trunc[ch] = 1; /* out of memory: keep going without it */
 }
 
+int bl_tap_sink_full(bl_tap_t *t, int sink)
+{
+    if (sink < BL_TAP_SINK_STDIN || sink > BL_TAP_SINK_STDERR)
+        return 0;
+    int ch = sink - BL_TAP_SINK_STDIN;
+    if (bl_buf_size(&t->cap[ch]) < t->capture_max)
+        return 0;
+    t->trunc[ch] = 1;
+    return 1;
+}
+
 void bl_tap_sink(bl_tap_t *t, int sink, int64_t owner, const unsigned char *p, size_t n)
 {
     if (sink >= BL_TAP_SINK_STDIN && sink <= BL_TAP_SINK_STDERR) {

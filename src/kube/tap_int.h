@@ -116,6 +116,10 @@ struct bl_tap_s {
 /* tap.c: routes decoded payload bytes to a capture or the error channel. */
 void bl_tap_sink(bl_tap_t *t, int sink, int64_t owner, const unsigned char *p, size_t n);
 
+/* tap.c: returns 1 (and marks the capture truncated) if `sink` is a
+ * capture that is full, so the caller can skip the bytes unread; else 0. */
+int bl_tap_sink_full(bl_tap_t *t, int sink);
+
 /* tap.c: an error-channel span ended (BL_TAP_ERR_*); decodes what it can. */
 void bl_tap_err_end(bl_tap_t *t, int64_t owner, int how);
 

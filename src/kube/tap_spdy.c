@@ -356,7 +356,8 @@ void bl_tap_spdy_feed(bl_tap_t *t, int dir, const unsigned char *p, size_t n)
         size_t k = BL_MIN(n, (size_t)s->left);
         if (s->phase == BL_SPDY_BLOCK)
             bl_spdy_inflate(t, s, p, k);
-        else if (s->phase == BL_SPDY_DATA && s->sink != BL_TAP_SINK_NONE)
+        else if (s->phase == BL_SPDY_DATA && s->sink != BL_TAP_SINK_NONE &&
+                 !bl_tap_sink_full(t, s->sink))
             bl_tap_sink(t, s->sink, s->sid, p, k);
         p += k;
         n -= k;

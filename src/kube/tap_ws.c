@@ -176,7 +176,9 @@ static void bl_ws_payload(bl_tap_t *t, int dir, bl_tap_ws_t *w, const unsigned c
         p++;
         n--;
     }
-    if (w->op >= BL_WS_CLOSE || w->sink == BL_TAP_SINK_NONE) {
+    if (n == 0)
+        return;
+    if (w->op >= BL_WS_CLOSE || w->sink == BL_TAP_SINK_NONE || bl_tap_sink_full(t, w->sink)) {
         w->kpos = (uint8_t)((w->kpos + n) & 3);
         return;
     }

@@ -281,6 +281,7 @@ static void ws_v5_exit0(void **state)
     ws_msg(s, BL_TAP_UP, 255, "\x00", 1); /* v5: stdin closed */
     ws_str(s, BL_TAP_DOWN, 1, "hello\n");
     ws_str(s, BL_TAP_DOWN, 2, "warn\n");
+    ws_str(s, BL_TAP_DOWN, 1, ""); /* nothing more sent on stdout */
     ws_str(s, BL_TAP_DOWN, 3, ST_SUCCESS);
     ws_close(s, BL_TAP_DOWN);
     ws_close(s, BL_TAP_UP);
@@ -300,6 +301,15 @@ static void ws_v5_exit0(void **state)
     assert_int_equal(r.caplen[BL_TAP_STDERR], 5);
     assert_memory_equal(r.cap[BL_TAP_STDERR], "warn\n", 5);
     assert_int_equal(r.trunc[0] + r.trunc[1] + r.trunc[2], 0);
+    run(s, BL_TAP_WEBSOCKET, 6, 0, &r); /* stdout fills the capture exactly */
+    assert_int_equal(r.caplen[BL_TAP_STDOUT], 6);
+    assert_int_equal(r.trunc[BL_TAP_STDOUT], 0);
+    assert_int_equal(r.trunc[BL_TAP_STDIN], 0);
+    run(s, BL_TAP_WEBSOCKET, 5, 0, &r);
+    assert_int_equal(r.caplen[BL_TAP_STDOUT], 5);
+    assert_memory_equal(r.cap[BL_TAP_STDOUT], "hello", 5);
+    assert_int_equal(r.trunc[BL_TAP_STDOUT], 1);
+    assert_int_equal(r.trunc[BL_TAP_STDERR], 0);
     sess_free(s);
 }
 
@@ -902,6 +912,15 @@ static void spdy_exec_exit3(void **state)
     assert_memory_equal(r.cap[BL_TAP_STDOUT], "hi\n", 3);
     assert_int_equal(r.caplen[BL_TAP_STDERR], 5);
     assert_memory_equal(r.cap[BL_TAP_STDERR], "oops\n", 5);
+    assert_int_equal(r.trunc[0] + r.trunc[1] + r.trunc[2], 0);
+    run(s, BL_TAP_SPDY, 3, 0, &r);
+    assert_memory_equal(r.cap[BL_TAP_STDIN], "ech", 3);
+    assert_int_equal(r.trunc[BL_TAP_STDIN], 1);
+    assert_memory_equal(r.cap[BL_TAP_STDOUT], "hi\n", 3);
+    assert_int_equal(r.trunc[BL_TAP_STDOUT], 0);
+    assert_memory_equal(r.cap[BL_TAP_STDERR], "oop", 3);
+    assert_int_equal(r.trunc[BL_TAP_STDERR], 1);
+    assert_int_equal(r.o.exit_code, 3);
     sess_free(s);
     spdy_enc_free(&e);
 }
