@@ -16,6 +16,7 @@
  */
 #include <stdio.h>
 #include "core/log.h"
+#include "kube/tap.h"
 #include "proxy/proxy.h"
 
 #define BL_MAX_RETRIES 3
@@ -147,6 +148,8 @@ static int bl_ex_send_raw(bl_req_t *r, uint64_t *limit)
     long w = bl_ex_put(r->us, bl_buf_data(&c->in), n);
     if (w <= 0)
         return w < 0 ? BL_ERROR : 0;
+    if (r->tap)
+        bl_tap_feed(r->tap, BL_TAP_UP, bl_buf_data(&c->in), (size_t)w);
     bl_buf_consume(&c->in, (size_t)w);
     *limit -= (uint64_t)w;
     r->rec.bytes_in += (uint64_t)w;
@@ -290,6 +293,25 @@ static int bl_ex_relay_head(bl_req_t *r, const bl_http_response_t *res)
     return rc ? BL_ERROR : BL_OK;
 }
 
+/* After a 101: a passive tap learns how the exec ended (and keeps a copy
+ * of the session when audit.capture_max says so). No tap, no harm: the
+ * relay never depends on it. */
+static void bl_ex_tap_start(bl_req_t *r, const bl_http_response_t *res)
+{
+    size_t pos = 0;
+    const bl_http_header_t *up = bl_http_find(res->headers, res->num_headers, "upgrade", &pos);
+    pos = 0;
+    const bl_http_header_t *wsp = bl_http_find(res->headers, res->num_headers, "sec-websocket-protocol", &pos);
+    int proto = bl_tap_proto(up ? up->value : BL_STR_NULL, wsp ? wsp->value : BL_STR_NULL);
+    if (proto == 0)
+        return;
+    r->tap = bl_tap_new(proto, r->conn->w->srv->cfg->audit_capture_max);
+    if (r->tap && r->portforward && bl_tap_portforward(r->tap) != BL_OK) {
+        bl_tap_free(r->tap);
+        r->tap = NULL;
+    }
+}
+
 /* Handles a complete response head of `n` bytes at the front of r->uin. */
 static int bl_ex_response_head(bl_req_t *r, const bl_http_response_t *res, size_t n)
 {
@@ -303,6 +325,7 @@ static int bl_ex_response_head(bl_req_t *r, const bl_http_response_t *res, size_
         /* The 101 goes to the client exactly as the server sent it. */
         if (bl_buf_append(&c->out, bl_buf_data(&r->uin), n) != BL_OK)
             return BL_ERROR;
+        bl_ex_tap_start(r, res);
         bl_buf_consume(&r->uin, n);
         r->rhead_done = 1;
         r->rec.status = 101;
@@ -425,6 +448,8 @@ static int bl_ex_relay_raw(bl_req_t *r, int limited)
     long w = bl_ex_put(&c->sock->stream, bl_buf_data(&r->uin), n);
     if (w <= 0)
         return w < 0 ? BL_ERROR : 0;
+    if (r->tap)
+        bl_tap_feed(r->tap, BL_TAP_DOWN, bl_buf_data(&r->uin), (size_t)w);
     bl_buf_consume(&r->uin, (size_t)w);
     r->rec.bytes_out += (uint64_t)w;
     if (limited) {

@@ -116,6 +116,9 @@ struct bl_req_s {
     size_t uhead_sent;
     int retries;                  /* re-sends after a stale pooled connection */
     int client_fault;             /* the client's body was malformed (400, not 502) */
+    int portforward;              /* pods/portforward (the tap reads channels differently) */
+    struct bl_tap_s *tap;         /* after a 101: decodes the exec outcome (owned), or NULL */
+    char exec_json[512];          /* the outcome as canonical JSON, for the result entry */
     int upgrade;                  /* the client asked for websocket/SPDY */
     int minor;                    /* client's HTTP minor version */
     int is_head;                  /* HEAD request: the response has no body */

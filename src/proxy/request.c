@@ -12,6 +12,7 @@
 #include "auth/identity.h"
 #include "core/base64.h"
 #include "core/metrics.h"
+#include "kube/tap.h"
 #include "core/log.h"
 #include "proxy/proxy.h"
 
@@ -404,6 +405,7 @@ static void bl_req_intent_done(bl_audit_waiter_t *w, int ok)
         bl_reply_status(r, 503, "ServiceUnavailable", "byline: the audit log cannot be written, so the request was refused (no record, no request)");
     } else {
         r->has_intent = 1;
+        r->portforward = !strcmp(r->kreq->subresource, "portforward");
         /* The request's structure is in the intent line now; a long watch or
          * exec need not carry its 6 KiB for hours. */
         r->rec.kreq = NULL;
@@ -557,6 +559,7 @@ void bl_req_free(bl_req_t *r)
     bl_buf_free(&r->qout);
     free(r->action);
     free(r->kreq);
+    bl_tap_free(r->tap);
     free(r);
 }
 
@@ -572,6 +575,11 @@ void bl_req_record(bl_req_t *r)
     /* The outcome is known: stop waiting for the intent (a flush forced by
      * this very line must not send the request upstream). */
     bl_audit_batch_forget(&w->audit, &r->audit_wait);
+    if (r->tap) {
+        bl_buf_t ej = { .base = r->exec_json, .cap = sizeof(r->exec_json), .max = sizeof(r->exec_json) };
+        if (bl_tap_json(r->tap, &ej) == BL_OK)
+            r->rec.exec = (bl_str_t){ r->exec_json, ej.len };
+    }
     bl_buf_t *line = &w->scratch;
     bl_buf_reset(line);
     if (bl_rec_result_json(&r->rec, !r->has_intent, line) != BL_OK ||

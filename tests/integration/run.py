@@ -236,9 +236,9 @@ def version_suite(env, v):
     rec = attributed(env, mark, r"^kubectl exec api-0 -n web -c app -- ls -la /tmp$", "agent-deploybot",
                      "kubectl %s: exec is audited with its argv" % v, 101)
     if rec:
-        result("kubectl %s: exec record keeps the structured argv" % v,
-               rec.get("request", {}).get("command") == ["ls", "-la", "/tmp"] and rec.get("upgraded") is True,
-               repr(rec.get("request")))
+        result("kubectl %s: exec record keeps the structured argv and exit code 0" % v,
+               rec.get("request", {}).get("command") == ["ls", "-la", "/tmp"] and rec.get("upgraded") is True and
+               rec.get("exec", {}).get("exit_code") == 0, repr((rec.get("request"), rec.get("exec"))))
     mark = env.mark()
     ck.check(dep, "exec -i cat (stdin)", ["exec", "-i", "-n", "web", "api-0", "--", "cat"],
              stdin=b"stdin through byline %s\n" % tag.encode(), exact="stdin through byline %s\n" % tag)
@@ -250,8 +250,25 @@ def version_suite(env, v):
              stdin=(marker + "\n").encode(), contains=[marker])
     attributed(env, mark, r"^kubectl attach coredns-5d78c9869d-abcde -n kube-system", "agent-deploybot",
                "kubectl %s: attach is audited as a 101 upgrade" % v, 101)
+    mark = env.mark()
     ck.check(dep, "exec exit code 3 travels back", ["exec", "-n", "web", "api-0", "--", "sh", "-c", "exit 3"],
              want_rc=3, stderr_has="command terminated with exit code 3")
+    time.sleep(0.2)
+    rec = one_record(env, mark, r"^kubectl exec api-0 -n web -c app -- sh -c 'exit 3'$",
+                     "kubectl %s: exit-3 exec is audited" % v)
+    if rec:
+        result("kubectl %s: the exec's exit code (3) is in its record (%s)" % (v, "SPDY" if v < "1.30" else "WebSocket"),
+               rec.get("exec", {}).get("exit_code") == 3, repr(rec.get("exec")))
+    mark = env.mark()
+    ck.check(dep, "exec of an unknown command fails", ["exec", "-n", "web", "api-0", "--", "nosuchcmd"], want_rc=1,
+             stderr_has="executable file not found")
+    time.sleep(0.2)
+    rec = one_record(env, mark, r"^kubectl exec api-0 -n web -c app -- nosuchcmd$", "kubectl %s: failed exec is audited" % v)
+    if rec:
+        ex = rec.get("exec", {})
+        result("kubectl %s: a failed exec's Status is in its record" % v,
+               ex.get("reason") == "InternalError" and "exec failed" in ex.get("message", "") and
+               ex.get("exit_code") != 0, repr(ex))
 
     copy_both_ways(env, dep, v)
     port_forward(env, dep, v)
