@@ -75,10 +75,18 @@ bl_str_t bl_tap_capture(const bl_tap_t *t, int ch, int *truncated);
 /* Appends the outcome as one JSON object in RFC 8785 canonical form (keys
  * sorted), the value of the result entry's "exec" member, e.g.
  * {"exit_code":3,"reason":"NonZeroExitCode"} or
- * {"exit_code":-1,"message":"...","reason":"InternalError"}.
- * Returns BL_OK, BL_DECLINED if nothing is known (nothing appended), or
- * BL_ERROR if `out` is full. */
+ * {"exit_code":-1,"message":"...","reason":"InternalError"}; "message" is
+ * left out when the exit code is known, "reason" when there is none, and
+ * "lost":true is added when decoding gave up (then {"exit_code":-1,
+ * "lost":true} even if the error channel said nothing).
+ * Returns BL_OK, BL_DECLINED if nothing is known and nothing was lost
+ * (nothing appended), or BL_ERROR if `out` is full (nothing appended). */
 int bl_tap_json(const bl_tap_t *t, bl_buf_t *out);
+
+/* bl_tap_json() never appends more than this many bytes (a 255-byte
+ * message and a 63-byte reason of control characters, escaped, and
+ * "lost"); room for this much always suffices. */
+#define BL_TAP_JSON_MAX 2048
 
 void bl_tap_free(bl_tap_t *t);
 

@@ -689,6 +689,34 @@ static void long_message_is_cut_on_a_character(void **state)
 static void json_bounds(void **state)
 {
     (void)state;
+    { /* the largest outcome: every byte escaped to six, and lost after it */
+        char st[4096];
+        size_t n = (size_t)snprintf(st, sizeof(st), "%s", "{\"status\":\"Failure\",\"reason\":\"");
+        for (int i = 0; i < 80; i++)
+            n += (size_t)snprintf(st + n, sizeof(st) - n, "\\u0001");
+        n += (size_t)snprintf(st + n, sizeof(st) - n, "\",\"message\":\"");
+        for (int i = 0; i < 300; i++)
+            n += (size_t)snprintf(st + n, sizeof(st) - n, "\\u001f");
+        snprintf(st + n, sizeof(st) - n, "\"}");
+        sess_t *s = sess_new();
+        ws_str(s, BL_TAP_DOWN, 3, st);
+        sess_add(s, BL_TAP_DOWN, "\x83\x00", 2); /* then something the tap cannot follow */
+        bl_tap_t *t = replay(s, BL_TAP_WEBSOCKET, 0, 0, 0, SIZE_MAX);
+        bl_tap_outcome_t o;
+        bl_tap_outcome(t, &o);
+        assert_int_equal(o.known, 1);
+        assert_int_equal(o.lost, 1);
+        assert_int_equal(strlen(o.reason), 63);
+        assert_int_equal(strlen(o.message), 255);
+        bl_buf_t b;
+        bl_buf_init(&b, BL_TAP_JSON_MAX);
+        assert_int_equal(bl_tap_json(t, &b), BL_OK);
+        assert_int_equal(bl_buf_size(&b), 15 + 12 + 11 + 2 + 255 * 6 + 10 + 2 + 63 * 6 + 1);
+        assert_memory_equal(bl_buf_data(&b), "{\"exit_code\":-1,\"lost\":true,\"message\":\"\\u001f", 44);
+        bl_buf_free(&b);
+        bl_tap_free(t);
+        sess_free(s);
+    }
     sess_t *s = sess_new();
     ws_str(s, BL_TAP_DOWN, 3, ST_INTERNAL);
     bl_tap_t *t = replay(s, BL_TAP_WEBSOCKET, 0, 0, 0, SIZE_MAX);
