@@ -17,7 +17,8 @@ typedef struct {
     unsigned segment;     /* segment number (1 for ledger-000001.jsonl) */
     uint64_t offset;      /* byte offset of the line in its segment */
     uint64_t lineno;      /* 1-based line number in its segment */
-    int torn;             /* 1: the last line of the last segment has no '\n' */
+    int torn;             /* 1: the bytes after its segment's last '\n' (a torn write in the
+                           * newest segment; damage in an earlier one: the caller judges) */
 } bl_line_t;
 
 #define BL_READER_MAX_LINE (8u << 20) /* a longer line is an error, not a crash */
@@ -31,7 +32,9 @@ bl_reader_t *bl_reader_open(const char *dir, bl_buf_t *err);
 int bl_reader_seek(bl_reader_t *r, unsigned segment, uint64_t offset, bl_buf_t *err);
 
 /* Returns BL_OK with the next line, BL_DECLINED at the end, BL_ERROR with
- * the reason (I/O error, line too long, missing segment). */
+ * the reason (I/O error, line too long, missing segment). After a missing
+ * segment or a line longer than BL_READER_MAX_LINE the next call goes on
+ * after it (the next segment found; the line after the long one). */
 int bl_reader_next(bl_reader_t *r, bl_line_t *line, bl_buf_t *err);
 
 /* Number of segments found. */
