@@ -161,6 +161,8 @@ static int bl_rec_entry(const bl_audit_rec_t *r, int res, int req, bl_buf_t *out
     bl_obj_str(&o, req, "method", r->method);
     bl_obj_str(&o, res, "reason", r->reason);
     bl_obj_request(&o, req, r);
+    bl_obj_raw(&o, req, "request_body", r->request_body.p, r->request_body.len);
+    bl_obj_raw(&o, res, "response_body", r->response_body.p, r->response_body.len);
     bl_obj_str(&o, res, "result", bl_result_name(r->result));
     bl_obj_str(&o, req, "source_ip", r->source_ip);
     bl_obj_u64(&o, res && r->status, "status", (uint64_t)r->status);

@@ -407,6 +407,19 @@ static int bl_ex_read_head(bl_req_t *r)
     }
 }
 
+/* At audit.level RequestResponse, keeps the first audit.body_max bytes of
+ * the response body (one more, to know it was longer). */
+static void bl_ex_keep(bl_req_t *r, const char *p, size_t n)
+{
+    const bl_config_t *cfg = r->conn->w->srv->cfg;
+    if (cfg->audit_level < BL_LEVEL_REQUEST_RESPONSE || r->phase == BL_REQ_TUNNEL)
+        return;
+    if (r->respcap.max == 0)
+        bl_buf_init(&r->respcap, cfg->audit_body_max + 1);
+    size_t room = r->respcap.max - bl_buf_size(&r->respcap);
+    bl_buf_append(&r->respcap, p, BL_MIN(n, room));
+}
+
 /* Decodes upstream chunks (or close-delimited bytes) into chunks in c->out. */
 static int bl_ex_rechunk_response(bl_req_t *r)
 {
@@ -425,6 +438,7 @@ static int bl_ex_rechunk_response(bl_req_t *r)
             }
             r->rdone = r->rchunk.done;
         }
+        bl_ex_keep(r, span.p, span.len);
         if (span.len && r->rchunked_out)
             bl_ex_chunk(&c->out, span);
         else if (span.len)
@@ -450,6 +464,7 @@ static int bl_ex_relay_raw(bl_req_t *r, int limited)
         return w < 0 ? BL_ERROR : 0;
     if (r->tap)
         bl_tap_feed(r->tap, BL_TAP_DOWN, bl_buf_data(&r->uin), (size_t)w);
+    bl_ex_keep(r, bl_buf_data(&r->uin), (size_t)w);
     bl_buf_consume(&r->uin, (size_t)w);
     r->rec.bytes_out += (uint64_t)w;
     if (limited) {
@@ -472,6 +487,7 @@ static void bl_ex_coalesce(bl_req_t *r)
         n = (size_t)BL_MIN((uint64_t)n, r->rleft);
     if (n > BL_COALESCE_MAX || bl_buf_append(&c->out, bl_buf_data(&r->uin), n) != BL_OK)
         return;
+    bl_ex_keep(r, bl_buf_data(&r->uin), n);
     bl_buf_consume(&r->uin, n);
     r->rec.bytes_out += n;
     if (limited) {

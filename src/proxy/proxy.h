@@ -119,6 +119,10 @@ struct bl_req_s {
     int portforward;              /* pods/portforward (the tap reads channels differently) */
     struct bl_tap_s *tap;         /* after a 101: decodes the exec outcome (owned), or NULL */
     char exec_json[512];          /* the outcome as canonical JSON, for the result entry */
+    char resource[64];            /* kept past the intent, for body rules */
+    bl_buf_t reqbody;             /* request body as audited (audit.level Request+) */
+    bl_buf_t respcap;             /* first audit.body_max bytes of the response body (RequestResponse) */
+    bl_buf_t respbody;            /* ...as audited */
     int upgrade;                  /* the client asked for websocket/SPDY */
     int minor;                    /* client's HTTP minor version */
     int is_head;                  /* HEAD request: the response has no body */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <openssl/crypto.h>
+#include "audit/body.h"
 #include "auth/identity.h"
 #include "core/base64.h"
 #include "core/metrics.h"
@@ -406,6 +407,9 @@ static void bl_req_intent_done(bl_audit_waiter_t *w, int ok)
     } else {
         r->has_intent = 1;
         r->portforward = !strcmp(r->kreq->subresource, "portforward");
+        snprintf(r->resource, sizeof(r->resource), "%s", r->kreq->resource);
+        bl_buf_free(&r->reqbody); /* it is in the intent now */
+        r->rec.request_body = BL_STR_NULL;
         /* The request's structure is in the intent line now; a long watch or
          * exec need not carry its 6 KiB for hours. */
         r->rec.kreq = NULL;
@@ -469,6 +473,19 @@ static int bl_req_peek_chunked(bl_req_t *r, bl_buf_t *out, uint64_t *total)
     return ch.done || bl_buf_size(out) >= BL_PEEK_MAX || c->client_eof || bl_buf_size(&c->in) >= c->in.max;
 }
 
+/* At audit.level Request and above, keeps the request body for the intent:
+ * whole and redacted, or a marker saying why not. */
+static void bl_req_keep_body(bl_req_t *r, const char *p, size_t n, uint64_t total)
+{
+    const bl_config_t *cfg = r->conn->w->srv->cfg;
+    if (cfg->audit_level < BL_LEVEL_REQUEST)
+        return;
+    int complete = total != UINT64_MAX && n == total && total <= cfg->audit_body_max;
+    bl_buf_init(&r->reqbody, 2 * cfg->audit_body_max + 4096);
+    if (bl_body_json(&r->reqbody, p, n, complete, total == UINT64_MAX ? n : total, r->kreq->resource) == BL_OK)
+        r->rec.request_body = (bl_str_t){ bl_buf_data(&r->reqbody), bl_buf_size(&r->reqbody) };
+}
+
 void bl_req_peek(bl_req_t *r)
 {
     bl_conn_t *c = r->conn;
@@ -479,14 +496,16 @@ void bl_req_peek(bl_req_t *r)
         if (!bl_req_peek_chunked(r, scratch, &total))
             return; /* conn.c reads more and calls again */
         bl_kreq_body_total(r->kreq, ctype, bl_buf_data(scratch), bl_buf_size(scratch), total);
+        bl_req_keep_body(r, bl_buf_data(scratch), bl_buf_size(scratch), total);
     } else {
         size_t want = (size_t)BL_MIN(r->qleft, (uint64_t)BL_PEEK_MAX);
         if (bl_buf_size(&c->in) < want && !c->client_eof)
             return;
         /* The total length lets protobuf be read only when it is all here: it
          * has no end marker, and a later field may override an earlier one. */
-        bl_kreq_body_total(r->kreq, ctype, bl_buf_data(&c->in), BL_MIN(bl_buf_size(&c->in), want),
-                           r->qbody.length);
+        size_t n = BL_MIN(bl_buf_size(&c->in), want);
+        bl_kreq_body_total(r->kreq, ctype, bl_buf_data(&c->in), n, r->qbody.length);
+        bl_req_keep_body(r, bl_buf_data(&c->in), n, r->qbody.length);
     }
     bl_timer_cancel(c->w->loop, &c->timer);
     r->phase = BL_REQ_CONNECT;
@@ -560,7 +579,23 @@ void bl_req_free(bl_req_t *r)
     free(r->action);
     free(r->kreq);
     bl_tap_free(r->tap);
+    bl_buf_free(&r->reqbody);
+    bl_buf_free(&r->respcap);
+    bl_buf_free(&r->respbody);
     free(r);
+}
+
+/* At audit.level RequestResponse, the response body for the result entry. */
+static void bl_req_response_body(bl_req_t *r)
+{
+    const bl_config_t *cfg = r->conn->w->srv->cfg;
+    if (cfg->audit_level < BL_LEVEL_REQUEST_RESPONSE || !r->rhead_done || r->rec.upgraded)
+        return;
+    int complete = r->rdone && bl_buf_size(&r->respcap) == r->rec.bytes_out && r->rec.bytes_out <= cfg->audit_body_max;
+    bl_buf_init(&r->respbody, 2 * cfg->audit_body_max + 4096);
+    if (bl_body_json(&r->respbody, bl_buf_data(&r->respcap), bl_buf_size(&r->respcap), complete, r->rec.bytes_out,
+                     r->resource[0] ? r->resource : (r->kreq ? r->kreq->resource : NULL)) == BL_OK)
+        r->rec.response_body = (bl_str_t){ bl_buf_data(&r->respbody), bl_buf_size(&r->respbody) };
 }
 
 void bl_req_record(bl_req_t *r)
@@ -580,6 +615,7 @@ void bl_req_record(bl_req_t *r)
         if (bl_tap_json(r->tap, &ej) == BL_OK)
             r->rec.exec = (bl_str_t){ r->exec_json, ej.len };
     }
+    bl_req_response_body(r);
     bl_buf_t *line = &w->scratch;
     bl_buf_reset(line);
     if (bl_rec_result_json(&r->rec, !r->has_intent, line) != BL_OK ||

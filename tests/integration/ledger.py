@@ -244,7 +244,54 @@ def refuse_threshold_checks(env, result):
         subprocess.run(["umount", "-l", mnt], capture_output=True)
 
 
+def body_level_checks(env, result):
+    """audit.level RequestResponse: bodies are in the entries, except
+    Secret and ConfigMap bodies, never kept."""
+    import json as _json
+    g = Gateway(env, "bodies", audit_keys={"level": "RequestResponse", "body_max": "64KiB"})
+    if not g.start():
+        result("bodies: a RequestResponse gateway starts", False, open(g.log.name).read()[-1500:])
+        return
+    import ssl
+    ctx = ssl.create_default_context(cafile=os.path.join(g.dir, "tls", "ca.crt"))
+
+    def req(method, path, body=None):
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", g.port), timeout=5), server_hostname="127.0.0.1")
+        b = _json.dumps(body).encode() if body is not None else b""
+        s.sendall(("%s %s HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                   "Content-Length: %d\r\nConnection: close\r\n\r\n" % (method, path, g.token, len(b))).encode() + b)
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+        return int(data.split(b" ", 2)[1])
+
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bodies-cm"}, "data": {"password": "hunter2"}}
+    sec = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bodies-s"}, "data": {"token": "c2VjcmV0"}}
+    codes = [req("POST", "/api/v1/namespaces/web/configmaps", cm), req("POST", "/api/v1/namespaces/web/secrets", sec),
+             req("GET", "/api/v1/namespaces/web/secrets/db"), req("GET", "/api/v1/namespaces/web/pods/api-0")]
+    g.stop()
+    text = open(sorted(os.path.join(g.audit, n) for n in os.listdir(g.audit) if n.startswith("ledger-"))[-1]).read()
+    entries = ledger_entries(g.audit)
+    by_action = {}
+    for e in entries:
+        if e.get("kind") in ("intent", "result"):
+            by_action.setdefault(e.get("action", ""), {})[e["kind"]] = e
+    pod = by_action.get("kubectl get pod/api-0 -n web", {}).get("result", {}).get("response_body", {})
+    cmi = by_action.get("kubectl create configmap/bodies-cm -n web", {}).get("intent", {}).get("request_body")
+    sec_in = by_action.get("kubectl create secret/bodies-s -n web", {}).get("intent", {}).get("request_body")
+    sec_out = by_action.get("kubectl get secret/db -n web", {}).get("result", {}).get("response_body")
+    ok = codes == [201, 201, 200, 200] and pod.get("kind") == "Pod" and cmi == {"bytes": len(_json.dumps(cm)), "omitted": "configmap"} \
+        and sec_in.get("omitted") == "secret" and sec_out.get("omitted") == "secret" and \
+        "hunter2" not in text and "c2VjcmV0" not in text
+    result("bodies: kept at RequestResponse, never for Secrets and ConfigMaps, and no secret value in the ledger",
+           ok, "codes=%r pod=%r cm=%r secin=%r secout=%r" % (codes, str(pod)[:80], cmi, sec_in, sec_out))
+
+
 def run_all(env, result):
+    body_level_checks(env, result)
     crash_checks(env, result)
     full_disk_checks(env, result)
     refuse_threshold_checks(env, result)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "audit/body.h"
 #include "audit/jcs.h"
 #include "audit/record.h"
 #include "audit/tail.h"
@@ -167,6 +168,32 @@ static void tail_json_merges_intent_and_result(void **state)
     free(out);
 }
 
+/* Bodies: Secret data redacted wherever it appears; markers otherwise. */
+static void bodies_are_redacted_and_bounded(void **state)
+{
+    (void)state;
+    static const struct { const char *body; int complete; const char *resource; const char *want; } cases[] = {
+        { "{\"kind\":\"List\",\"items\":[{\"kind\":\"Secret\",\"data\":{\"a\":\"czE=\"},\"stringData\":{\"b\":\"x\"}},"
+          "{\"kind\":\"Pod\",\"data\":{\"a\":\"keep\"}}]}",
+          1, "pods",
+          "{\"items\":[{\"data\":{\"a\":\"REDACTED\"},\"kind\":\"Secret\",\"stringData\":{\"b\":\"REDACTED\"}},"
+          "{\"data\":{\"a\":\"keep\"},\"kind\":\"Pod\"}],\"kind\":\"List\"}" },
+        { "{\"kind\":\"Secret\",\"data\":{\"a\":\"x\"}}", 1, "secrets", "{\"bytes\":34,\"omitted\":\"secret\"}" },
+        { "{\"kind\":\"ConfigMap\"}", 1, "configmaps", "{\"bytes\":20,\"omitted\":\"configmap\"}" },
+        { "{\"kind\":\"Pod\"", 0, "pods", "{\"bytes\":13,\"omitted\":\"truncated\"}" },
+        { "k8s\x00protobuf", 1, "pods", "{\"bytes\":12,\"omitted\":\"not JSON\"}" },
+        { "{\"cpu\":0.5}", 1, "pods", "{\"bytes\":11,\"omitted\":\"not representable\"}" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bl_buf_t b;
+        bl_buf_init(&b, 4096);
+        size_t n = i == 4 ? 12 : strlen(cases[i].body);
+        assert_int_equal(bl_body_json(&b, cases[i].body, n, cases[i].complete, n, cases[i].resource), BL_OK);
+        assert_string_equal(bl_buf_cstr(&b), cases[i].want);
+        bl_buf_free(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -174,6 +201,7 @@ int main(void)
         cmocka_unit_test(unauthenticated_result_is_complete_alone),
         cmocka_unit_test(tail_joins_and_renders_the_seed_format),
         cmocka_unit_test(tail_json_merges_intent_and_result),
+        cmocka_unit_test(bodies_are_redacted_and_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
