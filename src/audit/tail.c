@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "audit/merge.h"
 #include "audit/reader.h"
 #include "audit/tail.h"
 
@@ -40,34 +41,20 @@ static bl_tail_row_t *bl_tail_push(bl_tail_set_t *s)
 }
 
 /* Merges one entry into the set: a result or aborted entry completes the
- * row of its intent. Returns BL_OK or BL_DECLINED (not an entry). */
+ * row of its intent (merge.h). Returns BL_OK or BL_DECLINED (not an entry). */
 static int bl_tail_add(bl_tail_set_t *s, json_t *e)
 {
-    const char *kind = json_string_value(json_object_get(e, "kind"));
     const char *id = json_string_value(json_object_get(e, "id"));
-    if (kind == NULL)
-        return BL_DECLINED;
     bl_tail_row_t *row = id ? bl_tail_find(s, id) : NULL;
-    if (row) {
-        json_t *ts = json_incref(json_object_get(row->rec, "ts")); /* when the request came */
-        json_object_update_missing(row->rec, e);
-        if (strcmp(kind, "intent"))
-            json_object_update(row->rec, e);
-        if (ts)
-            json_object_set(row->rec, "ts", ts);
-        json_decref(ts);
-        if (!strcmp(kind, "aborted"))
-            json_object_set_new(row->rec, "result", json_string("aborted"));
-    } else {
-        if ((row = bl_tail_push(s)) == NULL)
-            return BL_DECLINED;
-        row->rec = json_deep_copy(e);
-        snprintf(row->id, sizeof(row->id), "%s", id ? id : "");
-        if (!strcmp(kind, "aborted"))
-            json_object_set_new(row->rec, "result", json_string("aborted"));
+    if (row)
+        return bl_merge_add(row->rec, e);
+    json_t *rec = bl_merge_start(e);
+    if (rec == NULL || (row = bl_tail_push(s)) == NULL) {
+        json_decref(rec);
+        return BL_DECLINED;
     }
-    if (strcmp(kind, "notice"))
-        json_object_set_new(row->rec, "kind", json_string("request"));
+    row->rec = rec;
+    snprintf(row->id, sizeof(row->id), "%s", id ? id : "");
     return BL_OK;
 }
 
