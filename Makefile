@@ -11,7 +11,7 @@ CSTD     := -std=c17 -D_GNU_SOURCE
 WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wformat=2 -Wvla
 CFLAGS   ?= -O2 -g
 ALLCFLAGS = $(CSTD) $(WARN) $(CFLAGS) -Isrc -MMD -MP
-LDLIBS   := -lssl -lcrypto -lyaml -ljansson -lsqlite3 -lz -lnghttp2 -lpthread
+LDLIBS   := -lssl -lcrypto -lyaml -ljansson -lsqlite3 -lz -lnghttp2 -lexpat -lpthread
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path src/cli/main.c))
