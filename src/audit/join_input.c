@@ -1,0 +1,499 @@
+/*
+ * join_input.c - reading the cluster's audit log for `byline audit join`:
+ * every shape kube-apiserver's backends and CloudWatch Logs give it, each
+ * event folded with the other stages of the same request.
+ *
+ * Shapes, per line (gzip or plain):
+ *   {"kind":"Event",...}                        the log backend (--audit-log-path)
+ *   {"kind":"EventList","items":[...]}          one webhook POST body per line
+ *   2026-11-28T06:22:33.445Z {"kind":"Event"..} CloudWatch export to S3 (a
+ *                                               timestamp, maybe a stream name, then the message)
+ *   {"timestamp":..,"message":"{\"kind\":..}"}  `aws logs filter-log-events` events, one per line
+ *   [ ... ]                                     an array of any of these
+ * and, when the first line is not a JSON value by itself, the whole input
+ * as one document: a pretty-printed EventList, or the full output of
+ * `aws logs filter-log-events` ({"events":[...]}).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+#include "audit/join_int.h"
+
+#define BL_JOIN_MAX_DEPTH 4   /* array -> EventList -> message -> Event */
+#define BL_JOIN_MAX_CHAIN 64  /* requests sharing one auditID searched for a stage to fold */
+
+/* --- time --- */
+
+/* Reads exactly n digits at *p. Returns BL_OK with the value, or BL_ERROR. */
+static int bl_join_num(const char **p, int n, int *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++, (*p)++) {
+        if (**p < '0' || **p > '9')
+            return BL_ERROR;
+        *v = *v * 10 + (**p - '0');
+    }
+    return BL_OK;
+}
+
+/* Reads an optional fraction and a zone (Z or +hh:mm); adds it to *us. */
+static int bl_join_zone(const char *p, int64_t *us)
+{
+    int frac = 0, digits = 0, zh, zm;
+    if (*p == '.') {
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+            if (digits < 6)
+                frac = frac * 10 + (*p - '0');
+        if (digits == 0)
+            return BL_ERROR;
+        for (int i = digits; i < 6; i++)
+            frac *= 10;
+    }
+    *us += frac;
+    if ((*p == 'Z' || *p == 'z') && p[1] == '\0')
+        return BL_OK;
+    if ((*p != '+' && *p != '-') || (p++, bl_join_num(&p, 2, &zh)) || *p++ != ':' ||
+        bl_join_num(&p, 2, &zm) || *p != '\0' || zh > 23 || zm > 59)
+        return BL_ERROR;
+    int64_t off = ((int64_t)zh * 3600 + zm * 60) * 1000000;
+    *us += p[-6] == '+' ? -off : off;
+    return BL_OK;
+}
+
+int bl_join_rfc3339(const char *s, int64_t *out)
+{
+    struct tm tm = { 0 };
+    const char *p = s;
+    int y, mo, d, h = 0, mi = 0, se = 0;
+    if (bl_join_num(&p, 4, &y) || *p++ != '-' || bl_join_num(&p, 2, &mo) || *p++ != '-' ||
+        bl_join_num(&p, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > 31)
+        return BL_ERROR;
+    int date_only = *p == '\0';
+    if (!date_only && ((*p != 'T' && *p != 't' && *p != ' ') || (p++, bl_join_num(&p, 2, &h)) ||
+                       *p++ != ':' || bl_join_num(&p, 2, &mi) || *p++ != ':' || bl_join_num(&p, 2, &se) ||
+                       h > 23 || mi > 59 || se > 60))
+        return BL_ERROR;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = se;
+    time_t t = timegm(&tm);
+    int64_t us = (int64_t)t * 1000000;
+    return date_only ? (*out = us, BL_OK) : (bl_join_zone(p, &us) ? BL_ERROR : (*out = us, BL_OK));
+}
+
+int bl_join_parse_duration(const char *s, int64_t *out)
+{
+    static const struct { char unit; int64_t us; } units[] = {
+        { 's', 1000000 }, { 'm', 60000000 }, { 'h', 3600000000 }, { 'd', 86400000000 },
+    };
+    int64_t total = 0;
+    if (!strcmp(s, "0"))
+        return (*out = 0, BL_OK);
+    if (*s == '\0')
+        return BL_ERROR;
+    while (*s) {
+        int64_t n = 0;
+        const char *start = s;
+        for (; *s >= '0' && *s <= '9' && s - start < 9; s++)
+            n = n * 10 + (*s - '0');
+        size_t u = 0;
+        while (u < BL_ARRAY_LEN(units) && units[u].unit != *s)
+            u++;
+        if (s == start || u == BL_ARRAY_LEN(units))
+            return BL_ERROR;
+        total += n * units[u].us;
+        if (total > (int64_t)36500 * 86400000000) /* a century is plenty */
+            return BL_ERROR;
+        s++;
+    }
+    *out = total;
+    return BL_OK;
+}
+
+int bl_join_parse_time(const char *s, int64_t now_us, int64_t *out)
+{
+    int64_t d;
+    if (bl_join_rfc3339(s, out) == BL_OK)
+        return BL_OK;
+    if (bl_join_parse_duration(s, &d) != BL_OK)
+        return BL_ERROR;
+    *out = now_us - d;
+    return BL_OK;
+}
+
+/* --- one event --- */
+
+static int bl_join_stage_rank(const char *stage)
+{
+    if (!strcmp(stage, "ResponseComplete") || !strcmp(stage, "Panic"))
+        return 3;
+    if (!strcmp(stage, "ResponseStarted"))
+        return 2;
+    return !strcmp(stage, "RequestReceived") ? 1 : 0;
+}
+
+static void bl_join_event_clear(bl_join_event_t *e)
+{
+    char **s[] = { &e->user, &e->imp_user, &e->verb, &e->uri, &e->stage, &e->api_group,
+                   &e->namespace_, &e->resource, &e->subresource, &e->name };
+    for (size_t i = 0; i < BL_ARRAY_LEN(s); i++) {
+        free(*s[i]);
+        *s[i] = NULL;
+    }
+}
+
+/* Takes the fields of one stage's event `v` into e (replacing what it
+ * held). Returns BL_OK or BL_ERROR (OOM). */
+static int bl_join_event_fill(bl_join_event_t *e, json_t *v, int rank)
+{
+    int oom = 0;
+    json_t *ref = json_object_get(v, "objectRef");
+    bl_join_event_clear(e);
+    e->user = bl_join_jstr(json_object_get(json_object_get(v, "user"), "username"), &oom);
+    e->imp_user = bl_join_jstr(json_object_get(json_object_get(v, "impersonatedUser"), "username"), &oom);
+    e->verb = bl_join_jstr(json_object_get(v, "verb"), &oom);
+    e->uri = bl_join_jstr(json_object_get(v, "requestURI"), &oom);
+    e->stage = bl_join_jstr(json_object_get(v, "stage"), &oom);
+    e->has_ref = json_is_object(ref);
+    e->api_group = bl_join_jstr(json_object_get(ref, "apiGroup"), &oom);
+    e->namespace_ = bl_join_jstr(json_object_get(ref, "namespace"), &oom);
+    e->resource = bl_join_jstr(json_object_get(ref, "resource"), &oom);
+    e->subresource = bl_join_jstr(json_object_get(ref, "subresource"), &oom);
+    e->name = bl_join_jstr(json_object_get(ref, "name"), &oom);
+    json_t *code = json_object_get(json_object_get(v, "responseStatus"), "code");
+    e->code = json_is_integer(code) && json_integer_value(code) > 0 && json_integer_value(code) < 1000
+                  ? (int)json_integer_value(code) : 0;
+    e->rank = rank;
+    return oom ? BL_ERROR : BL_OK;
+}
+
+/* Returns the request with this auditID and receive time, or BL_JOIN_NONE;
+ * *last is the last request in the auditID's chain (or BL_JOIN_NONE). */
+static uint32_t bl_join_event_find(bl_join_t *j, const char *id, int64_t t, uint32_t *last)
+{
+    uint32_t i = bl_join_map_get(&j->evmap, id);
+    *last = BL_JOIN_NONE;
+    for (int n = 0; i != BL_JOIN_NONE && n < BL_JOIN_MAX_CHAIN; n++) {
+        if (j->ev[i].t_us == t)
+            return i;
+        *last = i;
+        i = j->ev[i].next;
+    }
+    return BL_JOIN_NONE;
+}
+
+/* Appends a new request for auditID `id`. Returns its index, or BL_JOIN_NONE
+ * with *fatal set (the bound, or OOM). */
+static uint32_t bl_join_event_new(bl_join_t *j, const char *id, int64_t t, uint32_t last, int *fatal)
+{
+    size_t max = j->o.max_items ? j->o.max_items : BL_JOIN_MAX_ITEMS;
+    if (j->nev >= max || j->nev >= BL_JOIN_NONE - 1)
+        return (*fatal = 1, BL_JOIN_NONE);
+    if (j->nev == j->evcap) {
+        size_t cap = j->evcap ? j->evcap * 2 : 256;
+        bl_join_event_t *ev = realloc(j->ev, cap * sizeof(*ev));
+        if (ev == NULL)
+            return (*fatal = 1, BL_JOIN_NONE);
+        j->ev = ev;
+        j->evcap = cap;
+    }
+    bl_join_event_t *e = &j->ev[j->nev];
+    int oom = 0;
+    memset(e, 0, sizeof(*e));
+    e->next = BL_JOIN_NONE;
+    e->t_us = t;
+    if ((e->audit_id = bl_join_strdup(id, strlen(id), &oom)) == NULL)
+        return (*fatal = 1, BL_JOIN_NONE);
+    if (last == BL_JOIN_NONE && bl_join_map_put(&j->evmap, e->audit_id, (uint32_t)j->nev) != BL_OK) {
+        free(e->audit_id);
+        return (*fatal = 1, BL_JOIN_NONE);
+    }
+    if (last != BL_JOIN_NONE)
+        j->ev[last].next = (uint32_t)j->nev;
+    j->ev_min = j->ev_min == BL_JOIN_NO_TIME || t < j->ev_min ? t : j->ev_min;
+    j->ev_max = j->ev_max == BL_JOIN_NO_TIME || t > j->ev_max ? t : j->ev_max;
+    return (uint32_t)j->nev++;
+}
+
+static void bl_join_unusable(bl_join_t *j, const char *why)
+{
+    j->bad_items++;
+    snprintf(j->bad_why, sizeof(j->bad_why), "%s", why);
+}
+
+/* Takes one audit Event. Returns BL_OK (taken, or unusable and counted),
+ * or BL_ERROR (the bound on events, or OOM). */
+static int bl_join_event(bl_join_t *j, json_t *v)
+{
+    const char *id = json_string_value(json_object_get(v, "auditID"));
+    const char *stage = json_string_value(json_object_get(v, "stage"));
+    const char *ts = json_string_value(json_object_get(v, "requestReceivedTimestamp"));
+    int64_t t;
+    int rank = stage ? bl_join_stage_rank(stage) : 0, fatal = 0;
+    if (ts == NULL)
+        ts = json_string_value(json_object_get(v, "stageTimestamp"));
+    if (id == NULL || *id == '\0' || rank == 0)
+        return (bl_join_unusable(j, "an Event without an auditID or a known stage"), BL_OK);
+    if (ts == NULL || bl_join_rfc3339(ts, &t) != BL_OK)
+        return (bl_join_unusable(j, "an Event without a valid requestReceivedTimestamp"), BL_OK);
+    if ((j->o.since_us != BL_JOIN_NO_TIME && t < j->o.since_us - j->o.grace_us) ||
+        (j->o.until_us != BL_JOIN_NO_TIME && t > j->o.until_us + j->o.grace_us)) {
+        j->sum.events_outside++;
+        return BL_OK;
+    }
+    char key[BL_JOIN_MAX_STR + 1];
+    snprintf(key, sizeof(key), "%s", id); /* the key as it is kept: cut like every string */
+    uint32_t last, i = bl_join_event_find(j, key, t, &last);
+    if (i == BL_JOIN_NONE && (i = bl_join_event_new(j, key, t, last, &fatal)) == BL_JOIN_NONE)
+        return BL_ERROR;
+    if (rank > j->ev[i].rank && bl_join_event_fill(&j->ev[i], v, rank) != BL_OK)
+        return BL_ERROR;
+    return BL_OK;
+}
+
+/* --- shapes --- */
+
+static int bl_join_value(bl_join_t *j, json_t *v, int depth);
+
+static int bl_join_each(bl_join_t *j, json_t *arr, int depth)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(arr, i, x) {
+        if (bl_join_value(j, x, depth + 1) == BL_ERROR)
+            return BL_ERROR;
+    }
+    return BL_OK;
+}
+
+/* A CloudWatch event's message is the Event as a string. */
+static int bl_join_message(bl_join_t *j, const char *msg, int depth)
+{
+    json_error_t e;
+    json_t *v = json_loads(msg, 0, &e);
+    if (v == NULL)
+        return (bl_join_unusable(j, "a CloudWatch message that is not JSON"), BL_OK);
+    int rc = bl_join_value(j, v, depth + 1);
+    json_decref(v);
+    return rc;
+}
+
+/* Takes whatever audit events `v` holds. Returns BL_OK (unusable parts are
+ * counted) or BL_ERROR (fatal: the bound, OOM). */
+static int bl_join_value(bl_join_t *j, json_t *v, int depth)
+{
+    if (depth > BL_JOIN_MAX_DEPTH)
+        return (bl_join_unusable(j, "audit events nested too deep"), BL_OK);
+    if (json_is_array(v))
+        return bl_join_each(j, v, depth);
+    if (!json_is_object(v))
+        return (bl_join_unusable(j, "not a JSON object"), BL_OK);
+    const char *kind = json_string_value(json_object_get(v, "kind"));
+    const char *msg = json_string_value(json_object_get(v, "message"));
+    json_t *items = json_object_get(v, "items"), *events = json_object_get(v, "events");
+    if (kind && !strcmp(kind, "EventList") && json_is_array(items))
+        return bl_join_each(j, items, depth);
+    if (json_object_get(v, "auditID") || (kind && !strcmp(kind, "Event")))
+        return bl_join_event(j, v);
+    if (msg)
+        return bl_join_message(j, msg, depth);
+    if (json_is_array(events))
+        return bl_join_each(j, events, depth);
+    bl_join_unusable(j, "neither an audit Event, an EventList nor a CloudWatch log event");
+    return BL_OK;
+}
+
+/* Skips a CloudWatch prefix (a timestamp, maybe a log stream name) before
+ * the JSON. Returns where the JSON starts, or NULL if this is not one. */
+static const char *bl_join_skip_prefix(const char *p, const char *end)
+{
+    if (p == end || *p < '0' || *p > '9')
+        return NULL;
+    for (int tokens = 0; tokens < 3 && p < end && *p != '{'; tokens++) {
+        while (p < end && *p != ' ' && *p != '\t')
+            p++;
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+    }
+    return p < end && *p == '{' ? p : NULL;
+}
+
+/* Takes one input line. Returns BL_OK, BL_DECLINED if it is not JSON (the
+ * caller decides whether that is bad), BL_ERROR (fatal). */
+static int bl_join_line(bl_join_t *j, const char *p, size_t n, size_t lineno, const char *name)
+{
+    const char *end = p + n;
+    json_error_t e;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+        end--;
+    if (p == end)
+        return BL_OK;
+    j->sum.lines++;
+    const char *json = *p == '{' || *p == '[' ? p : bl_join_skip_prefix(p, end);
+    json_t *v = json ? json_loadb(json, (size_t)(end - json), 0, &e) : NULL;
+    if (v == NULL)
+        return BL_DECLINED;
+    j->bad_items = 0;
+    int rc = bl_join_value(j, v, 0);
+    json_decref(v);
+    if (rc == BL_OK && j->bad_items)
+        bl_join_bad(j, lineno, name, j->bad_why);
+    return rc;
+}
+
+/* --- the input --- */
+
+typedef struct {
+    gzFile gz;
+    char chunk[64 * 1024];
+    size_t pos, len;
+    int eof;
+} bl_join_in_t;
+
+/* Reads the next line (without '\n') into `line`. Returns BL_OK, BL_DECLINED
+ * at the end, or BL_ERROR on a read error. A line over the buffer's bound
+ * is read to its end and dropped, with *too_long set. */
+static int bl_join_getline(bl_join_in_t *in, bl_buf_t *line, int *too_long)
+{
+    bl_buf_reset(line);
+    *too_long = 0;
+    for (;;) {
+        if (in->pos == in->len) {
+            if (in->eof)
+                return bl_buf_size(line) || *too_long ? BL_OK : BL_DECLINED;
+            int n = gzread(in->gz, in->chunk, sizeof(in->chunk));
+            if (n < 0)
+                return BL_ERROR;
+            in->eof = n == 0;
+            in->pos = 0;
+            in->len = (size_t)n;
+            continue;
+        }
+        char *nl = memchr(in->chunk + in->pos, '\n', in->len - in->pos);
+        size_t take = (nl ? (size_t)(nl - in->chunk) : in->len) - in->pos;
+        if (!*too_long && bl_buf_append(line, in->chunk + in->pos, take) != BL_OK) {
+            *too_long = 1;
+            bl_buf_reset(line);
+        }
+        in->pos += take + (nl != NULL);
+        if (nl)
+            return BL_OK;
+    }
+}
+
+/* The first line was not a JSON value alone: is the whole input one? The
+ * document is in `doc`; if it does not parse, its lines are taken one by
+ * one instead. Returns BL_OK or BL_ERROR. */
+static int bl_join_document(bl_join_t *j, bl_buf_t *doc, const char *name)
+{
+    json_error_t e;
+    json_t *v = json_loadb(bl_buf_data(doc), bl_buf_size(doc), 0, &e);
+    if (v) {
+        j->sum.lines++;
+        j->bad_items = 0;
+        int rc = bl_join_value(j, v, 0);
+        json_decref(v);
+        if (rc == BL_OK && j->bad_items)
+            bl_join_bad(j, 1, name, j->bad_why);
+        return rc;
+    }
+    const char *p = bl_buf_data(doc), *end = p + bl_buf_size(doc);
+    for (size_t lineno = 1; p < end; lineno++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        int rc = bl_join_line(j, p, n, lineno, name);
+        if (rc == BL_ERROR)
+            return BL_ERROR;
+        if (rc == BL_DECLINED)
+            bl_join_bad(j, lineno, name, "not JSON, nor a timestamp followed by JSON");
+        p += n + 1;
+    }
+    return BL_OK;
+}
+
+/* Reads lines; switches to whole-document mode when the first non-empty
+ * line starts a JSON value it does not finish. */
+static int bl_join_lines(bl_join_t *j, bl_join_in_t *in, const char *name, bl_buf_t *err)
+{
+    bl_buf_t line, doc;
+    bl_buf_init(&line, BL_JOIN_MAX_LINE);
+    bl_buf_init(&doc, BL_JOIN_MAX_DOC);
+    int rc = BL_OK, too_long, docmode = 0, seen = 0;
+    size_t lineno = 0;
+    while (rc == BL_OK && (rc = bl_join_getline(in, &line, &too_long)) == BL_OK) {
+        lineno++;
+        if (docmode) {
+            if (bl_buf_append(&doc, "\n", 1) || bl_buf_append(&doc, bl_buf_data(&line), bl_buf_size(&line))) {
+                bl_buf_printf(err, "%s: not JSON lines, and over %u MiB as one document", name,
+                              BL_JOIN_MAX_DOC >> 20);
+                rc = BL_ERROR;
+            }
+            continue;
+        }
+        if (too_long) {
+            j->sum.lines++;
+            bl_join_bad(j, lineno, name, "line longer than 16 MiB");
+            continue;
+        }
+        const char *p = bl_buf_data(&line);
+        size_t n = bl_buf_size(&line), k = 0;
+        while (k < n && (p[k] == ' ' || p[k] == '\t' || p[k] == '\r'))
+            k++;
+        int first = !seen && k < n;
+        seen |= k < n;
+        rc = bl_join_line(j, p, n, lineno, name);
+        if (rc == BL_DECLINED && first && (p[k] == '{' || p[k] == '[')) {
+            docmode = 1;
+            j->sum.lines--;
+            rc = bl_buf_append(&doc, p, n) == BL_OK ? BL_OK : BL_ERROR;
+            if (rc != BL_OK)
+                bl_buf_printf(err, "%s: out of memory", name);
+        } else if (rc == BL_DECLINED) {
+            bl_join_bad(j, lineno, name, "not JSON, nor a timestamp followed by JSON");
+            rc = BL_OK;
+        } else if (rc == BL_ERROR) {
+            bl_buf_printf(err, "%s: more than %zu cluster requests (or out of memory); narrow the window "
+                          "with --since/--until", name, j->o.max_items ? j->o.max_items : (size_t)BL_JOIN_MAX_ITEMS);
+        }
+    }
+    if (rc == BL_DECLINED && docmode && (rc = bl_join_document(j, &doc, name)) != BL_OK)
+        bl_buf_printf(err, "%s: more than %zu cluster requests (or out of memory)", name,
+                      j->o.max_items ? j->o.max_items : (size_t)BL_JOIN_MAX_ITEMS);
+    else if (rc == BL_DECLINED)
+        rc = BL_OK;
+    else if (rc == BL_ERROR && bl_buf_size(err) == 0)
+        bl_buf_printf(err, "%s: read error", name);
+    bl_buf_free(&line);
+    bl_buf_free(&doc);
+    return rc;
+}
+
+int bl_join_read_cluster(bl_join_t *j, int fd, const char *name, bl_buf_t *err)
+{
+    int rc = BL_ERROR, dfd = dup(fd);
+    bl_join_in_t *in = calloc(1, sizeof(*in));
+    if (dfd < 0 || in == NULL) {
+        bl_buf_printf(err, "%s: %s", name, dfd < 0 ? strerror(errno) : "out of memory");
+        goto end;
+    }
+    if ((in->gz = gzdopen(dfd, "rb")) == NULL) {
+        bl_buf_printf(err, "%s: cannot read", name);
+        close(dfd);
+        goto end;
+    }
+    gzbuffer(in->gz, 128 * 1024);
+    rc = bl_join_lines(j, in, name, err);
+    gzclose(in->gz);
+end:
+    free(in);
+    return rc;
+}

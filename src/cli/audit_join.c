@@ -1,0 +1,341 @@
+/* audit_join.c - `byline audit join`: byline's ledger next to the cluster's audit log. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+#include "audit/join.h"
+#include "cli/audit.h"
+
+#define BL_JOIN_MAX_LOGS 16
+
+static void bl_join_usage(FILE *f)
+{
+    fprintf(f, "usage: byline audit join --dir DIR --cluster-log FILE [--cluster-log FILE]...\n"
+               "                         [--since T] [--until T] [--grace D] [--shared-user NAME]...\n"
+               "                         [--json] [--flagged]\n\n"
+               "Lines byline's records up with the cluster's own audit log on auditID (byline sends\n"
+               "each record's id upstream as Audit-ID) and prints one timeline, oldest first.\n"
+               "Flags (exit 1 when any):\n"
+               "  lost      byline forwarded it, the cluster has no event for it\n"
+               "  bypass    made with byline's shared credential, no byline record has its auditID\n"
+               "  forged    an auditID that is a byline id byline never sent (shaped like one but\n"
+               "            not in the ledger; reused by a second request; or byline refused it)\n"
+               "  mismatch  both sides, but the verb, the object or the response code differ\n\n"
+               "  --dir DIR           configuration directory (its audit.dir is read)\n"
+               "  --cluster-log FILE  audit.k8s.io/v1 Events as JSON lines, EventList batches, one\n"
+               "                      EventList document, or CloudWatch Logs export lines; gzip or\n"
+               "                      plain; '-' reads stdin. Repeat for rotated files.\n"
+               "  --since T, --until T  judge only this window: RFC 3339 (2026-06-15T12:00:00Z),\n"
+               "                      a date, or a time ago (30m, 2h, 7d). Default: the cluster\n"
+               "                      log's first and last event.\n"
+               "  --grace D           also read this much beyond each end, so a request near an\n"
+               "                      edge finds its other half (default 2m)\n"
+               "  --shared-user NAME  the cluster user byline forwards as (also learned from the\n"
+               "                      events that match byline records); repeatable\n"
+               "  --json              one JSON object per row, then a summary object\n"
+               "  --flagged           print only flagged rows (the summary counts everything)\n\n"
+               "Exit status: 0 nothing flagged, 1 something flagged, 2 bad usage or unreadable input.\n"
+               "docs/AUDIT-JOIN.md says what each kind means and what to do about it.\n");
+}
+
+typedef struct {
+    const char *dir;
+    const char *logs[BL_JOIN_MAX_LOGS];
+    size_t nlogs;
+    const char *shared[BL_JOIN_MAX_SHARED];
+    size_t nshared;
+    int json, flagged_only;
+    bl_join_opts_t o;
+} bl_join_args_t;
+
+static int64_t bl_join_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Parses one option into a. Returns BL_OK or BL_ERROR (message printed). */
+static int bl_join_opt(bl_join_args_t *a, int c, const char *arg)
+{
+    switch (c) {
+    case 'd': a->dir = arg; return BL_OK;
+    case 'j': a->json = 1; return BL_OK;
+    case 'F': a->flagged_only = 1; return BL_OK;
+    case 'c':
+        if (a->nlogs == BL_JOIN_MAX_LOGS)
+            break;
+        a->logs[a->nlogs++] = arg;
+        return BL_OK;
+    case 'u':
+        if (a->nshared == BL_JOIN_MAX_SHARED || *arg == '\0')
+            break;
+        a->shared[a->nshared++] = arg;
+        return BL_OK;
+    case 's': case 'U':
+        if (bl_join_parse_time(arg, bl_join_now_us(), c == 's' ? &a->o.since_us : &a->o.until_us) == BL_OK)
+            return BL_OK;
+        fprintf(stderr, "byline audit join: --%s wants RFC 3339 (2026-06-15T12:00:00Z), a date or a time "
+                "ago (30m, 2h, 7d), not '%s'\n", c == 's' ? "since" : "until", arg);
+        return BL_ERROR;
+    case 'g':
+        if (bl_join_parse_duration(arg, &a->o.grace_us) == BL_OK)
+            return BL_OK;
+        fprintf(stderr, "byline audit join: --grace wants a duration (90s, 2m, 1h), not '%s'\n", arg);
+        return BL_ERROR;
+    }
+    fprintf(stderr, "byline audit join: %s\n", c == 'c' ? "too many --cluster-log files (16 at most)"
+                    : c == 'u' ? "--shared-user wants a name (64 at most)" : "bad option");
+    return BL_ERROR;
+}
+
+/* Parses argv. Returns BL_OK, BL_DECLINED for --help (printed), BL_ERROR. */
+static int bl_join_args(bl_join_args_t *a, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "dir", required_argument, NULL, 'd' },        { "cluster-log", required_argument, NULL, 'c' },
+        { "since", required_argument, NULL, 's' },      { "until", required_argument, NULL, 'U' },
+        { "grace", required_argument, NULL, 'g' },      { "shared-user", required_argument, NULL, 'u' },
+        { "json", no_argument, NULL, 'j' },             { "flagged", no_argument, NULL, 'F' },
+        { "help", no_argument, NULL, 'h' },             { NULL, 0, NULL, 0 },
+    };
+    int c;
+    a->o.since_us = a->o.until_us = BL_JOIN_NO_TIME;
+    a->o.grace_us = 120 * 1000000ll;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "d:c:s:U:g:u:jFh", opts, NULL)) != -1) {
+        if (c == 'h')
+            return (bl_join_usage(stdout), BL_DECLINED);
+        if (c == '?' || bl_join_opt(a, c, optarg) != BL_OK)
+            return (c == '?' ? bl_join_usage(stderr) : (void)0, BL_ERROR);
+    }
+    const char *why = optind != argc ? "unexpected argument" : a->dir == NULL ? "--dir is required"
+                      : a->nlogs == 0 ? "--cluster-log is required" : NULL;
+    if (why == NULL && a->o.since_us != BL_JOIN_NO_TIME && a->o.until_us != BL_JOIN_NO_TIME &&
+        a->o.since_us > a->o.until_us)
+        why = "--since is after --until";
+    if (why)
+        fprintf(stderr, "byline audit join: %s\n", why);
+    a->o.shared_users = a->shared;
+    a->o.nshared = a->nshared;
+    return why ? BL_ERROR : BL_OK;
+}
+
+/* Reads every --cluster-log. Returns BL_OK or BL_ERROR (message printed). */
+static int bl_join_read_logs(bl_join_t *j, const bl_join_args_t *a)
+{
+    bl_buf_t err;
+    bl_buf_init(&err, 4096);
+    int rc = BL_OK;
+    for (size_t i = 0; i < a->nlogs && rc == BL_OK; i++) {
+        int stdin_ = !strcmp(a->logs[i], "-");
+        int fd = stdin_ ? 0 : open(a->logs[i], O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            fprintf(stderr, "byline audit join: %s: %s\n", a->logs[i], strerror(errno));
+            rc = BL_ERROR;
+            break;
+        }
+        rc = bl_join_read_cluster(j, fd, stdin_ ? "stdin" : a->logs[i], &err);
+        if (rc != BL_OK)
+            fprintf(stderr, "byline audit join: %s\n", bl_buf_cstr(&err));
+        if (!stdin_)
+            close(fd);
+    }
+    bl_buf_free(&err);
+    return rc;
+}
+
+/* --- the text timeline --- */
+
+typedef struct {
+    int actor, action, result, user, verb, uri;
+} bl_join_cols_t;
+
+/* Copies s into out as at most w printable ASCII characters, marking a cut
+ * with "..." at the end (keep = 0), the start (1) or the middle (2).
+ * Control and non-ASCII bytes become '?': nothing in either log can drive
+ * the terminal or hide behind look-alike characters. */
+static void bl_join_fit(char *out, size_t cap, const char *s, int w, int keep)
+{
+    size_t n = s ? strlen(s) : 0, o = 0;
+    if (s == NULL || n == 0)
+        s = "-", n = 1;
+    size_t head = n, tail = 0, width = (size_t)w;
+    if (n > width && width > 3) {
+        head = keep == 0 ? width - 3 : keep == 1 ? 0 : (width - 3 + 1) / 2;
+        tail = width - 3 - head;
+    } else if (n > width) {
+        head = width;
+    }
+    for (size_t i = 0; i < n && o + 1 < cap; i++) {
+        if (i == head && i < n - tail) {
+            for (int d = 0; d < 3 && o + 1 < cap; d++)
+                out[o++] = '.';
+            i = n - tail;
+            if (i >= n)
+                break;
+        }
+        unsigned char ch = (unsigned char)s[i];
+        out[o++] = ch < 0x20 || ch > 0x7e ? '?' : (char)ch;
+    }
+    out[o] = '\0';
+}
+
+static void bl_join_cols(bl_join_cols_t *c)
+{
+    struct winsize ws;
+    int width = 160;
+    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        width = ws.ws_col < 110 ? 110 : ws.ws_col;
+    *c = (bl_join_cols_t){ 15, 0, 11, 24, 7, 0 };
+    /* fixed: time 19, kind 8, the separators; action and URI share the rest, 5:4 */
+    int rest = width - (19 + 1 + 8 + 1 + c->actor + 1 + 1 + c->result + 3 + c->user + 1 + c->verb + 1 + 1 + 4);
+    c->action = rest * 5 / 9;
+    c->uri = rest - c->action;
+}
+
+static const char *bl_join_label(bl_join_kind_t k)
+{
+    static const char *labels[BL_JOIN_NKINDS] = { "ok", "MISMATCH", "LOST", "BYPASS",
+                                                  "FORGED", "refused", "aborted", "pending" };
+    return (unsigned)k < BL_JOIN_NKINDS ? labels[k] : "?";
+}
+
+static void bl_join_print_row(const bl_join_row_t *row, const bl_join_cols_t *c)
+{
+    char t[48], actor[64], action[512], res[32], result[64], user[256], verb[64], uri[512], code[8], who[300];
+    const bl_join_rec_t *r = row->rec;
+    const bl_join_event_t *e = row->ev;
+    bl_join_format_time(row->t_us, 0, t, sizeof(t));
+    t[10] = ' ', t[19] = '\0'; /* 2026-06-15 12:04:01 */
+    bl_join_fit(actor, sizeof(actor), r ? (r->actor ? r->actor : "(unauthenticated)") : NULL, c->actor, 0);
+    bl_join_fit(action, sizeof(action), r ? r->action : NULL, c->action, 0);
+    snprintf(res, sizeof(res), "%s", r ? (r->result ? r->result : "pending") : "-");
+    if (r && r->status)
+        snprintf(res + strlen(res), sizeof(res) - strlen(res), " %d", r->status);
+    bl_join_fit(result, sizeof(result), res, c->result, 0);
+    snprintf(who, sizeof(who), "%s%s", e && e->imp_user ? "as " : "",
+             e ? (e->imp_user ? e->imp_user : (e->user && *e->user ? e->user : "(anonymous)")) : "-");
+    bl_join_fit(user, sizeof(user), e ? who : NULL, c->user, 1);
+    bl_join_fit(verb, sizeof(verb), e ? e->verb : NULL, c->verb, 0);
+    bl_join_fit(uri, sizeof(uri), e ? e->uri : NULL, c->uri, 2);
+    snprintf(code, sizeof(code), e && e->code ? "%d" : "-", e ? e->code : 0);
+    printf("%-19s %-8s %-*s %-*s %-*s | %-*s %-*s %-*s %4s\n", t, bl_join_label(row->kind), c->actor, actor,
+           c->action, action, c->result, result, c->user, user, c->verb, verb, c->uri, uri, code);
+    if (row->detail[0]) {
+        char detail[sizeof(row->detail)];
+        bl_join_fit(detail, sizeof(detail), row->detail, (int)sizeof(detail) - 1, 0);
+        printf("%19s ^ %s: %s\n", "", bl_join_kind_name(row->kind), detail);
+    }
+}
+
+static void bl_join_print_summary(const bl_join_t *j, const bl_join_args_t *a)
+{
+    const bl_join_summary_t *s = bl_join_summary(j);
+    const char *const *names;
+    size_t n = bl_join_shared(j, &names);
+    char since[48], until[48];
+    bl_join_format_time(s->since_us, 0, since, sizeof(since));
+    bl_join_format_time(s->until_us, 0, until, sizeof(until));
+    printf("joined %zu byline records with %zu cluster events: %zu matched, %zu lost, %zu bypass, "
+           "%zu forged, %zu mismatch\n", s->records, s->events, s->kinds[BL_JOIN_MATCHED],
+           s->kinds[BL_JOIN_LOST], s->kinds[BL_JOIN_BYPASS], s->kinds[BL_JOIN_FORGED], s->kinds[BL_JOIN_MISMATCH]);
+    printf("not flagged: %zu refused by byline, %zu aborted, %zu pending; %zu cluster events by other users\n",
+           s->kinds[BL_JOIN_REFUSED], s->kinds[BL_JOIN_ABORTED], s->kinds[BL_JOIN_PENDING], s->other_users);
+    printf("window: %s .. %s%s; outside it: %zu byline records, %zu cluster events\n", since, until,
+           a->o.since_us == BL_JOIN_NO_TIME || a->o.until_us == BL_JOIN_NO_TIME ? " (ends from the cluster log)" : "",
+           s->records_outside, s->events_outside);
+    printf("byline's cluster user:");
+    for (size_t i = 0; i < n; i++) {
+        char u[128];
+        bl_join_fit(u, sizeof(u), names[i], 120, 1);
+        printf("%s %s", i ? "," : "", u);
+    }
+    printf("%s\n", n ? "" : " unknown");
+}
+
+static void bl_join_print_json(const bl_join_t *j, const bl_join_row_t *rows, size_t n, int flagged_only)
+{
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && flagged_only && !bl_join_flagged(rows[i].kind))
+            continue;
+        json_t *o = i < n ? bl_join_row_json(&rows[i]) : bl_join_summary_json(j);
+        char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        printf("%s\n", txt ? txt : "{}");
+        free(txt);
+        json_decref(o);
+    }
+}
+
+/* Prints the timeline and the summary; returns the exit status (0 or 1). */
+static int bl_join_print(const bl_join_t *j, const bl_join_args_t *a)
+{
+    const bl_join_row_t *rows;
+    size_t n = bl_join_rows(j, &rows);
+    const bl_join_summary_t *s = bl_join_summary(j);
+    const char *const *names;
+    if (a->json) {
+        bl_join_print_json(j, rows, n, a->flagged_only);
+    } else {
+        bl_join_cols_t c;
+        bl_join_cols(&c);
+        printf("%-19s %-8s %-*s %-*s %-*s | %-*s %-*s %-*s %4s\n", "TIME (UTC)", "KIND", c.actor, "ACTOR",
+               c.action, "ACTION (byline)", c.result, "RESULT", c.user, "USER (cluster)", c.verb, "VERB",
+               c.uri, "URI", "CODE");
+        for (size_t i = 0; i < n; i++)
+            if (!a->flagged_only || bl_join_flagged(rows[i].kind))
+                bl_join_print_row(&rows[i], &c);
+        bl_join_print_summary(j, a);
+    }
+    if (s->bad_lines)
+        fprintf(stderr, "byline audit join: %zu bad line(s) in the cluster log skipped (first: %s)\n",
+                s->bad_lines, s->first_bad);
+    if (s->ledger_bad)
+        fprintf(stderr, "byline audit join: %zu ledger line(s) were not entries; run byline audit verify\n",
+                s->ledger_bad);
+    if (bl_join_shared(j, &names) == 0)
+        fprintf(stderr, "byline audit join: no cluster event matched a byline record and no --shared-user "
+                "was given: requests that bypassed byline cannot be told from other users'\n");
+    return bl_join_nflagged(j) ? 1 : 0;
+}
+
+int bl_audit_join_cmd(int argc, char **argv)
+{
+    bl_join_args_t a;
+    memset(&a, 0, sizeof(a));
+    int rc = bl_join_args(&a, argc, argv);
+    if (rc != BL_OK)
+        return rc == BL_DECLINED ? 0 : 2;
+    char path[4096];
+    bl_buf_t err;
+    bl_buf_init(&err, 4096);
+    bl_join_t *j = bl_join_new(&a.o);
+    int status = 2;
+    if (j == NULL || bl_audit_dir_of(a.dir, path, sizeof(path)) != BL_OK) {
+        fprintf(stderr, "byline audit join: %s\n", j ? "audit directory path too long" : "out of memory");
+        goto end;
+    }
+    if (bl_join_read_logs(j, &a) != BL_OK)
+        goto end;
+    if (bl_join_read_ledger(j, path, &err) != BL_OK) {
+        fprintf(stderr, "byline audit join: ledger: %s\n", bl_buf_cstr(&err));
+        goto end;
+    }
+    rc = bl_join_run(j);
+    if (rc == BL_DECLINED)
+        fprintf(stderr, "byline audit join: no audit events in the cluster log (%zu lines, %zu bad); give "
+                "--since and --until to judge byline's records against an empty log\n",
+                bl_join_summary(j)->lines, bl_join_summary(j)->bad_lines);
+    else if (rc != BL_OK)
+        fprintf(stderr, "byline audit join: out of memory\n");
+    else
+        status = bl_join_print(j, &a);
+end:
+    bl_join_free(j);
+    bl_buf_free(&err);
+    return status;
+}
