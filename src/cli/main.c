@@ -15,6 +15,7 @@ static const struct {
     { "kubeconfig", bl_cmd_kubeconfig, "print a kubeconfig that reaches the gateway as an identity" },
     { "serve", bl_cmd_serve, "run the gateway in the foreground" },
     { "audit", bl_cmd_audit, "read the audit records (tail)" },
+    { "eks-token", bl_cmd_eks_token, "print an EKS token as an ExecCredential (kubectl exec plugin)" },
 };
 
 static void bl_usage(FILE *f)
