@@ -8,6 +8,7 @@
 #define BL_CLI_AUDIT_H
 
 int bl_audit_tail_cmd(int argc, char **argv);
+int bl_audit_query_cmd(int argc, char **argv);
 int bl_audit_status_cmd(int argc, char **argv);
 int bl_audit_checkpoint_cmd(int argc, char **argv);
 int bl_audit_verify_cmd(int argc, char **argv);

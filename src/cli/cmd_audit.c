@@ -100,6 +100,7 @@ static const struct {
     const char *summary;
 } bl_audit_cmds[] = {
     { "tail", bl_audit_tail_cmd, "print the newest records, one line per request" },
+    { "query", bl_audit_query_cmd, "filter records by actor, verb, namespace, result, time (indexed)" },
     { "status", bl_audit_status_cmd, "is the ledger healthy? (space, failures, last checkpoint)" },
     { "checkpoint", bl_audit_checkpoint_cmd, "print the latest signed checkpoint, for publishing" },
     { "verify", bl_audit_verify_cmd, "check the whole ledger: tree, signatures, sequence, closure" },
