@@ -107,6 +107,8 @@ def main():
     ap.add_argument("--seed", choices=["default", "none"], default="none")
     ap.add_argument("--omit-stages", default="",
                     help="comma-separated audit stages not to write (like a policy's omitStages)")
+    ap.add_argument("--eks-auth", help="also accept EKS (k8s-aws-v1.) tokens as configured "
+                    "in this JSON file (see eks_auth.py)")
     args = ap.parse_args()
 
     host, _, port = args.listen.rpartition(":")
@@ -130,6 +132,9 @@ def main():
     authenticator = authn.Authenticator(
         authn.load_tokens(args.tokens),
         [u.strip() for u in args.impersonators.split(",") if u.strip()])
+    if args.eks_auth:
+        import eks_auth
+        authenticator = eks_auth.wrap(authenticator, args.eks_auth)
     alog = audit.AuditLog(args.audit_log, [s.strip() for s in args.omit_stages.split(",")
                                            if s.strip()])
     api = rest.ApiServer(st, authenticator, alog, "%s:%d" % (host.strip("[]"), real_port))
