@@ -18,7 +18,8 @@ arn:aws:iam::ACCT:role/ROLE; username and groups are templates with
 {{AccountID}}, {{SessionName}} ('@' becomes '-'), {{SessionNameRaw}},
 {{AccessKeyID}}. An unmapped identity is refused (401).
 
-Config (JSON): {"cluster": NAME, "account": ACCOUNT_FILE, "sts_hosts": [HOST:PORT...],
+Config (JSON, re-read on every token): {"cluster": NAME, "account": ACCOUNT_FILE,
+  "sts_hosts": [HOST:PORT...], "window": 900 (seconds after X-Amz-Date; tests shorten it),
   "mapRoles": [{"rolearn", "username", "groups"}], "mapUsers": [{"userarn", "username", "groups"}]}
 Rejections are logged to stderr with the reason (never the token)."""
 
@@ -54,11 +55,17 @@ def canonical_arn(arn):
 
 class EksAuth:
     def __init__(self, path):
-        with open(path) as f:
+        self.path = path
+        self.reload()
+        self.account = aws_account.Account(self.cfg["account"])
+
+    def reload(self):
+        """Re-reads the config, so a test may change it while the server runs."""
+        with open(self.path) as f:
             self.cfg = json.load(f)
         self.cluster = self.cfg["cluster"]
-        self.account = aws_account.Account(self.cfg["account"])
         self.hosts = set(self.cfg.get("sts_hosts", []))
+        self.window = int(self.cfg.get("window", WINDOW))
 
     def verify(self, token, now=None):
         """Returns the identity dict, or raises TokenError(reason)."""
@@ -98,12 +105,13 @@ class EksAuth:
             exp = -1
         if exp < 0 or exp > 900:
             raise TokenError("invalid X-Amz-Expires")
+        self.reload()
         self.account.reload()
         headers = [("host", u.netloc), ("x-k8s-aws-id", self.cluster)]
         try:
             ident, _ = aws_sigv4.verify_presigned("GET", u.path, u.query, headers,
                                                   lambda a, t: self.account.lookup(a, t, now),
-                                                  "sts", now, max_age=WINDOW)
+                                                  "sts", now, max_age=self.window)
         except SigError as e:
             raise TokenError("%s: %s" % (e.code, e.message))
         return ident
