@@ -3,17 +3,21 @@
  *
  * Input: 1 control byte, then records.
  *   ctl  bits 0-1: protocol (0, 1: WebSocket, 2: SPDY, 3: SPDY in WebSocket);
- *        bit 2: capture (32 bytes per channel); bit 3: port-forward
+ *        bit 2: capture (64 bytes in all); bit 3: port-forward
  *   record: h = 1 byte: bit 0 direction (0 client->server, 1 back),
  *        bits 1-7 length; 127 means 127 + 16 * the next byte. Then the bytes
  *        (fewer if the input ends).
  * The records are fed in order to one tap, and again one byte per call to
- * another; besides crashes and sanitizer reports the target aborts when:
+ * another, the clock set to the record's number (bl_tap_clock) before each
+ * record, and set back every third record (which must be ignored); besides crashes and sanitizer reports the target aborts when:
  *   - the two taps disagree (decoding must not depend on how the relay
  *     happened to chunk the stream);
  *   - the outcome breaks its contract: reason and message NUL-terminated,
  *     valid UTF-8 without NUL; exit_code -1 unless known, 0..255 or -1;
- *     captures within their bound;
+ *     the capture within its bound: payload plus 13 bytes per event, events
+ *     non-empty, of a known channel, in non-decreasing time, and its totals
+ *     (bl_tap_capture_info) the sum of its events; never truncated when not
+ *     capturing;
  *   - bl_tap_json's output is not canonical JSON (RFC 8785) with an integer
  *     exit_code, or appears although nothing is known.
  * Seeds in fuzz/corpus/tap are the real sessions of tests/unit/data/tap.
@@ -26,7 +30,7 @@
 #include "audit/jcs.h"
 #include "kube/tap.h"
 
-#define CAPTURE 32
+#define CAPTURE 64
 
 #define CHECK(x)                                                                  \
     do {                                                                          \
@@ -50,7 +54,10 @@ static void feed(bl_tap_t *t, int dir, const uint8_t *p, size_t n)
 static void run(bl_tap_t *t, const uint8_t *d, size_t n, int bytewise)
 {
     size_t i = 0;
+    uint64_t rec = 0;
     while (i < n) {
+        rec++;
+        bl_tap_clock(t, rec % 3 == 0 ? rec / 2 : rec);
         int dir = d[i] & 1;
         size_t len = d[i] >> 1;
         i++;
@@ -120,6 +127,28 @@ static void check_json(const bl_tap_t *t, const bl_tap_outcome_t *o, bl_buf_t *b
     json_decref(j);
 }
 
+/* The capture's own contract (see the header comment). */
+static void check_capture(const bl_tap_t *t, size_t cap)
+{
+    size_t pos = 0, events = 0, used = 0;
+    uint64_t bytes = 0, last = 0;
+    bl_tap_event_t ev;
+    while (bl_tap_event(t, &pos, &ev) == BL_OK) {
+        CHECK(ev.n > 0 && ev.ch >= 0 && ev.ch < BL_TAP_NCHAN && ev.t_us >= last);
+        last = ev.t_us;
+        events++;
+        bytes += ev.n;
+        used += ev.n + BL_TAP_EVENT_OVERHEAD;
+    }
+    CHECK(used <= cap);
+    size_t ie;
+    uint64_t ib;
+    int trunc;
+    bl_tap_capture_info(t, &ie, &ib, &trunc);
+    CHECK(ie == events && ib == bytes);
+    CHECK(cap > 0 || (events == 0 && !trunc));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -138,12 +167,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bl_tap_outcome(b, &ob);
     check_outcome(&oa);
     CHECK(memcmp(&oa, &ob, sizeof(oa)) == 0);
-    for (int c = 0; c < BL_TAP_NCHAN; c++) {
-        int ta, tb;
-        bl_str_t ca = bl_tap_capture(a, c, &ta), cb = bl_tap_capture(b, c, &tb);
-        CHECK(ca.len <= cap && ca.len == cb.len && ta == tb);
-        CHECK(ca.len == 0 || memcmp(ca.p, cb.p, ca.len) == 0);
+    check_capture(a, cap);
+    size_t pa = 0, pb = 0;
+    bl_tap_event_t ea, eb;
+    int ra, rb;
+    while ((ra = bl_tap_event(a, &pa, &ea)) == BL_OK) {
+        rb = bl_tap_event(b, &pb, &eb);
+        CHECK(rb == BL_OK && ea.t_us == eb.t_us && ea.ch == eb.ch && ea.n == eb.n);
+        CHECK(memcmp(ea.p, eb.p, ea.n) == 0);
     }
+    CHECK(bl_tap_event(b, &pb, &eb) == BL_DECLINED);
+    int ta, tb;
+    bl_tap_capture_info(a, NULL, NULL, &ta);
+    bl_tap_capture_info(b, NULL, NULL, &tb);
+    CHECK(ta == tb);
     bl_buf_t ja, jb;
     bl_buf_init(&ja, 4096);
     bl_buf_init(&jb, 4096);

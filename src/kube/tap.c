@@ -49,8 +49,8 @@ bl_tap_t *bl_tap_new(int proto, size_t capture_max)
     t->capture_max = capture_max;
     t->exit_code = -1;
     t->err_owner = -1;
-    for (int i = 0; i < BL_TAP_NCHAN; i++)
-        bl_buf_init(&t->cap[i], capture_max);
+    bl_buf_init(&t->cap, capture_max);
+    t->cap_last = SIZE_MAX;
     bl_buf_init(&t->err, BL_TAP_STATUS_MAX);
     if (proto != BL_TAP_WEBSOCKET && bl_tap_spdy_init(t) != BL_OK) {
         bl_tap_free(t);
@@ -101,33 +101,99 @@ void bl_tap_free(bl_tap_t *t)
     if (t == NULL)
         return;
     bl_tap_release(t);
-    for (int i = 0; i < BL_TAP_NCHAN; i++)
-        bl_buf_free(&t->cap[i]);
+    bl_buf_free(&t->cap);
     free(t);
 }
 
 /* ---- captures and the error channel ------------------------------------ */
 
+void bl_tap_clock(bl_tap_t *t, uint64_t us)
+{
+    if (us > t->now_us)
+        t->now_us = us;
+}
+
+int bl_tap_capturing(const bl_tap_t *t)
+{
+    return t->capture_max > 0;
+}
+
+static void bl_tap_put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t bl_tap_get(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Returns the last event's header if bytes of channel `ch` fed now extend
+ * it, else NULL. */
+static unsigned char *bl_tap_cap_tail(bl_tap_t *t, int ch)
+{
+    if (t->cap_last == SIZE_MAX)
+        return NULL;
+    unsigned char *h = (unsigned char *)bl_buf_data(&t->cap) + t->cap_last;
+    return h[8] == ch && bl_tap_get(h, 8) == t->now_us ? h : NULL;
+}
+
+/* Bytes of channel `ch` the capture can take now (0: none). */
+static size_t bl_tap_cap_room(bl_tap_t *t, int ch)
+{
+    size_t room = t->capture_max - bl_buf_size(&t->cap);
+    if (t->cap_trunc)
+        return 0;
+    if (bl_tap_cap_tail(t, ch))
+        return room;
+    return room > BL_TAP_EVENT_OVERHEAD ? room - BL_TAP_EVENT_OVERHEAD : 0;
+}
+
+/* Appends p[0..n) to the capture: to the last event when it is the same
+ * channel at the same time, else as a new event. What does not fit is
+ * dropped and ends the capture (truncated). */
 static void bl_tap_capture_add(bl_tap_t *t, int ch, const unsigned char *p, size_t n)
 {
-    bl_buf_t *b = &t->cap[ch];
-    size_t room = t->capture_max - bl_buf_size(b);
+    size_t room = bl_tap_cap_room(t, ch);
     if (n > room) {
-        t->trunc[ch] = 1;
+        t->cap_trunc = 1;
         n = room;
     }
-    if (n && bl_buf_append(b, p, n) != BL_OK)
-        t->trunc[ch] = 1; /* out of memory: keep going without it */
+    if (n == 0)
+        return;
+    size_t mark = bl_buf_size(&t->cap);
+    unsigned char *h = bl_tap_cap_tail(t, ch);
+    if (bl_buf_reserve(&t->cap, n + (h ? 0 : BL_TAP_EVENT_OVERHEAD)) != BL_OK) {
+        t->cap_trunc = 1; /* out of memory: keep relaying without it */
+        return;
+    }
+    if (h == NULL) {
+        unsigned char hdr[BL_TAP_EVENT_OVERHEAD];
+        for (int i = 0; i < 8; i++)
+            hdr[i] = (unsigned char)(t->now_us >> (8 * i));
+        hdr[8] = (unsigned char)ch;
+        bl_tap_put32(hdr + 9, 0);
+        bl_buf_append(&t->cap, hdr, sizeof(hdr)); /* reserved above */
+        t->cap_last = mark;
+        t->cap_events++;
+    }
+    bl_buf_append(&t->cap, p, n);
+    h = (unsigned char *)bl_buf_data(&t->cap) + t->cap_last; /* appending may move the buffer */
+    bl_tap_put32(h + 9, (uint32_t)(bl_tap_get(h + 9, 4) + n));
+    t->cap_bytes += n;
 }
 
 int bl_tap_sink_full(bl_tap_t *t, int sink)
 {
     if (sink < BL_TAP_SINK_STDIN || sink > BL_TAP_SINK_STDERR)
         return 0;
-    int ch = sink - BL_TAP_SINK_STDIN;
-    if (bl_buf_size(&t->cap[ch]) < t->capture_max)
+    if (bl_tap_cap_room(t, sink - BL_TAP_SINK_STDIN) > 0)
         return 0;
-    t->trunc[ch] = 1;
+    t->cap_trunc = 1;
     return 1;
 }
 
@@ -307,17 +373,28 @@ void bl_tap_outcome(const bl_tap_t *t, bl_tap_outcome_t *o)
     memcpy(o->message, t->message, sizeof(o->message));
 }
 
-bl_str_t bl_tap_capture(const bl_tap_t *t, int ch, int *truncated)
+int bl_tap_event(const bl_tap_t *t, size_t *pos, bl_tap_event_t *ev)
 {
-    if (ch < 0 || ch >= BL_TAP_NCHAN) {
-        if (truncated)
-            *truncated = 0;
-        return BL_STR_NULL;
-    }
-    const bl_buf_t *b = &t->cap[ch];
+    size_t size = bl_buf_size(&t->cap);
+    if (*pos + BL_TAP_EVENT_OVERHEAD > size)
+        return BL_DECLINED;
+    const unsigned char *h = (const unsigned char *)bl_buf_data(&t->cap) + *pos;
+    ev->t_us = bl_tap_get(h, 8);
+    ev->ch = h[8];
+    ev->n = (size_t)bl_tap_get(h + 9, 4);
+    ev->p = (const char *)h + BL_TAP_EVENT_OVERHEAD;
+    *pos += BL_TAP_EVENT_OVERHEAD + ev->n;
+    return BL_OK;
+}
+
+void bl_tap_capture_info(const bl_tap_t *t, size_t *events, uint64_t *bytes, int *truncated)
+{
+    if (events)
+        *events = t->cap_events;
+    if (bytes)
+        *bytes = t->cap_bytes;
     if (truncated)
-        *truncated = t->trunc[ch] || (t->lost && t->capture_max > 0);
-    return (bl_str_t){ bl_buf_data(b), bl_buf_size(b) };
+        *truncated = t->capture_max > 0 && (t->cap_trunc || t->lost);
 }
 
 int bl_tap_json(const bl_tap_t *t, bl_buf_t *out)

@@ -36,10 +36,17 @@ enum { BL_TAP_UP = 0, BL_TAP_DOWN = 1 }; /* client->server, server->client */
 /* Session-capture channels. */
 enum { BL_TAP_STDIN = 0, BL_TAP_STDOUT = 1, BL_TAP_STDERR = 2, BL_TAP_NCHAN = 3 };
 
-/* Returns a tap for `proto`; `capture_max` > 0 keeps up to that many bytes
- * of each of stdin, stdout and stderr. NULL when out of memory or `proto`
- * is not a BL_TAP_* value. The caller frees it with bl_tap_free(). */
+/* Returns a tap for `proto`; `capture_max` > 0 also keeps a session
+ * capture: stdin, stdout and stderr as one list of timed events in the
+ * order they were relayed (see bl_tap_event), at most `capture_max` bytes
+ * in all, counting BL_TAP_EVENT_OVERHEAD bytes per event. NULL when out of
+ * memory or `proto` is not a BL_TAP_* value. The caller frees it with
+ * bl_tap_free(). */
 bl_tap_t *bl_tap_new(int proto, size_t capture_max);
+
+/* Each captured event costs this much of `capture_max` besides its bytes
+ * (its time, channel and length). */
+#define BL_TAP_EVENT_OVERHEAD 13
 
 /* Picks the protocol from the 101's Upgrade and Sec-WebSocket-Protocol
  * values. Returns a BL_TAP_* value, or 0 if there is nothing to decode. */
@@ -68,9 +75,36 @@ typedef struct {
 /* Fills *o with what the error channel said so far. */
 void bl_tap_outcome(const bl_tap_t *t, bl_tap_outcome_t *o);
 
-/* Returns the captured bytes of channel `ch` (empty when not capturing)
- * and sets *truncated if more was sent than kept. Owned by the tap. */
-bl_str_t bl_tap_capture(const bl_tap_t *t, int ch, int *truncated);
+/* Sets the time stamped on bytes captured by the following feeds:
+ * microseconds since the session started, on a monotonic clock. Time never
+ * goes backwards: an earlier value than the last one is ignored. Without a
+ * call every event is at 0. Cheap; only matters when capturing. */
+void bl_tap_clock(bl_tap_t *t, uint64_t us);
+
+/* Returns 1 if the tap keeps a capture (capture_max > 0), else 0. */
+int bl_tap_capturing(const bl_tap_t *t);
+
+/* One captured event: `n` bytes (owned by the tap) relayed on channel `ch`
+ * (BL_TAP_STDIN/STDOUT/STDERR) at `t_us`. Bytes of one channel fed at the
+ * same time make one event, however they were chunked or framed, so the
+ * list does not depend on how reads split the stream. */
+typedef struct {
+    uint64_t t_us;
+    int ch;
+    const char *p;
+    size_t n;
+} bl_tap_event_t;
+
+/* Walks the capture in relay order: start with *pos = 0. Returns BL_OK
+ * with the next event in *ev, or BL_DECLINED after the last one. */
+int bl_tap_event(const bl_tap_t *t, size_t *pos, bl_tap_event_t *ev);
+
+/* Says how much was captured: events, bytes (payload only), and whether
+ * the capture is a strict prefix of the session (*truncated = 1: the bound
+ * was reached, memory ran out, or decoding gave up). A capture is always a
+ * prefix in time: after the first byte that did not fit, nothing more is
+ * kept on any channel. Any argument may be NULL. */
+void bl_tap_capture_info(const bl_tap_t *t, size_t *events, uint64_t *bytes, int *truncated);
 
 /* Appends the outcome as one JSON object in RFC 8785 canonical form (keys
  * sorted), the value of the result entry's "exec" member, e.g.

@@ -94,8 +94,12 @@ struct bl_tap_s {
     int portforward;           /* a port-forward session (told, or seen in SPDY headers) */
     int lost;
     size_t capture_max;
-    bl_buf_t cap[BL_TAP_NCHAN];
-    uint8_t trunc[BL_TAP_NCHAN];
+    bl_buf_t cap;              /* events: 8-byte time (LE), channel, 4-byte length (LE), bytes */
+    size_t cap_last;           /* offset of the last event's header; SIZE_MAX: none */
+    size_t cap_events;
+    uint64_t cap_bytes;        /* payload bytes kept */
+    int cap_trunc;             /* something did not fit: nothing more is kept */
+    uint64_t now_us;           /* bl_tap_clock() */
 
     bl_buf_t err;              /* error channel bytes of the current owner */
     int64_t err_owner;         /* SPDY stream id / WebSocket channel; -1: none */
@@ -117,7 +121,8 @@ struct bl_tap_s {
 void bl_tap_sink(bl_tap_t *t, int sink, int64_t owner, const unsigned char *p, size_t n);
 
 /* tap.c: returns 1 (and marks the capture truncated) if `sink` is a
- * capture that is full, so the caller can skip the bytes unread; else 0. */
+ * capture that cannot take another byte now, so the caller can skip the
+ * bytes unread; else 0. Call it only with bytes to deliver. */
 int bl_tap_sink_full(bl_tap_t *t, int sink);
 
 /* tap.c: an error-channel span ended (BL_TAP_ERR_*); decodes what it can. */

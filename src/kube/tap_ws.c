@@ -178,7 +178,9 @@ static void bl_ws_payload(bl_tap_t *t, int dir, bl_tap_ws_t *w, const unsigned c
     }
     if (n == 0)
         return;
-    if (w->op >= BL_WS_CLOSE || w->sink == BL_TAP_SINK_NONE || bl_tap_sink_full(t, w->sink)) {
+    /* Base64 text may end in bytes that decode to nothing (padding, line
+     * breaks): only decoding tells whether a full capture lost anything. */
+    if (w->op >= BL_WS_CLOSE || w->sink == BL_TAP_SINK_NONE || (!w->b64 && bl_tap_sink_full(t, w->sink))) {
         w->kpos = (uint8_t)((w->kpos + n) & 3);
         return;
     }

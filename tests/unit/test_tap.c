@@ -110,9 +110,11 @@ typedef struct {
     bl_tap_outcome_t o;
     char json[1024];
     int json_rc;
-    char cap[BL_TAP_NCHAN][256];
+    char cap[BL_TAP_NCHAN][256];  /* each channel's captured bytes, concatenated */
     size_t caplen[BL_TAP_NCHAN];
-    int trunc[BL_TAP_NCHAN];
+    int trunc;
+    size_t events;
+    char evsig[512];              /* the event list as "ch:len:t_us;" (no bytes) */
 } result_t;
 
 static void take(bl_tap_t *t, result_t *r)
@@ -125,12 +127,29 @@ static void take(bl_tap_t *t, result_t *r)
     if (bl_buf_size(&b))
         memcpy(r->json, bl_buf_data(&b), bl_buf_size(&b));
     bl_buf_free(&b);
-    for (int c = 0; c < BL_TAP_NCHAN; c++) {
-        bl_str_t v = bl_tap_capture(t, c, &r->trunc[c]);
-        r->caplen[c] = v.len;
-        if (v.len)
-            memcpy(r->cap[c], v.p, v.len < sizeof(r->cap[c]) ? v.len : sizeof(r->cap[c]));
+    size_t pos = 0, events = 0, sig = 0;
+    uint64_t bytes = 0, last_t = 0;
+    bl_tap_event_t ev;
+    while (bl_tap_event(t, &pos, &ev) == BL_OK) {
+        assert_true(ev.ch >= 0 && ev.ch < BL_TAP_NCHAN);
+        assert_true(ev.n > 0);
+        assert_true(ev.t_us >= last_t);
+        last_t = ev.t_us;
+        size_t room = sizeof(r->cap[ev.ch]) - r->caplen[ev.ch];
+        memcpy(r->cap[ev.ch] + r->caplen[ev.ch], ev.p, ev.n < room ? ev.n : room);
+        r->caplen[ev.ch] += ev.n;
+        if (sig < sizeof(r->evsig) - 64)
+            sig += (size_t)snprintf(r->evsig + sig, sizeof(r->evsig) - sig, "%d:%zu:%llu;", ev.ch, ev.n,
+                                    (unsigned long long)ev.t_us);
+        events++;
+        bytes += ev.n;
     }
+    size_t ie;
+    uint64_t ib;
+    bl_tap_capture_info(t, &ie, &ib, &r->trunc);
+    assert_int_equal(ie, events);
+    assert_int_equal(ib, bytes);
+    r->events = events;
     bl_tap_free(t);
 }
 
@@ -146,8 +165,10 @@ static void same_result(const result_t *a, const result_t *b)
     for (int c = 0; c < BL_TAP_NCHAN; c++) {
         assert_int_equal(a->caplen[c], b->caplen[c]);
         assert_memory_equal(a->cap[c], b->cap[c], sizeof(a->cap[c]));
-        assert_int_equal(a->trunc[c], b->trunc[c]);
     }
+    assert_int_equal(a->trunc, b->trunc);
+    assert_int_equal(a->events, b->events);
+    assert_string_equal(a->evsig, b->evsig);
 }
 
 /* Runs `s` whole, byte by byte, in 7-byte steps and split at every offset;
@@ -300,16 +321,66 @@ static void ws_v5_exit0(void **state)
     assert_memory_equal(r.cap[BL_TAP_STDOUT], "hello\n", 6);
     assert_int_equal(r.caplen[BL_TAP_STDERR], 5);
     assert_memory_equal(r.cap[BL_TAP_STDERR], "warn\n", 5);
-    assert_int_equal(r.trunc[0] + r.trunc[1] + r.trunc[2], 0);
-    run(s, BL_TAP_WEBSOCKET, 6, 0, &r); /* stdout fills the capture exactly */
-    assert_int_equal(r.caplen[BL_TAP_STDOUT], 6);
-    assert_int_equal(r.trunc[BL_TAP_STDOUT], 0);
-    assert_int_equal(r.trunc[BL_TAP_STDIN], 0);
-    run(s, BL_TAP_WEBSOCKET, 5, 0, &r);
+    assert_int_equal(r.trunc, 0);
+    assert_int_equal(r.events, 3);
+    assert_string_equal(r.evsig, "0:3:0;1:6:0;2:5:0;");
+    /* The bound is the whole capture, 13 bytes per event besides the bytes:
+     * 16 + 19 + 18 = 53 holds everything. */
+    run(s, BL_TAP_WEBSOCKET, 53, 0, &r);
+    assert_int_equal(r.caplen[BL_TAP_STDERR], 5);
+    assert_int_equal(r.trunc, 0);
+    run(s, BL_TAP_WEBSOCKET, 52, 0, &r);
+    assert_int_equal(r.caplen[BL_TAP_STDERR], 4);
+    assert_memory_equal(r.cap[BL_TAP_STDERR], "warn", 4);
+    assert_int_equal(r.trunc, 1);
+    run(s, BL_TAP_WEBSOCKET, 34, 0, &r); /* a prefix in time: stderr, later, gets nothing */
+    assert_int_equal(r.caplen[BL_TAP_STDIN], 3);
     assert_int_equal(r.caplen[BL_TAP_STDOUT], 5);
     assert_memory_equal(r.cap[BL_TAP_STDOUT], "hello", 5);
-    assert_int_equal(r.trunc[BL_TAP_STDOUT], 1);
-    assert_int_equal(r.trunc[BL_TAP_STDERR], 0);
+    assert_int_equal(r.caplen[BL_TAP_STDERR], 0);
+    assert_int_equal(r.trunc, 1);
+    run(s, BL_TAP_WEBSOCKET, 13, 0, &r); /* no room for a single byte */
+    assert_int_equal(r.events, 0);
+    assert_int_equal(r.trunc, 1);
+    sess_free(s);
+}
+
+/* Events keep the order and time of the bytes: bytes of one channel fed
+ * at one time are one event; time never goes backwards. */
+static void capture_events_keep_order_and_time(void **state)
+{
+    (void)state;
+    sess_t *s = sess_new();
+    ws_str(s, BL_TAP_DOWN, 1, "a");
+    ws_str(s, BL_TAP_DOWN, 2, "b");
+    ws_str(s, BL_TAP_DOWN, 1, "cd");
+    ws_str(s, BL_TAP_DOWN, 1, "e");
+    ws_str(s, BL_TAP_UP, 0, "in");
+    ws_str(s, BL_TAP_DOWN, 1, "f");
+    static const uint64_t at[] = { 0, 5, 5, 3, 9, 9 }; /* the 3 is ignored: still 5 */
+    bl_tap_t *t = bl_tap_new(BL_TAP_WEBSOCKET, 1000);
+    assert_non_null(t);
+    assert_int_equal(bl_tap_capturing(t), 1);
+    for (size_t i = 0; i < s->nev; i++) {
+        bl_tap_clock(t, at[i]);
+        feed_piece(t, s, i, 0, 1); /* split: the pieces still make one event */
+        feed_piece(t, s, i, 1, s->ev[i].len);
+    }
+    result_t r;
+    take(t, &r);
+    assert_string_equal(r.evsig, "1:1:0;2:1:5;1:3:5;0:2:9;1:1:9;");
+    assert_memory_equal(r.cap[BL_TAP_STDOUT], "acdef", 5);
+    assert_int_equal(r.trunc, 0);
+    t = bl_tap_new(BL_TAP_WEBSOCKET, 0); /* not capturing: nothing, and never "truncated" */
+    assert_int_equal(bl_tap_capturing(t), 0);
+    for (size_t i = 0; i < s->nev; i++)
+        feed_piece(t, s, i, 0, s->ev[i].len);
+    size_t pos = 0;
+    bl_tap_event_t ev;
+    assert_int_equal(bl_tap_event(t, &pos, &ev), BL_DECLINED);
+    take(t, &r);
+    assert_int_equal(r.events, 0);
+    assert_int_equal(r.trunc, 0);
     sess_free(s);
 }
 
@@ -348,9 +419,9 @@ static void ws_v4_exit3_fragmented(void **state)
     assert_string_equal(r.o.reason, "NonZeroExitCode");
     assert_non_null(strstr(r.o.message, "exited with 3"));
     assert_string_equal(r.json, "{\"exit_code\":3,\"reason\":\"NonZeroExitCode\"}");
-    assert_int_equal(r.caplen[BL_TAP_STDOUT], 64);
-    assert_int_equal(r.trunc[BL_TAP_STDOUT], 1);
-    assert_int_equal(r.trunc[BL_TAP_STDIN], 0);
+    assert_int_equal(r.caplen[BL_TAP_STDOUT], 64 - BL_TAP_EVENT_OVERHEAD);
+    assert_int_equal(r.events, 1);
+    assert_int_equal(r.trunc, 1);
     sess_free(s);
 }
 
@@ -495,7 +566,7 @@ static void ws_mask_bit_is_honoured(void **state)
     const char *st = "\x03" ST_EXIT(7);
     ws_frame(s, BL_TAP_DOWN, 1, OP_BIN, 1, LEN_MIN, st, strlen(st));
     result_t r;
-    run(s, BL_TAP_WEBSOCKET, 10, 0, &r);
+    run(s, BL_TAP_WEBSOCKET, BL_TAP_EVENT_OVERHEAD + 3, 0, &r);
     assert_int_equal(r.o.exit_code, 7);
     assert_int_equal(r.caplen[BL_TAP_STDIN], 3);
     assert_memory_equal(r.cap[BL_TAP_STDIN], "abc", 3);
@@ -527,7 +598,7 @@ static void ws_malformed_is_lost(void **state)
         assert_int_equal(r.o.known, 0);
         assert_string_equal(r.json, "{\"exit_code\":-1,\"lost\":true}");
         assert_int_equal(r.caplen[BL_TAP_STDOUT], 3);
-        assert_int_equal(r.trunc[BL_TAP_STDOUT], 1); /* what came after is unknown */
+        assert_int_equal(r.trunc, 1); /* what came after is unknown */
         sess_free(s);
     }
     sess_t *s = sess_new(); /* a new message inside a fragmented one */
@@ -940,14 +1011,12 @@ static void spdy_exec_exit3(void **state)
     assert_memory_equal(r.cap[BL_TAP_STDOUT], "hi\n", 3);
     assert_int_equal(r.caplen[BL_TAP_STDERR], 5);
     assert_memory_equal(r.cap[BL_TAP_STDERR], "oops\n", 5);
-    assert_int_equal(r.trunc[0] + r.trunc[1] + r.trunc[2], 0);
-    run(s, BL_TAP_SPDY, 3, 0, &r);
+    assert_int_equal(r.trunc, 0);
+    assert_string_equal(r.evsig, "0:8:0;1:3:0;2:5:0;");
+    run(s, BL_TAP_SPDY, BL_TAP_EVENT_OVERHEAD + 3, 0, &r);
     assert_memory_equal(r.cap[BL_TAP_STDIN], "ech", 3);
-    assert_int_equal(r.trunc[BL_TAP_STDIN], 1);
-    assert_memory_equal(r.cap[BL_TAP_STDOUT], "hi\n", 3);
-    assert_int_equal(r.trunc[BL_TAP_STDOUT], 0);
-    assert_memory_equal(r.cap[BL_TAP_STDERR], "oop", 3);
-    assert_int_equal(r.trunc[BL_TAP_STDERR], 1);
+    assert_int_equal(r.caplen[BL_TAP_STDOUT] + r.caplen[BL_TAP_STDERR], 0);
+    assert_int_equal(r.trunc, 1);
     assert_int_equal(r.o.exit_code, 3);
     sess_free(s);
     spdy_enc_free(&e);
@@ -1466,6 +1535,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(proto_from_the_101),
         cmocka_unit_test(ws_v5_exit0),
+        cmocka_unit_test(capture_events_keep_order_and_time),
         cmocka_unit_test(ws_v4_exit3_fragmented),
         cmocka_unit_test(ws_internal_error),
         cmocka_unit_test(ws_status_over_two_messages),
