@@ -1,8 +1,13 @@
-/* identity.c - the identity index and the credential lookups. */
+/* identity.c - the identity index and the credential lookups, and
+ * workload identities mapped from verified JWT claims. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <openssl/crypto.h>
 #include <openssl/x509v3.h>
 #include "auth/identity.h"
+#include "auth/jwks_cache.h"
+#include "auth/jwt.h"
 #include "auth/token.h"
 
 /* Sorted views for the string keys, a hash table for the token hashes. */
@@ -241,4 +246,188 @@ const bl_identity_t *bl_identity_by_cert(const bl_config_t *cfg, X509 *peer)
         bl_cert_uris(cfg->id_index, peer, &match) < 0)
         return NULL;
     return match;
+}
+
+/* ---- workload identity (JWT) ---- */
+
+static void bl_jwt_why(char *why, size_t cap, const char *fmt, ...) BL_PRINTF(3, 4);
+
+static void bl_jwt_why(char *why, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, cap, fmt, ap);
+    va_end(ap);
+}
+
+/* Copies an untrusted claim value for a message: bounded, and bytes
+ * outside printable ASCII shown as '?'. Returns out. */
+static const char *bl_jwt_shown(const char *s, char *out, size_t cap)
+{
+    size_t i = 0;
+    for (; s[i] && i + 1 < cap; i++)
+        out[i] = (unsigned char)s[i] > 0x20 && (unsigned char)s[i] < 0x7f ? s[i] : '?';
+    out[i] = '\0';
+    return out;
+}
+
+/* Returns a new string prefix + value if it is a name byline can carry
+ * (printable ASCII without spaces, at most BL_JWT_NAME_MAX bytes, not
+ * "system:..."), else NULL with why. `what` names it in messages. */
+static char *bl_jwt_name(const char *prefix, const char *value, const char *what, char *why,
+                         size_t cap)
+{
+    char shown[48];
+    size_t pl = prefix ? strlen(prefix) : 0, vl = strlen(value);
+    for (size_t i = 0; i < vl; i++)
+        if ((unsigned char)value[i] <= 0x20 || (unsigned char)value[i] >= 0x7f) {
+            bl_jwt_why(why, cap, "JWT %s \"%s\" has bytes other than printable ASCII", what,
+                       bl_jwt_shown(value, shown, sizeof(shown)));
+            return NULL;
+        }
+    if (vl == 0 || pl + vl > BL_JWT_NAME_MAX) {
+        bl_jwt_why(why, cap, "JWT %s is empty or longer than %d bytes", what, BL_JWT_NAME_MAX);
+        return NULL;
+    }
+    char *s = malloc(pl + vl + 1);
+    if (s == NULL) {
+        bl_jwt_why(why, cap, "out of memory");
+        return NULL;
+    }
+    memcpy(s, prefix ? prefix : "", pl);
+    memcpy(s + pl, value, vl + 1);
+    if (!strncmp(s, "system:", 7)) {
+        bl_jwt_why(why, cap, "JWT %s maps to \"%s\", and system: is reserved by Kubernetes "
+                             "(configure a prefix)", what, bl_jwt_shown(s, shown, sizeof(shown)));
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Returns 1 if claim `name` is the string `want` or an array holding it. */
+static int bl_jwt_claim_is(const bl_jwt_t *jwt, const char *name, const char *want)
+{
+    json_t *v = json_object_get(jwt->claims, name), *e;
+    size_t i;
+    if (json_is_string(v))
+        return !strcmp(json_string_value(v), want);
+    json_array_foreach(v, i, e)
+        if (json_is_string(e) && !strcmp(json_string_value(e), want))
+            return 1;
+    return 0;
+}
+
+/* Fills id->groups from the issuer's groups claim. BL_OK or BL_ERROR. */
+static int bl_jwt_groups(const bl_issuer_t *is, const bl_jwt_t *jwt, bl_identity_t *id, char *why,
+                         size_t cap)
+{
+    json_t *g = is->groups_claim ? json_object_get(jwt->claims, is->groups_claim) : NULL, *e;
+    size_t i, n = json_is_array(g) ? json_array_size(g) : g != NULL;
+    if (g == NULL)
+        return BL_OK; /* a token without the claim is in no group */
+    if (!(json_is_string(g) || json_is_array(g)) || n > BL_CONFIG_MAX_GROUPS) {
+        bl_jwt_why(why, cap, "JWT %.64s must be a string or an array of at most %d strings",
+                   is->groups_claim, BL_CONFIG_MAX_GROUPS);
+        return BL_ERROR;
+    }
+    if ((id->groups = calloc(n ? n : 1, sizeof(char *))) == NULL)
+        return BL_ERROR;
+    if (json_is_string(g))
+        return (id->groups[id->ngroups++] = bl_jwt_name(is->groups_prefix, json_string_value(g), "group",
+                                                        why, cap)) ? BL_OK : BL_ERROR;
+    json_array_foreach(g, i, e) {
+        if (!json_is_string(e)) {
+            bl_jwt_why(why, cap, "JWT %.64s holds a value that is not a string", is->groups_claim);
+            return BL_ERROR;
+        }
+        if ((id->groups[id->ngroups] = bl_jwt_name(is->groups_prefix, json_string_value(e), "group",
+                                                   why, cap)) == NULL)
+            return BL_ERROR;
+        id->ngroups++;
+    }
+    return BL_OK;
+}
+
+/* Checks the issuer's claims and required claims, then maps the identity. */
+static int bl_jwt_map(const bl_issuer_t *is, const bl_jwt_t *jwt, int64_t now, bl_identity_t **out,
+                      char *why, size_t cap)
+{
+    bl_jwt_expect_t want = { is->issuer, is->audience, now, is->clock_skew_ms / 1000 };
+    if (bl_jwt_check_claims(jwt, &want, why, cap) != BL_OK)
+        return BL_ERROR;
+    for (size_t i = 0; i < is->nclaims; i++)
+        if (!bl_jwt_claim_is(jwt, is->claims[i].name, is->claims[i].value)) {
+            bl_jwt_why(why, cap, "JWT claim %.64s does not have the value this issuer requires",
+                       is->claims[i].name);
+            return BL_ERROR;
+        }
+    const char *user = bl_jwt_claim_str(jwt, is->username_claim);
+    if (user == NULL) {
+        bl_jwt_why(why, cap, "JWT has no string claim %.64s to name the identity", is->username_claim);
+        return BL_ERROR;
+    }
+    bl_identity_t *id = calloc(1, sizeof(*id));
+    if (id == NULL || (id->name = bl_jwt_name(is->username_prefix, user, is->username_claim, why,
+                                              cap)) == NULL ||
+        bl_jwt_groups(is, jwt, id, why, cap) != BL_OK) {
+        bl_identity_free(id);
+        return BL_ERROR;
+    }
+    *out = id;
+    return BL_OK;
+}
+
+/* Verifies the signature with issuer i's keys, or asks for fresh ones. */
+static int bl_jwt_keys(bl_jwks_cache_t *keys, size_t i, const bl_jwt_t *jwt, bl_jwks_waiter_t *w,
+                       char *why, size_t cap)
+{
+    char last[BL_JWT_WHY_MAX];
+    bl_jwks_keys_t *set = bl_jwks_cache_keys(keys, i);
+    int rc = bl_jwks_verify(set, jwt, why, cap);
+    bl_jwks_keys_unref(set);
+    if (rc != BL_DECLINED)
+        return rc;
+    if (w != NULL && bl_jwks_cache_refresh(keys, i, w) == BL_AGAIN)
+        return BL_AGAIN;
+    if (set == NULL) {
+        bl_jwks_cache_error(keys, i, last, sizeof(last));
+        bl_jwt_why(why, cap, "no keys for this JWT issuer yet%s%s", last[0] ? ": " : "", last);
+    }
+    return BL_ERROR;
+}
+
+int bl_identity_by_jwt(const bl_config_t *cfg, bl_jwks_cache_t *keys, const char *tok, size_t len,
+                       int64_t now, bl_jwks_waiter_t *w, bl_identity_t **out, char *why, size_t cap)
+{
+    bl_jwt_t jwt;
+    char shown[104];
+    size_t i = 0;
+    *out = NULL;
+    int rc = bl_jwt_parse(&jwt, tok, len, why, cap);
+    if (rc != BL_OK)
+        goto end;
+    const char *iss = bl_jwt_claim_str(&jwt, "iss");
+    while (i < cfg->nissuers && (iss == NULL || strcmp(cfg->issuers[i].issuer, iss) != 0))
+        i++;
+    if (i == cfg->nissuers || keys == NULL) {
+        bl_jwt_why(why, cap, "JWT issuer \"%s\" is not configured",
+                   iss ? bl_jwt_shown(iss, shown, sizeof(shown)) : "(none)");
+        rc = BL_DECLINED;
+        goto end;
+    }
+    rc = bl_jwt_keys(keys, i, &jwt, w, why, cap);
+    if (rc == BL_OK)
+        rc = bl_jwt_map(&cfg->issuers[i], &jwt, now, out, why, cap);
+end:
+    bl_jwt_free(&jwt);
+    return rc;
+}
+
+void bl_identity_free(bl_identity_t *id)
+{
+    if (id == NULL)
+        return;
+    bl_identity_clear(id);
+    free(id);
 }

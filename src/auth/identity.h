@@ -38,6 +38,34 @@ const bl_identity_t *bl_identity_by_token(const bl_config_t *cfg, const char *to
  */
 const bl_identity_t *bl_identity_by_cert(const bl_config_t *cfg, X509 *peer);
 
+/*
+ * Workload identity: verifies a bearer JWT against the configured issuer
+ * its (unverified) `iss` names, with that issuer's keys from `keys`, at
+ * time `now` (seconds since the epoch), and maps its claims to a new
+ * identity in *out (name = username_prefix + username claim, groups =
+ * groups_prefix + each groups claim value; printable ASCII without
+ * spaces, at most BL_JWT_NAME_MAX bytes, never "system:..."). The caller
+ * owns *out and frees it with bl_identity_free(). Returns:
+ *   BL_OK       verified and mapped;
+ *   BL_DECLINED not a JWT, or no issuer named by its iss is configured
+ *               (why says which), so the caller may report an unknown token;
+ *   BL_AGAIN    the token names a key the issuer's set does not have (or
+ *               no set has loaded yet) and a refresh was asked for: `w` is
+ *               registered with `keys` and called when it has finished;
+ *               try again then (with w NULL, so it cannot wait twice);
+ *   BL_ERROR    refused; why says why (never quoting the token).
+ * Allocates; thread-safe.
+ */
+#define BL_JWT_NAME_MAX 256
+struct bl_jwks_cache_s;
+struct bl_jwks_waiter_s;
+int bl_identity_by_jwt(const bl_config_t *cfg, struct bl_jwks_cache_s *keys, const char *tok,
+                       size_t len, int64_t now, struct bl_jwks_waiter_s *w, bl_identity_t **out,
+                       char *why, size_t cap);
+
+/* Frees an identity made by bl_identity_by_jwt(). NULL is fine. */
+void bl_identity_free(bl_identity_t *id);
+
 /* Returns the identity named name[0..len), or NULL. O(log n). */
 const bl_identity_t *bl_identity_by_name(const bl_config_t *cfg, const char *name, size_t len);
 

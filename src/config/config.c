@@ -576,6 +576,7 @@ static const bl_yaml_key_t bl_top_keys[] = {
     { "connections", bl_cfg_conns, 0, 0, 0, NULL, BL_YAML_REQUIRED },
     { "identities_file", bl_yaml_path, CFG(identities_file), 0, 0, NULL, 0 },
     { "identities", bl_cfg_inline_ids, 0, 0, 0, NULL, 0 },
+    { "issuers", bl_cfg_issuers, 0, 0, 0, NULL, 0 },
     { NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
@@ -803,6 +804,7 @@ void bl_config_free(bl_config_t *cfg)
     for (size_t i = 0; i < cfg->nconns; i++)
         bl_connection_clear(&cfg->conns[i]);
     free(cfg->conns);
+    bl_cfg_issuers_free(cfg);
     free(cfg->dir);
     free(cfg->path);
     free(cfg->identities_file);

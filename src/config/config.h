@@ -41,6 +41,33 @@ typedef struct {
                                NULL when impersonate is 0 */
 } bl_connection_t;
 
+/* A claim a JWT must carry with exactly this string value (or, for an
+ * array claim, hold as one element). */
+typedef struct {
+    char *name;
+    char *value;
+} bl_claim_want_t;
+
+/* One trusted JWT issuer (workload identity, docs/IDENTITY.md). Tokens
+ * whose `iss` is `issuer` are verified with its JWKS and mapped to an
+ * identity: name = username_prefix + the username claim, groups =
+ * groups_prefix + each value of the groups claim. */
+typedef struct {
+    char *issuer;            /* exact `iss` */
+    char *audience;          /* `aud` must hold it */
+    char *jwks_file;         /* JWKS on disk (re-read when it changes), or NULL */
+    char *jwks_url;          /* JWKS over https, or NULL; both NULL: OIDC discovery from issuer */
+    char *ca_file;           /* CA for jwks_url / discovery; NULL = system store */
+    unsigned clock_skew_ms;  /* allowed for exp/nbf/iat; default 60 s */
+    unsigned refresh_ms;     /* JWKS refresh when the server sets no max-age; default 1 h */
+    char *username_claim;    /* default "sub" */
+    char *username_prefix;   /* or NULL */
+    char *groups_claim;      /* or NULL: no groups */
+    char *groups_prefix;     /* or NULL */
+    bl_claim_want_t *claims; /* required claims, owned */
+    size_t nclaims;
+} bl_issuer_t;
+
 /* How much of request and response bodies the audit keeps (as in the
  * Kubernetes audit policy levels). Secret and ConfigMap bodies never. */
 enum { BL_LEVEL_METADATA = 0, BL_LEVEL_REQUEST = 1, BL_LEVEL_REQUEST_RESPONSE = 2 };
@@ -88,6 +115,8 @@ typedef struct {
     size_t nids_inline;        /* ids[0..nids_inline) come from byline.yaml's `identities`,
                                   the rest from identities_file */
     struct bl_identity_index_s *id_index; /* private: lookup tables (auth/identity.h) */
+    bl_issuer_t *issuers;      /* owned array: trusted JWT issuers (`issuers:`) */
+    size_t nissuers;
 } bl_config_t;
 
 /*
@@ -133,5 +162,7 @@ void bl_identity_clear(bl_identity_t *id);
 #define BL_AUDIT_SEGMENT_MAX     (1024 * 1024 * 1024)
 #define BL_AUDIT_BODY_MAX        (1024 * 1024)        /* audit.body_max */
 #define BL_AUDIT_CAPTURE_MAX     (64 * 1024 * 1024)   /* audit.capture_max */
+#define BL_CONFIG_MAX_ISSUERS    32
+#define BL_CONFIG_MAX_CLAIMS     16                   /* required claims per issuer */
 
 #endif

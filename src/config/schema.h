@@ -1,6 +1,6 @@
 /*
  * schema.h - parts of byline.yaml's schema kept outside config.c, private
- * to src/config: the `audit:` section (audit.c).
+ * to src/config: the `audit:` section (audit.c) and `issuers:` (issuers.c).
  */
 #ifndef BL_CONFIG_SCHEMA_H
 #define BL_CONFIG_SCHEMA_H
@@ -23,5 +23,15 @@ int bl_cfg_audit(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k
 /* Does bl_cfg_audit()'s filling and checking when byline.yaml has no
  * `audit:` key (cfg->audit_origin still NULL). Returns BL_OK or BL_ERROR. */
 int bl_cfg_audit_defaults(bl_yaml_t *y, bl_config_t *cfg);
+
+/*
+ * The value parser of the top-level `issuers` key (dst: the bl_config_t):
+ * the trusted JWT issuers, each checked (key source, names, prefixes).
+ * Returns BL_OK or BL_ERROR (reported).
+ */
+int bl_cfg_issuers(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k);
+
+/* Frees cfg->issuers and everything they own. */
+void bl_cfg_issuers_free(bl_config_t *cfg);
 
 #endif

@@ -35,6 +35,7 @@ void bl_conn_close(bl_conn_t *c)
         bl_req_free(r);
     }
     c->state = BL_CONN_CLOSED;
+    bl_jwks_cache_cancel(w->srv->jwks, &c->auth_wait);
     bl_timer_cancel(w->loop, &c->timer);
     bl_loop_undefer(w->loop, &c->resume);
     bl_sock_close(c->sock);
@@ -65,9 +66,37 @@ int bl_conn_flush(bl_conn_t *c)
     return BL_OK;
 }
 
+/* AUTHWAIT ends (keys refreshed, or the wait timed out): parse the head
+ * again; this time a missing key is a 401. */
+static void bl_conn_auth_resume(bl_conn_t *c)
+{
+    if (c->state != BL_CONN_AUTHWAIT)
+        return;
+    bl_jwks_cache_cancel(c->w->srv->jwks, &c->auth_wait);
+    bl_timer_cancel(c->w->loop, &c->timer);
+    c->state = BL_CONN_HEAD;
+    c->auth_waited = 1;
+    bl_conn_process(c);
+}
+
+static void bl_conn_auth_done(bl_jwks_waiter_t *w)
+{
+    bl_conn_auth_resume(w->data);
+}
+
+void bl_conn_auth_park(bl_conn_t *c)
+{
+    c->state = BL_CONN_AUTHWAIT;
+    bl_timer_set(c->w->loop, &c->timer, BL_AUTH_WAIT_MS);
+}
+
 static void bl_conn_timeout(bl_timer_t *t)
 {
     bl_conn_t *c = t->data;
+    if (c->state == BL_CONN_AUTHWAIT) {
+        bl_conn_auth_resume(c);
+        return;
+    }
     const char *what = c->state == BL_CONN_HANDSHAKE ? "TLS handshake"
                        : c->state == BL_CONN_BUSY    ? (c->req && c->req->phase == BL_REQ_PEEK
                                                             ? "request body" : "response delivery")
@@ -314,6 +343,9 @@ void bl_conn_accept(bl_worker_t *w, int fd)
     c->timer.data = c;
     c->resume.cb = bl_conn_resume;
     c->resume.data = c;
+    c->auth_wait.loop = w->loop;
+    c->auth_wait.done = bl_conn_auth_done;
+    c->auth_wait.data = c;
     bl_timer_set(w->loop, &c->timer, cfg->header_timeout_ms);
     c->next = w->conns;
     if (w->conns)

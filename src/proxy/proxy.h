@@ -14,6 +14,7 @@
 #include "audit/batch.h"
 #include "audit/ledger.h"
 #include "audit/record.h"
+#include "auth/jwks_cache.h"
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/loop.h"
@@ -37,6 +38,7 @@ struct bl_server_s {
     SSL_CTX *tls;                 /* the gateway's listener context */
     SSL_CTX **upstream_tls;       /* one per cfg->conns[i] */
     bl_ledger_t *ledger;          /* the audit ledger and its writer thread */
+    bl_jwks_cache_t *jwks;        /* JWT issuers' key sets and their refresher, or NULL */
     bl_worker_t *workers;
     int nworkers;
     volatile int draining;        /* signals received: 1 drains, 2 stops now */
@@ -65,6 +67,7 @@ enum bl_conn_state {
     BL_CONN_HANDSHAKE,  /* TLS handshake */
     BL_CONN_HEAD,       /* waiting for / reading a request head */
     BL_CONN_BUSY,       /* a request is in flight (see bl_req_t.phase) */
+    BL_CONN_AUTHWAIT,   /* a JWT waits for its issuer's keys; its head stays unread in `in` */
     BL_CONN_CLOSED,
 };
 
@@ -81,12 +84,14 @@ struct bl_conn_s {
     const bl_identity_t *cert_id; /* identity from the client certificate, if any */
     char cert_err[128];           /* why a presented certificate maps to nobody */
     const char *close_reason;     /* static; recorded for a request cut off by a close */
+    bl_jwks_waiter_t auth_wait;   /* AUTHWAIT: for the issuer's key refresh */
     unsigned requests;            /* served on this connection */
     unsigned processing : 1;      /* inside bl_conn_process (re-entry guard) */
     unsigned again : 1;           /* state changed: run the machine once more */
     unsigned timed_head : 1;      /* the header timeout runs for this head */
     unsigned client_eof : 1;      /* the client half-closed */
     unsigned close_after : 1;     /* close once the current response is out */
+    unsigned auth_waited : 1;     /* this head already waited for keys: do not wait again */
 };
 
 enum bl_req_phase {
@@ -131,6 +136,7 @@ struct bl_req_s {
     char ctype[128];              /* Content-Type, for reading the body's start */
     int expect_continue;          /* Expect: 100-continue: do not wait for the body */
     int close_requested;          /* Connection: close, or HTTP/1.0 */
+    bl_identity_t *jwt_id;        /* the identity a JWT mapped to (owned; rec.actor points in), or NULL */
 
     /* request body: client -> upstream */
     bl_body_t qbody;
@@ -166,6 +172,11 @@ void bl_conn_process(bl_conn_t *c);          /* run the state machine now */
 void bl_conn_request_done(bl_conn_t *c);     /* the request ended; next or idle */
 int bl_conn_flush(bl_conn_t *c);             /* write `out`; BL_OK, BL_AGAIN, BL_ERROR */
 void bl_conn_drain(bl_conn_t *c);            /* SIGTERM: close if idle, else after this request */
+/* Parks the connection in AUTHWAIT (c->req already freed, the head still in
+ * c->in) until c->auth_wait fires or BL_AUTH_WAIT_MS pass; then the head is
+ * parsed again with auth_waited set. */
+void bl_conn_auth_park(bl_conn_t *c);
+#define BL_AUTH_WAIT_MS 3000
 
 /* request.c */
 /* Takes a parsed head (pointing into c->in, head_len bytes) and starts the

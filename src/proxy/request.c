@@ -8,9 +8,11 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <openssl/crypto.h>
 #include "audit/body.h"
 #include "auth/identity.h"
+#include "auth/jwt.h"
 #include "core/base64.h"
 #include "core/metrics.h"
 #include "kube/tap.h"
@@ -83,11 +85,44 @@ static long bl_req_ws_token(const bl_http_request_t *hr, unsigned char *tok, siz
     return 0;
 }
 
+/* Maps a bearer token to an identity: a registered byline token, else a
+ * JWT from a configured issuer (auth/identity.h). Returns BL_OK with *id
+ * and rec.credential set; BL_AGAIN when the JWT's issuer is refreshing
+ * its keys (the connection parks until then; c->auth_wait is registered);
+ * or BL_DECLINED with rec.reason (`via` is appended to it). */
+static int bl_req_token(bl_req_t *r, const char *tok, size_t len, const char *via,
+                        const bl_identity_t **id)
+{
+    bl_conn_t *c = r->conn;
+    const bl_config_t *cfg = c->w->srv->cfg;
+    char why[BL_REC_REASON_MAX - 64] = "";
+    *id = bl_identity_by_token(cfg, tok, len);
+    if (*id != NULL) {
+        r->rec.credential = "token";
+        return BL_OK;
+    }
+    int rc = cfg->nissuers == 0 || !bl_jwt_shape(tok, len) ? BL_DECLINED
+             : bl_identity_by_jwt(cfg, c->w->srv->jwks, tok, len, (int64_t)time(NULL),
+                                  c->auth_waited ? NULL : &c->auth_wait, &r->jwt_id, why, sizeof(why));
+    if (rc == BL_OK) {
+        *id = r->jwt_id;
+        r->rec.credential = "jwt";
+        return BL_OK;
+    }
+    if (rc == BL_AGAIN)
+        return BL_AGAIN;
+    if (rc == BL_DECLINED)
+        bl_rec_reason(&r->rec, "unknown bearer token%s%s%s%s", why[0] ? " (" : "", why, why[0] ? ")" : "", via);
+    else
+        bl_rec_reason(&r->rec, "%s%s", why, via);
+    return BL_DECLINED;
+}
+
 /* Finds the identity behind the request. Returns BL_OK with rec.actor set,
- * or BL_DECLINED with rec.reason saying why not (the caller answers 401). */
+ * BL_AGAIN when a JWT waits for its issuer's keys, or BL_DECLINED with
+ * rec.reason saying why not (the caller answers 401). */
 static int bl_req_authenticate(bl_req_t *r, const bl_http_request_t *hr)
 {
-    const bl_config_t *cfg = r->conn->w->srv->cfg;
     const bl_identity_t *id = NULL;
     unsigned char wstok[BL_WS_TOKEN_MAX];
     long wsn;
@@ -104,24 +139,21 @@ static int bl_req_authenticate(bl_req_t *r, const bl_http_request_t *hr)
             return BL_DECLINED;
         }
         bl_str_t tok = bl_str_trim((bl_str_t){ v.p + 7, v.len - 7 });
-        id = bl_identity_by_token(cfg, tok.p, tok.len);
-        if (id == NULL) {
-            bl_rec_reason(&r->rec, "unknown bearer token");
-            return BL_DECLINED;
-        }
-        r->rec.credential = "token";
+        int rc = bl_req_token(r, tok.p, tok.len, "", &id);
+        if (rc != BL_OK)
+            return rc;
         if (r->conn->cert_id && r->conn->cert_id != id) {
             bl_rec_reason(&r->rec, "client certificate and bearer token name different identities");
             return BL_DECLINED;
         }
     } else if ((wsn = bl_req_ws_token(hr, wstok, sizeof(wstok))) != 0) {
-        id = wsn > 0 ? bl_identity_by_token(cfg, (const char *)wstok, (size_t)wsn) : NULL;
+        int rc = wsn > 0 ? bl_req_token(r, (const char *)wstok, (size_t)wsn, " (WebSocket subprotocol)", &id)
+                         : BL_DECLINED;
         OPENSSL_cleanse(wstok, sizeof(wstok));
-        if (id == NULL) {
+        if (wsn < 0)
             bl_rec_reason(&r->rec, "unknown bearer token (WebSocket subprotocol)");
-            return BL_DECLINED;
-        }
-        r->rec.credential = "token";
+        if (rc != BL_OK)
+            return rc;
     } else if (r->conn->cert_id) {
         id = r->conn->cert_id;
         r->rec.credential = "cert";
@@ -342,8 +374,10 @@ static bl_str_t bl_req_impersonation(const bl_http_request_t *hr)
     return BL_STR_NULL;
 }
 
-/* Runs the checks in order. Returns BL_OK when the request may proceed, or
- * BL_DECLINED after queueing byline's own Status reply. */
+/* Runs the checks in order. Returns BL_OK when the request may proceed,
+ * BL_AGAIN when authentication waits for a JWT issuer's keys (nothing
+ * replied or recorded), or BL_DECLINED after queueing byline's own Status
+ * reply. */
 static int bl_req_check(bl_req_t *r, const bl_http_request_t *hr, int routed, const char *kerr)
 {
     bl_conn_t *c = r->conn;
@@ -352,7 +386,11 @@ static int bl_req_check(bl_req_t *r, const bl_http_request_t *hr, int routed, co
     bl_str_t imp = bl_req_impersonation(hr);
     if (!framed || bl_req_body_pending(r))
         c->close_after = 1; /* replies below leave the body unread */
-    if (bl_req_authenticate(r, hr) != BL_OK) {
+    int auth = bl_req_authenticate(r, hr);
+    if (auth == BL_AGAIN)
+        return BL_AGAIN;
+    c->auth_waited = 0;
+    if (auth != BL_OK) {
         r->rec.result = BL_RESULT_UNAUTHENTICATED;
         bl_reply_status(r, 401, "Unauthorized", "byline: %s", r->rec.reason);
     } else if (!framed) {
@@ -537,7 +575,14 @@ void bl_req_start(bl_conn_t *c, const bl_http_request_t *hr, size_t head_len)
     if (r->kreq && bl_kreq_parse(r->kreq, hr->method, rest, &kerr) == BL_OK)
         r->rec.kreq = r->kreq;
     bl_req_render(r);
-    if (bl_req_check(r, hr, routed, kerr) != BL_OK) {
+    int ck = bl_req_check(r, hr, routed, kerr);
+    if (ck == BL_AGAIN) { /* forgotten, unrecorded; the head is parsed again when the keys come */
+        c->req = NULL;
+        bl_req_free(r);
+        bl_conn_auth_park(c);
+        return;
+    }
+    if (ck != BL_OK) {
         bl_buf_consume(&c->in, head_len);
         return;
     }
@@ -578,6 +623,7 @@ void bl_req_free(bl_req_t *r)
     bl_buf_free(&r->qout);
     free(r->action);
     free(r->kreq);
+    bl_identity_free(r->jwt_id);
     bl_tap_free(r->tap);
     bl_buf_free(&r->reqbody);
     bl_buf_free(&r->respcap);

@@ -65,6 +65,7 @@ static void bl_worker_on_wake(bl_loop_t *loop, void *data)
     bl_worker_t *w = data;
     (void)loop;
     bl_audit_batch_poll(&w->audit); /* the ledger committed our batch */
+    bl_jwks_cache_poll(w->srv->jwks, w->loop); /* JWT keys a parked request waited for */
     if (!w->srv->draining)
         return;
     if (w->draining) { /* asked again: stop now */
@@ -218,6 +219,9 @@ static int bl_server_open(bl_server_t *srv)
     srv->ledger = bl_server_ledger(cfg, &err);
     if (srv->ledger == NULL)
         goto end;
+    if (cfg->nissuers > 0 && ((srv->jwks = bl_jwks_cache_new(cfg, NULL)) == NULL ||
+                              bl_jwks_cache_start(srv->jwks, &err) != BL_OK))
+        goto end;
     if (cfg->metrics_listen && bl_metrics_start(cfg->metrics_listen, &err) != BL_OK)
         goto end;
     rc = BL_OK;
@@ -238,6 +242,7 @@ static void bl_server_close(bl_server_t *srv)
     free(srv->upstream_tls);
     SSL_CTX_free(srv->tls);
     bl_ledger_close(srv->ledger); /* after the workers: their last results are in */
+    bl_jwks_cache_free(srv->jwks);
     if (srv->cfg->metrics_listen)
         bl_metrics_stop();
 }
