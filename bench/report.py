@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Turns the raw results of bench/run.sh into the report.
 
-Reads OUT/raw/<setup>.<body>.json (one line each, from wrk-report.lua) and
-OUT/raw/meta.json; prints the table on stdout and writes it to
-OUT/latest.txt, with everything machine-readable in OUT/latest.json.
+Reads OUT/raw/<setup>.<body>.json (one line each, from wrk-report.lua),
+byline's /metrics before and after each run (<setup>.<body>.rN.metrics0/1.json,
+from metrics.py) and OUT/raw/meta.json; prints the table on stdout and
+writes it to OUT/latest.txt, with everything machine-readable in
+OUT/latest.json. Exits non-zero when the audited byline made no group
+commits or byline-noaudit made some (then the comparison is meaningless).
 Usage: report.py OUT
 """
 import json
@@ -12,10 +15,17 @@ import statistics
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import metrics  # noqa: E402
+
 SETUPS = [("direct", "direct", "wrk straight to the upstream"),
           ("nginx", "nginx", "nginx TLS proxy, access_log off"),
           ("nginx+log", "nginx+log", "nginx TLS proxy, access_log to a file"),
-          ("byline", "byline", "byline, audit records on")]
+          ("byline", "byline", "byline, audit ledger on (group commit, fdatasync)"),
+          ("byline-noaudit", "byline-noaudit", "the same byline built with -DBL_BENCH_NO_AUDIT: "
+           "audit batches acknowledged without writing")]
+GOAL = 0.90  # issue 3: audited throughput within 10% of byline without the ledger
+W = 14       # width of the setup column
 BODIES = [("cm", "2 KB ConfigMapList", "GET /api/v1/namespaces/bench/configmaps?limit=10"),
           ("pods", "200 KB PodList", "GET /api/v1/namespaces/bench/pods")]
 
@@ -27,7 +37,8 @@ def ms(us):
 def proxy_cores(setup, cpu):
     """CPU cores the proxy used during a measurement; None for direct."""
     o = cpu["ours"]
-    return {"byline": o.get("byline"), "nginx": o.get("nginx"), "nginx+log": o.get("nginx")}.get(setup)
+    return {"byline": o.get("byline"), "byline-noaudit": o.get("byline-noaudit"), "nginx": o.get("nginx"),
+            "nginx+log": o.get("nginx")}.get(setup)
 
 
 def spread(r):
@@ -58,7 +69,47 @@ def load_round(raw, setup, body, n):
     r["mbps"] = r["bytes"] / (r["duration_us"] / 1e6) / 1e6
     cores = proxy_cores(setup, r["cpu"])
     r["proxy_cpu_us_per_request"] = None if cores is None else round(cores * 1e6 / r["rps"], 1)
+    r["audit_delta"] = metrics_delta(base)
     return r
+
+
+def metrics_delta(base):
+    """byline's /metrics after a run minus before, or None without them."""
+    if not os.path.exists(base + ".metrics0.json"):
+        return None
+    m0, m1 = (json.load(open(f"{base}.metrics{i}.json")) for i in (0, 1))
+    return metrics.delta(m0, m1)
+
+
+def commit_stats(d, seconds, requests):
+    """Group commit figures from a /metrics delta over `seconds` of wrk."""
+    c = d["counters"]
+    commits, entries = c["byline_audit_commits_total"], c["byline_audit_entries_total"]
+    q = {p: metrics.quantile(p / 100, d["buckets"]) for p in (50, 90, 99)}
+    top = metrics.max_bucket(d["buckets"])
+    return {
+        "commits": commits, "entries": entries, "requests": requests,
+        "commits_per_s": commits / seconds,
+        "entries_per_commit": entries / commits if commits else None,
+        "requests_per_commit": requests / commits if commits else None,
+        "bytes_per_commit": c["byline_audit_bytes_total"] / commits if commits else None,
+        "checkpoints": c["byline_audit_checkpoints_total"],
+        "latency_ms": {f"p{p}": None if v is None else v * 1e3 for p, v in q.items()},
+        "latency_mean_ms": d["sum"] / d["count"] * 1e3 if d["count"] else None,
+        "latency_max_bucket_ms": None if top is None else [top[0] * 1e3, top[1] * 1e3],
+        "failed": c["byline_audit_failed"],
+    }
+
+
+def commits_of(rounds):
+    """commit_stats over every round of one measurement (their deltas summed)."""
+    ds = [r["audit_delta"] for r in rounds]
+    if any(d is None for d in ds):
+        return None
+    total = ds[0]
+    for d in ds[1:]:
+        total = metrics.add(total, d)
+    return commit_stats(total, sum(r["duration_us"] for r in rounds) / 1e6, sum(r["requests"] for r in rounds))
 
 
 def summarize(setup, rounds):
@@ -77,6 +128,7 @@ def summarize(setup, rounds):
         "cores": cores,
         "other_cores_max": max(r["cpu"]["other_cores"] + r["cpu"]["steal_cores"] for r in rounds),
         "requests": sum(r["requests"] for r in rounds),
+        "commit": commits_of(rounds),
         "rounds": rounds,
     }
 
@@ -92,6 +144,23 @@ def load(out):
     return meta, res
 
 
+PEERS = ("direct", "nginx", "nginx+log", "byline-noaudit")
+
+
+def check_commits(res):
+    """The audited byline committed; byline-noaudit never did."""
+    for body, label, _ in BODIES:
+        a, n = res[body]["byline"]["commit"], res[body]["byline-noaudit"]["commit"]
+        if a is None or n is None:
+            sys.exit("bench: FAIL: no /metrics scrapes for byline or byline-noaudit")
+        if a["commits"] <= 0 or a["failed"]:
+            sys.exit(f"bench: FAIL: {label}: the audited byline made {a['commits']:.0f} group commits"
+                     f"{' and its ledger failed' if a['failed'] else ''}")
+        if n["commits"] != 0:
+            sys.exit(f"bench: FAIL: {label}: byline-noaudit made {n['commits']:.0f} group commits: "
+                     "it is not a -DBL_BENCH_NO_AUDIT build")
+
+
 def comparisons(res):
     cmp = {}
     for body, _, _ in BODIES:
@@ -104,12 +173,18 @@ def comparisons(res):
                 "p99_added_us": b["p99_us"] - r[peer]["p99_us"],
                 "cpu_per_request_ratio": (b["proxy_cpu_us_per_request"] / r[peer]["proxy_cpu_us_per_request"]
                                           if peer != "direct" else None),
-            } for peer in ("direct", "nginx", "nginx+log")
+            } for peer in PEERS
         }
+        ratio = cmp[body]["byline/byline-noaudit"]["throughput_ratio"]
+        # The same ratio per round (byline and byline-noaudit ran back to
+        # back), to show how much of a miss or a pass is noise.
+        per = [x["rps"] / y["rps"] for x, y in zip(b["rounds"], r["byline-noaudit"]["rounds"])]
+        cmp[body]["goal"] = {"audited_over_noaudit": ratio, "goal": GOAL, "met": ratio >= GOAL,
+                             "per_round": per}
     return cmp
 
 
-def table(meta, res, cmp):
+def table(meta, res, cmp, low_commit):
     pin = {"split": "servers pinned to CPU 0, wrk to CPU 1", "none": "no CPU pinning"}[meta["pin"]]
     lines = [
         f"byline bench  {time.strftime('%Y-%m-%d %H:%M:%S')}  byline {meta['byline_commit']}  "
@@ -120,30 +195,33 @@ def table(meta, res, cmp):
         f"setup and body, taking turns, after a {meta['warmup']} warm-up; TLS + keep-alive everywhere",
         "  figures are medians over the rounds; spread = (max - min) / median of req/s",
         "  " + "; ".join(f"{name}: {desc}" for _, name, desc in SETUPS[:2]) + ";",
-        "  " + "; ".join(f"{name}: {desc}" for _, name, desc in SETUPS[2:]),
+        "  " + "; ".join(f"{name}: {desc}" for _, name, desc in SETUPS[2:4]) + ";",
+        "  " + "; ".join(f"{name}: {desc}" for _, name, desc in SETUPS[4:]),
+        audit_fs_line(meta),
         "",
-        f"{'':<19} {'':<10} {'req/s':>7} {'spread':>6} {'MB/s':>6} {'p50':>9} {'p99':>9} {'p99.9':>9} "
+        f"{'':<19} {'':<{W}} {'req/s':>7} {'spread':>6} {'MB/s':>6} {'p50':>9} {'p99':>9} {'p99.9':>9} "
         f"{'proxy CPU':>9}   {'CPU cores used':^25}",
-        f"{'body':<19} {'setup':<10} {'':>7} {'':>6} {'':>6} {'':>9} {'':>9} {'':>9} "
+        f"{'body':<19} {'setup':<{W}} {'':>7} {'':>6} {'':>6} {'':>9} {'':>9} {'':>9} "
         f"{'/request':>9}   {'proxy':>5} {'upstr':>5} {'wrk':>5} {'other':>5}",
     ]
     any_noisy = False
     for body, label, _ in BODIES:
         for i, (setup, name, _) in enumerate(SETUPS):
             r = res[body][setup]
-            lines.append(f"{label if i == 0 else '':<19} {name:<10} {r['rps']:>7.0f} "
+            lines.append(f"{label if i == 0 else '':<19} {name:<{W}} {r['rps']:>7.0f} "
                          f"{spread(r):>6} {r['mbps']:>6.1f} "
                          f"{ms(r['p50_us']):>9} {ms(r['p99_us']):>9} {ms(r['p999_us']):>9} {cpu_cols(setup, r)}")
             any_noisy |= noisy(r)
         lines.append("")
-    lines.append(f"{'byline versus':<19} {'peer':<10} {'throughput':>10} {'p50 added':>10} {'p99 added':>10}"
+    lines.append(f"{'byline versus':<19} {'peer':<{W}} {'throughput':>10} {'p50 added':>10} {'p99 added':>10}"
                  f" {'CPU/request':>12}")
     for body, label, _ in BODIES:
-        for i, peer in enumerate(("direct", "nginx", "nginx+log")):
+        for i, peer in enumerate(PEERS):
             c = cmp[body][f"byline/{peer}"]
             cpu = "-" if c["cpu_per_request_ratio"] is None else f"{c['cpu_per_request_ratio']:.2f}x"
-            lines.append(f"{label if i == 0 else '':<19} {peer:<10} {c['throughput_ratio']:>9.2f}x "
+            lines.append(f"{label if i == 0 else '':<19} {peer:<{W}} {c['throughput_ratio']:>9.2f}x "
                          f"{ms(c['p50_added_us']):>10} {ms(c['p99_added_us']):>10} {cpu:>12}")
+    lines += [""] + goal_lines(cmp) + [""] + commit_lines(res, meta, low_commit)
     if any_noisy:
         lines += ["", "WARNING: other processes used CPU during the marked (!) measurements; rerun on an "
                       "idle machine before trusting them."]
@@ -167,6 +245,57 @@ def table(meta, res, cmp):
     return "\n".join(lines) + "\n"
 
 
+def audit_fs_line(meta):
+    fs = meta["audit_fs"]
+    line = f"  audited byline's ledger: {fs['dir']} on {fs['fstype']} ({fs['mount']})"
+    if fs["ram"]:
+        line += ("\n  WARNING: THE LEDGER IS ON A RAM FILE SYSTEM: fdatasync is free there and the audited "
+                 "figures are flattered; set BENCH_AUDIT_DIR to a real disk")
+    return line
+
+
+def goal_lines(cmp):
+    out = [f"goal (issue 3): audited byline within {100 * (1 - GOAL):.0f}% of byline-noaudit's req/s, "
+           "every record fdatasync'ed before its request is forwarded:"]
+    for body, label, _ in BODIES:
+        g = cmp[body]["goal"]
+        rounds = ", ".join(f"{x:.2f}" for x in g["per_round"])
+        out.append(f"  {label:<19} audited/noaudit {g['audited_over_noaudit']:.2f}  "
+                   f"{'met' if g['met'] else 'NOT MET'}   (per round: {rounds})")
+    return out
+
+
+def fmt_ms(v):
+    return "-" if v is None else f"{v:.2f}"
+
+
+def commit_row(label, c):
+    lat = c["latency_ms"]
+    top = c["latency_max_bucket_ms"]
+    mx = "-" if top is None else f"<= {top[1]:g}" if top[1] != float("inf") else f"> {top[0]:g}"
+    return (f"  {label:<19} {c['commits_per_s']:>8.0f} {fmt_ms(c['entries_per_commit']):>8} "
+            f"{fmt_ms(c['requests_per_commit']):>8} {fmt_ms(lat['p50']):>7} {fmt_ms(lat['p90']):>7} "
+            f"{fmt_ms(lat['p99']):>7} {fmt_ms(c['latency_mean_ms']):>7} {mx:>9}")
+
+
+def commit_lines(res, meta, low=None):
+    """Group commit as byline's /metrics saw it during the audited runs."""
+    out = ["audited byline's group commits (byline_audit_* counters and the byline_audit_commit_seconds "
+           "histogram, after minus before each measured run, summed over the rounds):",
+           f"  {'':<19} {'commits':>8} {'entries':>8} {'requests':>8} {'commit latency, ms (write + fdatasync)':^41}",
+           f"  {'':<19} {'/s':>8} {'/commit':>8} {'/commit':>8} {'p50':>7} {'p90':>7} {'p99':>7} {'mean':>7} "
+           f"{'max':>9}"]
+    for body, label, _ in BODIES:
+        out.append(commit_row(label, res[body]["byline"]["commit"]))
+    if low is not None:
+        out.append(commit_row("2 KB, 1 connection", low))
+    out += ["  p50/p90/p99 are bucket-interpolated (as Prometheus's histogram_quantile), mean is exact "
+            "(sum / count), max is the bound of the highest non-empty bucket;",
+            "  every request writes an intent entry (before it is forwarded) and a result entry, so "
+            "entries/commit over 2 is requests per fdatasync."]
+    return out
+
+
 def low_load(out):
     """Returns (text, data) for the one-connection latency runs, if present."""
     raw = os.path.join(out, "raw")
@@ -175,11 +304,15 @@ def low_load(out):
         path = os.path.join(raw, setup + ".low.json")
         if os.path.exists(path):
             data[setup] = json.loads(open(path).read())
+            d = metrics_delta(os.path.join(raw, setup + ".low"))
+            if d is not None:
+                r = data[setup]
+                data[setup]["commit"] = commit_stats(d, r["duration_us"] / 1e6, r["requests"])
     if "direct" not in data:
         return "", data
     d = data["direct"]
     lines = ["", "unloaded latency (2 KB list, 1 connection: no request waits behind another):",
-             f"  {'setup':<10} {'req/s':>7} {'p50':>9} {'p99':>9}   added vs direct: p50, p99"]
+             f"  {'setup':<{W}} {'req/s':>7} {'p50':>9} {'p99':>9}   added vs direct: p50, p99"]
     for setup, _, _ in SETUPS:
         r = data.get(setup)
         if r is None:
@@ -187,17 +320,17 @@ def low_load(out):
         rps = r["requests"] * 1e6 / r["duration_us"]
         added = "" if setup == "direct" else \
             f"   +{(r['p50_us'] - d['p50_us']) / 1000:.3f} ms, +{(r['p99_us'] - d['p99_us']) / 1000:.3f} ms"
-        lines.append(f"  {setup:<10} {rps:7.0f} {ms(r['p50_us']):>9} {ms(r['p99_us']):>9}{added}")
+        lines.append(f"  {setup:<{W}} {rps:7.0f} {ms(r['p50_us']):>9} {ms(r['p99_us']):>9}{added}")
     return "\n".join(lines) + "\n", data
 
 
 def main():
     out = sys.argv[1]
     meta, res = load(out)
+    check_commits(res)
     cmp = comparisons(res)
-    text = table(meta, res, cmp)
     low_text, low = low_load(out)
-    text += low_text
+    text = table(meta, res, cmp, low.get("byline", {}).get("commit")) + low_text
     sys.stdout.write(text)
     with open(os.path.join(out, "latest.txt"), "w") as f:
         f.write(text)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh - `make bench`: byline's throughput and latency against a
-# direct connection and against nginx, plus idle-watch memory.
+# direct connection, against nginx and against itself with the audit
+# ledger off (group commit's cost), its commit latency, and idle-watch memory.
 #
 # Everything runs on this machine over loopback TLS: a static nginx stands
 # in for the API server, wrk drives load with keep-alive. bench/README.md
@@ -29,6 +30,12 @@
 #                         before starting (the run warns if they do not)
 #   BENCH_BYLINE=PATH     measure this byline binary instead of building
 #                         build/byline (e.g. to compare two commits)
+#   BENCH_BYLINE_NOAUDIT=PATH  the -DBL_BENCH_NO_AUDIT binary to compare it
+#                         with, instead of building build/bench-noaudit/byline
+#   BENCH_BUILD [build]   where the binaries are built (make's B=)
+#   BENCH_AUDIT_DIR [build/bench]  the audited byline's ledger goes in a new
+#                         directory under this one, removed after the run; it
+#                         must be on a real disk: fdatasync on tmpfs is free
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -50,6 +57,8 @@ PIN=${BENCH_PIN:-auto}
 WATCHES=${BENCH_WATCHES:-5000}
 WAIT_IDLE=${BENCH_WAIT_IDLE:-0}
 WATCH_ROUNDS=${BENCH_WATCH_ROUNDS:-2}
+BUILD=${BENCH_BUILD:-build}
+AUDIT_BASE=${BENCH_AUDIT_DIR:-$OUT}
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: FAIL: %s\n' "$*" >&2; exit 1; }
@@ -57,6 +66,7 @@ die() { printf 'bench: FAIL: %s\n' "$*" >&2; exit 1; }
 # ---- processes and cleanup ----
 
 RUN=""
+AUDIT_RUN=""
 PIDS=()
 HOLD_FD=""
 cleanup() {
@@ -78,10 +88,12 @@ cleanup() {
             rm -rf "$OUT/failed"
             mkdir -p "$OUT/failed"
             cp "$RUN"/*.log "$RUN"/*.conf "$RUN"/*.out "$RUN"/*.err "$OUT/failed/" 2>/dev/null || true
+            [ -n "$AUDIT_RUN" ] && cp "$AUDIT_RUN"/status.json "$OUT/failed/audit-status.json" 2>/dev/null
             printf 'bench: logs of the failed run are in %s\n' "$OUT/failed" >&2
         fi
         rm -rf "$RUN"
     fi
+    [ -n "$AUDIT_RUN" ] && rm -rf "$AUDIT_RUN"
     exit $rc
 }
 trap cleanup EXIT
@@ -144,18 +156,40 @@ nginx_fd_count() {
 
 # ---- setup ----
 
-setup_tools() {
-    tests/deps.sh
+# Sets BYLINE and BYLINE_NOAUDIT (the same source built with
+# -DBL_BENCH_NO_AUDIT: batches acknowledged without the ledger writing).
+build_bylines() {
+    local noaudit=$BUILD/bench-noaudit
     if [ -n "${BENCH_BYLINE:-}" ]; then
         BYLINE=$(realpath "$BENCH_BYLINE")
         say "measuring $BYLINE (BENCH_BYLINE), not building"
         BYLINE_WHAT=$BYLINE
     else
-        make -s build/byline || die "could not build build/byline"
-        BYLINE=$ROOT/build/byline
+        make -s B="$BUILD" "$BUILD/byline" || die "could not build $BUILD/byline"
+        BYLINE=$ROOT/$BUILD/byline
         BYLINE_WHAT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
         git diff --quiet HEAD -- src 2>/dev/null || BYLINE_WHAT="$BYLINE_WHAT+uncommitted"
     fi
+    if [ -n "${BENCH_BYLINE_NOAUDIT:-}" ]; then
+        BYLINE_NOAUDIT=$(realpath "$BENCH_BYLINE_NOAUDIT")
+        say "comparing with $BYLINE_NOAUDIT (BENCH_BYLINE_NOAUDIT), not building"
+    else
+        [ -n "${BENCH_BYLINE:-}" ] &&
+            say "WARNING: BENCH_BYLINE without BENCH_BYLINE_NOAUDIT: byline-noaudit is built from this tree"
+        make -s B="$noaudit" CFLAGS="-O2 -g -DBL_BENCH_NO_AUDIT" "$noaudit/byline" ||
+            die "could not build $noaudit/byline (-DBL_BENCH_NO_AUDIT)"
+        BYLINE_NOAUDIT=$ROOT/$noaudit/byline
+    fi
+    [ -x "$BYLINE" ] && [ -x "$BYLINE_NOAUDIT" ] || die "no byline binary at $BYLINE or $BYLINE_NOAUDIT"
+}
+
+setup_tools() {
+    tests/deps.sh || die "tests/deps.sh could not install what the bench needs (wrk, nginx, openssl, python3)"
+    local t
+    for t in wrk nginx openssl python3 taskset findmnt; do
+        command -v "$t" >/dev/null || die "$t is not installed (tests/deps.sh installs wrk, nginx-light, openssl, python3)"
+    done
+    build_bylines
     local want=$((2 * WATCHES + 1000)) hard
     hard=$(ulimit -Hn)
     [ "$hard" = unlimited ] && hard=1048576
@@ -230,7 +264,7 @@ new_token() {
 }
 
 # Writes a byline config dir by hand (used while `byline init` is not
-# implemented). $1 dir, $2 listen port, $3 upstream port; sets BL_TOKEN.
+# implemented). Arguments as byline_config's; sets BL_TOKEN.
 byline_config_by_hand() {
     local d=$1
     new_token
@@ -240,7 +274,7 @@ byline_config_by_hand() {
 listen: 127.0.0.1:$2
 workers: $WORKERS
 tls: { cert: $RUN/pki/gateway.crt, key: $RUN/pki/gateway.key, ca: $RUN/pki/ca.crt }
-audit: { dir: audit }
+audit: { dir: "${4:-audit}" }
 limits: { max_connections: $((WATCHES + 1000)), drain_timeout: 1s }
 connections:
   - name: default
@@ -252,6 +286,7 @@ identities:
     groups: [bench]
     token_sha256: $TOKEN_SHA
 EOF
+    [ -z "${5:-}" ] || printf 'metrics: { listen: "127.0.0.1:%s" }\n' "$5" >>"$d/byline.yaml"
     chmod 700 "$d"
     chmod 600 "$d/byline.yaml"
     BL_CA=$RUN/pki/ca.crt
@@ -275,23 +310,29 @@ byline_identity() {
 }
 
 # Sets workers and limits in a byline.yaml made by `byline init`: it has
-# top-level "workers:" and a block "limits:" with two-space indented keys.
+# top-level "workers:", a block "limits:" with two-space indented keys, an
+# "audit:" block with "  dir: audit" and no "metrics:" block. $1 dir,
+# $2 audit.dir or "" (keep), $3 metrics.listen port or "" (none).
 byline_tune() {
     local y=$1/byline.yaml
-    grep -q '^workers:' "$y" && grep -q '^  max_connections:' "$y" && grep -q '^  drain_timeout:' "$y" ||
+    grep -q '^workers:' "$y" && grep -q '^  max_connections:' "$y" && grep -q '^  drain_timeout:' "$y" &&
+        grep -q '^  dir: audit$' "$y" && ! grep -q '^metrics:' "$y" ||
         die "byline init's byline.yaml changed shape; update byline_tune in bench/run.sh"
     sed -i -e "s/^workers:.*/workers: $WORKERS/" \
         -e "s/^  max_connections:.*/  max_connections: $((WATCHES + 1000))/" \
         -e "s/^  drain_timeout:.*/  drain_timeout: 1s/" "$y"
+    [ -z "$2" ] || sed -i -e "s#^  dir: audit\$#  dir: \"$2\"#" "$y"
+    [ -z "$3" ] || printf '%s\n' "" "metrics:" "  listen: 127.0.0.1:$3" >>"$y"
 }
 
-# $1 dir, $2 listen port, $3 upstream port; sets BL_TOKEN, BL_CA, CONFIG_HOW.
+# $1 dir, $2 listen port, $3 upstream port, $4 audit.dir or "", $5 metrics
+# port or ""; sets BL_TOKEN, BL_CA, CONFIG_HOW.
 byline_config() {
     local d=$1 out
     if out=$("$BYLINE" init --dir "$d" --upstream "https://127.0.0.1:$3" --upstream-ca "$RUN/pki/ca.crt" \
         --upstream-token-file "$RUN/up.token" --listen "127.0.0.1:$2" 2>&1); then
         CONFIG_HOW="byline init"
-        byline_tune "$d"
+        byline_tune "$d" "${4:-}" "${5:-}"
         byline_identity "$d"
         BL_CA=$d/tls/ca.crt
         [ -f "$BL_CA" ] || die "byline init wrote no $BL_CA; update byline_config in bench/run.sh"
@@ -304,9 +345,9 @@ byline_config() {
     fi
 }
 
-# $1 dir, $2 port, $3 name; sets BL_PID.
+# $1 dir, $2 port, $3 name, $4 binary [BYLINE]; sets BL_PID.
 start_byline() {
-    start_server "$RUN/$3.log" "$BYLINE" serve --dir "$1"
+    start_server "$RUN/$3.log" "${4:-$BYLINE}" serve --dir "$1"
     BL_PID=$BG_PID
     wait_port "$2" "$BL_PID" "byline" "$RUN/$3.log"
 }
@@ -334,8 +375,18 @@ run_wrk() {
     grep -q '^WRKJSON ' "$5" || die "wrk printed no result: $(cat "$5")"
 }
 
+SETUPS=(direct nginx nginx+log byline byline-noaudit)
 # Sum of "requests" over wrk outputs, per setup (for the audit count).
 declare -A SENT
+# /metrics port per setup that has one (byline, byline-noaudit).
+declare -A MPORT
+
+# Saves byline's audit counters and commit histogram to $2 if setup $1 has
+# a /metrics port.
+scrape() {
+    [ -z "${MPORT[$1]:-}" ] || python3 "$BENCH/metrics.py" scrape "${MPORT[$1]}" "$2" || exit 1
+}
+
 # $1 setup, $2 port, $3 token, $4 pid to watch, $5 body key, $6 path, $7 round.
 measure() {
     local setup=$1 port=$2 token=$3 pid=$4 body=$5 path=$6 f n warm=$WARMUP
@@ -343,12 +394,14 @@ measure() {
     [ "$7" = 1 ] || warm=1s
     say "round $7/$ROUNDS: $setup $body: warm-up $warm, then ${ROUND_SECS}s"
     run_wrk "$warm" "$port" "$path" "$token" "$f.warmup.txt"
+    scrape "$setup" "$f.metrics0.json"
     python3 "$BENCH/cpu.py" snap "$RUN/cpu.before"
     run_wrk "${ROUND_SECS}s" "$port" "$path" "$token" "$f.txt"
     python3 "$BENCH/cpu.py" snap "$RUN/cpu.after"
+    scrape "$setup" "$f.metrics1.json"
     python3 "$BENCH/cpu.py" diff "$RUN/cpu.before" "$RUN/cpu.after" --root $$ \
         --ours-cpu "$(awk '{ print $1 + $2 }' "$f.txt.time")" --label "$UP_PID=upstream" \
-        --label "$NGX_PID=nginx" --label "$BL_PID=byline" >"$f.cpu.json"
+        --label "$NGX_PID=nginx" --label "$BL_PID=byline" --label "$BLN_PID=byline-noaudit" >"$f.cpu.json"
     warn_other_cpu "$f.cpu.json" "during $setup $body round $7"
     kill -0 "$pid" 2>/dev/null || die "$setup died under load (see $OUT/raw/)"
     for n in "$f.warmup.txt" "$f.txt"; do
@@ -365,19 +418,49 @@ EOF
 }
 
 # byline writes one "result" entry per request (in ledger segments); wrk counts only answers it
-# read before its clock stopped, so up to $CONNS per wrk run may be extra.
+# read before its clock stopped, so up to $CONNS per wrk run may be extra. $1: the ledger dir.
 check_audit() {
-    local log=$RUN/ledger-all.jsonl sent=${SENT[byline]} results allowed runs=$((ROUNDS * 4)) slack
-    cat "$1"/audit/ledger-*.jsonl >"$log" 2>/dev/null || die "no audit ledger in $1/audit"
-    results=$(grep -c '"kind":"result"' "$log" || true)
-    allowed=$(grep '"kind":"result"' "$log" | grep -c '"result":"allowed","status":200' || true)
+    local log=$RUN/results.jsonl sent=${SENT[byline]} results allowed runs=$((ROUNDS * 4 + 2)) slack lines sync
+    ls "$1"/ledger-*.jsonl >/dev/null 2>&1 || die "no audit ledger in $1"
+    grep -h '"kind":"result"' "$1"/ledger-*.jsonl >"$log" || true
+    lines=$(cat "$1"/ledger-*.jsonl | wc -l)
+    results=$(wc -l <"$log")
+    allowed=$(grep -c '"result":"allowed","status":200' "$log" || true)
     slack=$((runs * CONNS + 2))  # +2: the pre-flight check's requests
-    grep '"kind":"result"' "$log" | grep -v '"result":"allowed","status":200' >"$OUT/raw/audit-other.jsonl" || true
+    grep -v '"result":"allowed","status":200' "$log" >"$OUT/raw/audit-other.jsonl" || true
     say "audit: $results result records ($allowed allowed with 200) for $sent requests wrk counted"
     [ "$allowed" = "$results" ] || say "audit: the other $((results - allowed)) are in $OUT/raw/audit-other.jsonl"
     [ "$results" -ge "$sent" ] && [ "$results" -le $((sent + slack)) ] ||
         die "audit log has $results result records for $sent requests (allowed slack $slack)"
-    AUDIT_JSON="{\"results\":$results,\"allowed_200\":$allowed,\"wrk_requests\":$sent,\"lines\":$(wc -l <"$log")}"
+    # Durable before forwarded: the ledger must have run with fdatasync.
+    grep -q '"state":"ok","sync":true' "$1/status.json" ||
+        die "the audited byline did not run with audit.sync on and state ok: $(tr -s ' ' <"$1/status.json")"
+    cp "$1/status.json" "$OUT/raw/audit-status.json"
+    AUDIT_JSON="{\"results\":$results,\"allowed_200\":$allowed,\"wrk_requests\":$sent,\"lines\":$lines,\"sync\":true}"
+}
+
+# The audited byline's ledger goes in a new directory under AUDIT_BASE. It
+# must be on a real disk: fdatasync on tmpfs costs nothing and would
+# flatter byline. Sets AUDIT_RUN and AUDIT_FS_JSON.
+setup_audit_dir() {
+    local fs src
+    mkdir -p "$AUDIT_BASE" || die "cannot create BENCH_AUDIT_DIR $AUDIT_BASE"
+    AUDIT_RUN=$(mktemp -d "$(realpath "$AUDIT_BASE")/audit.XXXXXX") || die "cannot create a directory in $AUDIT_BASE"
+    fs=$(stat -f -c %T "$AUDIT_RUN")
+    src=$(findmnt -n -o SOURCE,FSTYPE,OPTIONS --target "$AUDIT_RUN" | head -1 | tr -s ' ') || src="?"
+    say "audit ledger in $AUDIT_RUN: file system $fs ($src)"
+    local ram=false
+    case "$fs" in
+    tmpfs | ramfs)
+        ram=true
+        say "WARNING: ******************************************************************"
+        say "WARNING: the audit ledger is on $fs: fdatasync costs nothing there, so the"
+        say "WARNING: audited numbers are FLATTERED. Set BENCH_AUDIT_DIR to a directory"
+        say "WARNING: on a real disk (the one the ledger would use in production)."
+        say "WARNING: ******************************************************************"
+        ;;
+    esac
+    AUDIT_FS_JSON="{\"dir\":\"$AUDIT_RUN\",\"fstype\":\"$fs\",\"mount\":\"$src\",\"ram\":$ram}"
 }
 
 # byline logs nothing per request at the default level; an error or
@@ -500,52 +583,64 @@ main() {
     RUN=$(mktemp -d /tmp/byline-bench.XXXXXX)
     rm -rf "$OUT/raw" "$OUT/failed"
     mkdir -p "$OUT/raw"
+    setup_audit_dir
     check_idle
     make_pki
-    read -r UP_PORT NG_PORT NGL_PORT BL_PORT WUP_PORT BLW_PORT NGW_PORT NGW2_PORT <<<"$(free_ports 8)"
+    read -r UP_PORT NG_PORT NGL_PORT BL_PORT BLN_PORT BL_MPORT BLN_MPORT WUP_PORT BLW_PORT NGW_PORT NGW2_PORT \
+        <<<"$(free_ports 11)"
     say "pin=$PIN workers=$WORKERS connections=$CONNS threads=$THREADS rounds=$ROUNDS x ${ROUND_SECS}s warm-up=$WARMUP"
     start_upstream
     start_nginx_proxy nginx "$UP_PORT" "$NG_PORT" "$NGL_PORT"
-    byline_config "$RUN/byline" "$BL_PORT" "$UP_PORT"
+    # The two bylines: same config (each its own init), same pinning; only
+    # the binary and where the ledger goes differ.
+    byline_config "$RUN/byline" "$BL_PORT" "$UP_PORT" "$AUDIT_RUN/ledger" "$BL_MPORT"
     start_byline "$RUN/byline" "$BL_PORT" byline
+    local bl_token=$BL_TOKEN bl_ca=$BL_CA bl_pid=$BL_PID
+    byline_config "$RUN/byline-noaudit" "$BLN_PORT" "$UP_PORT" "" "$BLN_MPORT"
+    start_byline "$RUN/byline-noaudit" "$BLN_PORT" byline-noaudit "$BYLINE_NOAUDIT"
+    BLN_PID=$BL_PID
+    BL_PID=$bl_pid
+    MPORT[byline]=$BL_MPORT MPORT[byline-noaudit]=$BLN_MPORT
     say "byline config: $CONFIG_HOW"
 
-    preflight direct "$UP_PORT" "$UP_TOKEN"
-    preflight nginx "$NG_PORT" "$BL_TOKEN"
-    preflight nginx+log "$NGL_PORT" "$BL_TOKEN"
-    preflight byline "$BL_PORT" "$BL_TOKEN" "$BL_CA"
+    local -A port token pid ca
+    local setup
+    port=([direct]=$UP_PORT [nginx]=$NG_PORT [nginx+log]=$NGL_PORT [byline]=$BL_PORT [byline-noaudit]=$BLN_PORT)
+    token=([direct]=$UP_TOKEN [nginx]=$bl_token [nginx+log]=$bl_token [byline]=$bl_token
+        [byline-noaudit]=$BL_TOKEN)
+    pid=([direct]=$UP_PID [nginx]=$NGX_PID [nginx+log]=$NGX_PID [byline]=$BL_PID [byline-noaudit]=$BLN_PID)
+    ca=([direct]=$RUN/pki/ca.crt [nginx]=$RUN/pki/ca.crt [nginx+log]=$RUN/pki/ca.crt [byline]=$bl_ca
+        [byline-noaudit]=$BL_CA)
+    for setup in "${SETUPS[@]}"; do preflight "$setup" "${port[$setup]}" "${token[$setup]}" "${ca[$setup]}"; done
 
     local body path round
     for round in $(seq "$ROUNDS"); do
         for body in cm pods; do
             [ $body = cm ] && path=$PATH_CM || path=$PATH_PODS
-            measure direct "$UP_PORT" "$UP_TOKEN" "$UP_PID" $body "$path" "$round"
-            measure nginx "$NG_PORT" "$BL_TOKEN" "$NGX_PID" $body "$path" "$round"
-            measure nginx+log "$NGL_PORT" "$BL_TOKEN" "$NGX_PID" $body "$path" "$round"
-            measure byline "$BL_PORT" "$BL_TOKEN" "$BL_PID" $body "$path" "$round"
+            for setup in "${SETUPS[@]}"; do
+                measure "$setup" "${port[$setup]}" "${token[$setup]}" "${pid[$setup]}" $body "$path" "$round"
+            done
         done
     done
     # Added latency without queueing: one connection at a time, so a
     # request never waits behind others (saturated p99 is mostly queue).
-    local saved=$CONNS setup port token pid
+    local saved=$CONNS f
     CONNS=1
-    for setup in direct nginx nginx+log byline; do
-        case $setup in
-            direct) port=$UP_PORT token=$UP_TOKEN pid=$UP_PID ;;
-            nginx) port=$NG_PORT token=$BL_TOKEN pid=$NGX_PID ;;
-            nginx+log) port=$NGL_PORT token=$BL_TOKEN pid=$NGX_PID ;;
-            byline) port=$BL_PORT token=$BL_TOKEN pid=$BL_PID ;;
-        esac
+    for setup in "${SETUPS[@]}"; do
+        f=$OUT/raw/$setup.low
         say "unloaded latency: $setup (1 connection, ${ROUND_SECS}s)"
-        run_wrk 1s "$port" "$PATH_CM" "$token" "$OUT/raw/$setup.low.warmup.txt"
-        run_wrk "${ROUND_SECS}s" "$port" "$PATH_CM" "$token" "$OUT/raw/$setup.low.txt"
-        grep '^WRKJSON ' "$OUT/raw/$setup.low.txt" | cut -d' ' -f2- >"$OUT/raw/$setup.low.json"
-        SENT[$setup]=$(( ${SENT[$setup]:-0} + $(sed -n 's/^WRKJSON {"requests":\([0-9]*\),.*/\1/p' "$OUT/raw/$setup.low.warmup.txt") ))
-        SENT[$setup]=$(( ${SENT[$setup]:-0} + $(sed -n 's/^WRKJSON {"requests":\([0-9]*\),.*/\1/p' "$OUT/raw/$setup.low.txt") ))
+        run_wrk 1s "${port[$setup]}" "$PATH_CM" "${token[$setup]}" "$f.warmup.txt"
+        scrape "$setup" "$f.metrics0.json"
+        run_wrk "${ROUND_SECS}s" "${port[$setup]}" "$PATH_CM" "${token[$setup]}" "$f.txt"
+        scrape "$setup" "$f.metrics1.json"
+        grep '^WRKJSON ' "$f.txt" | cut -d' ' -f2- >"$f.json"
+        SENT[$setup]=$(( ${SENT[$setup]:-0} + $(sed -n 's/^WRKJSON {"requests":\([0-9]*\),.*/\1/p' "$f.warmup.txt") ))
+        SENT[$setup]=$(( ${SENT[$setup]:-0} + $(sed -n 's/^WRKJSON {"requests":\([0-9]*\),.*/\1/p' "$f.txt") ))
     done
     CONNS=$saved
-    check_audit "$RUN/byline"
+    check_audit "$AUDIT_RUN/ledger"
     check_byline_log "$RUN/byline.log" byline
+    check_byline_log "$RUN/byline-noaudit.log" byline-noaudit
 
     WATCH_JSON=null
     [ "$WATCHES" -gt 0 ] && watch_test "$WUP_PORT" "$BLW_PORT" "$NGW_PORT" "$NGW2_PORT"
@@ -554,7 +649,8 @@ main() {
 {"pin":"$PIN","workers":$WORKERS,"connections":$CONNS,"threads":$THREADS,"duration":"$DURATION",
  "rounds":$ROUNDS,"round_seconds":$ROUND_SECS,
  "warmup":"$WARMUP","cpus":$NCPU,"cpu_model":"$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)",
- "byline_commit":"$BYLINE_WHAT",
+ "byline_commit":"$BYLINE_WHAT","byline_noaudit":"$BYLINE_NOAUDIT",
+ "audit_fs":$AUDIT_FS_JSON,
  "nginx":"$(nginx -v 2>&1 | sed 's/.*nginx\///')","wrk":"$(wrk -v 2>&1 | head -1 | cut -d' ' -f2)",
  "config":"$CONFIG_HOW","bodies":"$(tr '\n' ';' <"$RUN/bodies.txt")",
  "audit":$AUDIT_JSON,"watch":$WATCH_JSON}
