@@ -2,7 +2,7 @@
 #   make            build/byline (release, -O2)
 #   make check      install missing test deps, build with ASan+UBSan, run every test
 #   make demo       the README's first command: stand-in cluster + byline + kubectl
-#   make bench      wrk: direct vs nginx vs byline
+#   make bench      wrk: direct vs nginx vs byline (audited) vs byline without the ledger
 #   make fuzz       libFuzzer targets (clang) under build/fuzz/
 CC       ?= cc
 B        ?= build
