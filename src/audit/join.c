@@ -532,14 +532,16 @@ static int bl_join_inside(const bl_join_t *j, int64_t t)
     return t >= j->sum.since_us && t <= j->sum.until_us;
 }
 
-/* A record is judged inside the window; and just before the cluster log's
- * first event or after its last (an end not given), when the cluster has
- * it: a request is received a moment after byline records it. */
+/* A record is judged inside the window; and, within the grace before the
+ * cluster log's first event or after its last (an end not given), unless it
+ * would be `lost`: a request reaches the cluster a moment after byline
+ * records it, and a refused one never does, but whether the cluster should
+ * have logged a request is for the span its log covers to say. */
 static int bl_join_rec_inside(const bl_join_t *j, const bl_join_rec_t *r)
 {
     if (bl_join_inside(j, r->t_us))
         return 1;
-    if (r->event == BL_JOIN_NONE)
+    if (r->event == BL_JOIN_NONE && r->has_intent && r->has_result && !r->aborted)
         return 0;
     if (j->o.since_us == BL_JOIN_NO_TIME && r->t_us < j->sum.since_us)
         return r->t_us >= j->sum.since_us - j->o.grace_us;

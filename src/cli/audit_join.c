@@ -151,9 +151,18 @@ static int bl_join_read_logs(bl_join_t *j, const bl_join_args_t *a)
 
 /* --- the text timeline --- */
 
-typedef struct {
-    int actor, action, result, user, verb, uri;
-} bl_join_cols_t;
+/* The timeline's variable columns, between TIME/KIND and CODE. */
+enum { BL_COL_ACTOR, BL_COL_ACTION, BL_COL_RESULT, BL_COL_USER, BL_COL_VERB, BL_COL_URI, BL_NCOLS };
+
+static const struct {
+    const char *head;
+    int min, max, keep; /* widths; where a cut keeps text (bl_join_fit) */
+} bl_join_col[BL_NCOLS] = {
+    { "ACTOR", 8, 32, 0 },   { "ACTION (byline)", 24, 120, 0 }, { "RESULT", 7, 24, 0 },
+    { "USER (cluster)", 12, 48, 1 }, { "VERB", 4, 16, 0 }, { "URI", 16, 100, 2 },
+};
+
+#define BL_CELL 1100 /* a kept string (BL_JOIN_MAX_STR) and a prefix */
 
 /* Copies s into out as at most w printable ASCII characters, marking a cut
  * with "..." at the end (keep = 0), the start (1) or the middle (2).
@@ -185,17 +194,58 @@ static void bl_join_fit(char *out, size_t cap, const char *s, int w, int keep)
     out[o] = '\0';
 }
 
-static void bl_join_cols(bl_join_cols_t *c)
+/* Writes the text of one row's variable cells (not yet fitted). */
+static void bl_join_cells(const bl_join_row_t *row, char cell[BL_NCOLS][BL_CELL])
 {
+    const bl_join_rec_t *r = row->rec;
+    const bl_join_event_t *e = row->ev;
+    snprintf(cell[BL_COL_ACTOR], BL_CELL, "%s", r ? (r->actor ? r->actor : "(unauthenticated)") : "-");
+    snprintf(cell[BL_COL_ACTION], BL_CELL, "%s", r && r->action ? r->action : "-");
+    snprintf(cell[BL_COL_RESULT], BL_CELL, "%s", r ? (r->result ? r->result : "pending") : "-");
+    if (r && r->status)
+        snprintf(cell[BL_COL_RESULT] + strlen(cell[BL_COL_RESULT]), 8, " %d", r->status);
+    /* impersonated: the agent is what tells rows apart; the shared user is in the summary */
+    snprintf(cell[BL_COL_USER], BL_CELL, "%s%s", e && e->imp_user ? "as " : "",
+             e ? (e->imp_user ? e->imp_user : (e->user && *e->user ? e->user : "(anonymous)")) : "-");
+    snprintf(cell[BL_COL_VERB], BL_CELL, "%s", e && e->verb ? e->verb : "-");
+    snprintf(cell[BL_COL_URI], BL_CELL, "%s", e && e->uri ? e->uri : "-");
+}
+
+static int bl_join_shown(const bl_join_row_t *row, int flagged_only)
+{
+    return !flagged_only || bl_join_flagged(row->kind);
+}
+
+/* Sizes the columns to their contents (up to each maximum), then narrows
+ * the widest until the line fits a terminal's width. */
+static void bl_join_cols(int w[BL_NCOLS], const bl_join_row_t *rows, size_t n, int flagged_only)
+{
+    static char cell[BL_NCOLS][BL_CELL];
     struct winsize ws;
-    int width = 160;
-    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-        width = ws.ws_col < 110 ? 110 : ws.ws_col;
-    *c = (bl_join_cols_t){ 15, 0, 11, 24, 7, 0 };
-    /* fixed: time 19, kind 8, the separators; action and URI share the rest, 5:4 */
-    int rest = width - (19 + 1 + 8 + 1 + c->actor + 1 + 1 + c->result + 3 + c->user + 1 + c->verb + 1 + 1 + 4);
-    c->action = rest * 5 / 9;
-    c->uri = rest - c->action;
+    int total = 41; /* time, kind, CODE and the separators */
+    for (int c = 0; c < BL_NCOLS; c++)
+        w[c] = (int)strlen(bl_join_col[c].head);
+    for (size_t i = 0; i < n; i++) {
+        if (!bl_join_shown(&rows[i], flagged_only))
+            continue;
+        bl_join_cells(&rows[i], cell);
+        for (int c = 0; c < BL_NCOLS; c++)
+            w[c] = BL_MAX(w[c], BL_MIN((int)strlen(cell[c]), bl_join_col[c].max));
+    }
+    for (int c = 0; c < BL_NCOLS; c++)
+        total += w[c];
+    if (!isatty(STDOUT_FILENO) || ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0)
+        return; /* a file or a pipe: whole values up to the maximums, for grep */
+    while (total > ws.ws_col) {
+        int widest = -1;
+        for (int c = 0; c < BL_NCOLS; c++)
+            if (w[c] > bl_join_col[c].min && (widest < 0 || w[c] - bl_join_col[c].min > w[widest] - bl_join_col[widest].min))
+                widest = c;
+        if (widest < 0)
+            break;
+        w[widest]--;
+        total--;
+    }
 }
 
 static const char *bl_join_label(bl_join_kind_t k)
@@ -205,32 +255,42 @@ static const char *bl_join_label(bl_join_kind_t k)
     return (unsigned)k < BL_JOIN_NKINDS ? labels[k] : "?";
 }
 
-static void bl_join_print_row(const bl_join_row_t *row, const bl_join_cols_t *c)
+static void bl_join_print_line(const char *t, const char *kind, char cell[BL_NCOLS][BL_CELL], const int w[BL_NCOLS],
+                               const char *code)
 {
-    char t[48], actor[64], action[512], res[32], result[64], user[256], verb[64], uri[512], code[8], who[300];
-    const bl_join_rec_t *r = row->rec;
-    const bl_join_event_t *e = row->ev;
+    char fit[BL_NCOLS][BL_CELL];
+    for (int c = 0; c < BL_NCOLS; c++)
+        bl_join_fit(fit[c], BL_CELL, cell[c], w[c], bl_join_col[c].keep);
+    printf("%-19s %-8s %-*s %-*s %-*s | %-*s %-*s %-*s %4s\n", t, kind, w[0], fit[0], w[1], fit[1], w[2], fit[2],
+           w[3], fit[3], w[4], fit[4], w[5], fit[5], code);
+}
+
+static void bl_join_print_row(const bl_join_row_t *row, const int w[BL_NCOLS])
+{
+    static char cell[BL_NCOLS][BL_CELL];
+    char t[48], code[16], detail[sizeof(row->detail)];
     bl_join_format_time(row->t_us, 0, t, sizeof(t));
     t[10] = ' ', t[19] = '\0'; /* 2026-06-15 12:04:01 */
-    bl_join_fit(actor, sizeof(actor), r ? (r->actor ? r->actor : "(unauthenticated)") : NULL, c->actor, 0);
-    bl_join_fit(action, sizeof(action), r ? r->action : NULL, c->action, 0);
-    snprintf(res, sizeof(res), "%s", r ? (r->result ? r->result : "pending") : "-");
-    if (r && r->status)
-        snprintf(res + strlen(res), sizeof(res) - strlen(res), " %d", r->status);
-    bl_join_fit(result, sizeof(result), res, c->result, 0);
-    snprintf(who, sizeof(who), "%s%s", e && e->imp_user ? "as " : "",
-             e ? (e->imp_user ? e->imp_user : (e->user && *e->user ? e->user : "(anonymous)")) : "-");
-    bl_join_fit(user, sizeof(user), e ? who : NULL, c->user, 1);
-    bl_join_fit(verb, sizeof(verb), e ? e->verb : NULL, c->verb, 0);
-    bl_join_fit(uri, sizeof(uri), e ? e->uri : NULL, c->uri, 2);
-    snprintf(code, sizeof(code), e && e->code ? "%d" : "-", e ? e->code : 0);
-    printf("%-19s %-8s %-*s %-*s %-*s | %-*s %-*s %-*s %4s\n", t, bl_join_label(row->kind), c->actor, actor,
-           c->action, action, c->result, result, c->user, user, c->verb, verb, c->uri, uri, code);
+    bl_join_cells(row, cell);
+    snprintf(code, sizeof(code), row->ev && row->ev->code ? "%d" : "-", row->ev ? row->ev->code : 0);
+    bl_join_print_line(t, bl_join_label(row->kind), cell, w, code);
     if (row->detail[0]) {
-        char detail[sizeof(row->detail)];
         bl_join_fit(detail, sizeof(detail), row->detail, (int)sizeof(detail) - 1, 0);
         printf("%19s ^ %s: %s\n", "", bl_join_kind_name(row->kind), detail);
     }
+}
+
+static void bl_join_print_text(const bl_join_row_t *rows, size_t n, int flagged_only)
+{
+    static char head[BL_NCOLS][BL_CELL];
+    int w[BL_NCOLS];
+    bl_join_cols(w, rows, n, flagged_only);
+    for (int c = 0; c < BL_NCOLS; c++)
+        snprintf(head[c], BL_CELL, "%s", bl_join_col[c].head);
+    bl_join_print_line("TIME (UTC)", "KIND", head, w, "CODE");
+    for (size_t i = 0; i < n; i++)
+        if (bl_join_shown(&rows[i], flagged_only))
+            bl_join_print_row(&rows[i], w);
 }
 
 static void bl_join_print_summary(const bl_join_t *j, const bl_join_args_t *a)
@@ -281,14 +341,7 @@ static int bl_join_print(const bl_join_t *j, const bl_join_args_t *a)
     if (a->json) {
         bl_join_print_json(j, rows, n, a->flagged_only);
     } else {
-        bl_join_cols_t c;
-        bl_join_cols(&c);
-        printf("%-19s %-8s %-*s %-*s %-*s | %-*s %-*s %-*s %4s\n", "TIME (UTC)", "KIND", c.actor, "ACTOR",
-               c.action, "ACTION (byline)", c.result, "RESULT", c.user, "USER (cluster)", c.verb, "VERB",
-               c.uri, "URI", "CODE");
-        for (size_t i = 0; i < n; i++)
-            if (!a->flagged_only || bl_join_flagged(rows[i].kind))
-                bl_join_print_row(&rows[i], &c);
+        bl_join_print_text(rows, n, a->flagged_only);
         bl_join_print_summary(j, a);
     }
     if (s->bad_lines)
