@@ -158,7 +158,7 @@ static const struct {
     const char *head;
     int min, max, keep; /* widths; where a cut keeps text (bl_join_fit) */
 } bl_join_col[BL_NCOLS] = {
-    { "ACTOR", 8, 32, 0 },   { "ACTION (byline)", 24, 120, 0 }, { "RESULT", 7, 24, 0 },
+    { "ACTOR", 8, 32, 0 },   { "ACTION (byline)", 24, 120, 0 }, { "RESULT", 7, 14, 0 },
     { "USER (cluster)", 12, 48, 1 }, { "VERB", 4, 16, 0 }, { "URI", 16, 100, 2 },
 };
 
@@ -201,9 +201,9 @@ static void bl_join_cells(const bl_join_row_t *row, char cell[BL_NCOLS][BL_CELL]
     const bl_join_event_t *e = row->ev;
     snprintf(cell[BL_COL_ACTOR], BL_CELL, "%s", r ? (r->actor ? r->actor : "(unauthenticated)") : "-");
     snprintf(cell[BL_COL_ACTION], BL_CELL, "%s", r && r->action ? r->action : "-");
-    snprintf(cell[BL_COL_RESULT], BL_CELL, "%s", r ? (r->result ? r->result : "pending") : "-");
-    if (r && r->status)
-        snprintf(cell[BL_COL_RESULT] + strlen(cell[BL_COL_RESULT]), 8, " %d", r->status);
+    /* the status first: it survives a cut */
+    snprintf(cell[BL_COL_RESULT], BL_CELL, r && r->status ? "%d %s" : "%.0d%s", r ? r->status : 0,
+             r ? (r->result ? r->result : "pending") : "-");
     /* impersonated: the agent is what tells rows apart; the shared user is in the summary */
     snprintf(cell[BL_COL_USER], BL_CELL, "%s%s", e && e->imp_user ? "as " : "",
              e ? (e->imp_user ? e->imp_user : (e->user && *e->user ? e->user : "(anonymous)")) : "-");
@@ -216,10 +216,16 @@ static int bl_join_shown(const bl_join_row_t *row, int flagged_only)
     return !flagged_only || bl_join_flagged(row->kind);
 }
 
-/* Sizes the columns to their contents (up to each maximum), then narrows
- * the widest until the line fits a terminal's width. */
+/* Sizes the columns to their contents (up to each maximum); on a terminal
+ * too narrow for that, cuts the URI and the user first, the action last. */
 static void bl_join_cols(int w[BL_NCOLS], const bl_join_row_t *rows, size_t n, int flagged_only)
 {
+    static const struct { int col, floor; } order[] = { /* each column down to a floor, then the next */
+        { BL_COL_URI, 48 },    { BL_COL_USER, 24 },   { BL_COL_ACTOR, 16 }, { BL_COL_ACTION, 56 },
+        { BL_COL_URI, 32 },    { BL_COL_USER, 20 },   { BL_COL_ACTION, 40 }, { BL_COL_URI, 24 },
+        { BL_COL_ACTOR, 10 },  { BL_COL_USER, 12 },   { BL_COL_URI, 16 },    { BL_COL_ACTION, 24 },
+        { BL_COL_VERB, 4 },    { BL_COL_ACTOR, 8 },
+    };
     static char cell[BL_NCOLS][BL_CELL];
     struct winsize ws;
     int total = 41; /* time, kind, CODE and the separators */
@@ -236,15 +242,10 @@ static void bl_join_cols(int w[BL_NCOLS], const bl_join_row_t *rows, size_t n, i
         total += w[c];
     if (!isatty(STDOUT_FILENO) || ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0)
         return; /* a file or a pipe: whole values up to the maximums, for grep */
-    while (total > ws.ws_col) {
-        int widest = -1;
-        for (int c = 0; c < BL_NCOLS; c++)
-            if (w[c] > bl_join_col[c].min && (widest < 0 || w[c] - bl_join_col[c].min > w[widest] - bl_join_col[widest].min))
-                widest = c;
-        if (widest < 0)
-            break;
-        w[widest]--;
-        total--;
+    for (size_t k = 0; k < BL_ARRAY_LEN(order) && total > ws.ws_col; k++) {
+        int c = order[k].col, cut = BL_MIN(total - ws.ws_col, BL_MAX(w[c] - order[k].floor, 0));
+        w[c] -= cut;
+        total -= cut;
     }
 }
 
