@@ -158,7 +158,7 @@ static const struct {
     const char *head;
     int min, max, keep; /* widths; where a cut keeps text (bl_join_fit) */
 } bl_join_col[BL_NCOLS] = {
-    { "ACTOR", 8, 32, 0 },   { "ACTION (byline)", 24, 120, 0 }, { "RESULT", 7, 14, 0 },
+    { "ACTOR", 8, 32, 0 },   { "ACTION (byline)", 24, 120, 0 }, { "RESULT", 7, 20, 0 },
     { "USER (cluster)", 12, 48, 1 }, { "VERB", 4, 16, 0 }, { "URI", 16, 100, 2 },
 };
 
@@ -221,10 +221,10 @@ static int bl_join_shown(const bl_join_row_t *row, int flagged_only)
 static void bl_join_cols(int w[BL_NCOLS], const bl_join_row_t *rows, size_t n, int flagged_only)
 {
     static const struct { int col, floor; } order[] = { /* each column down to a floor, then the next */
-        { BL_COL_URI, 48 },    { BL_COL_USER, 24 },   { BL_COL_ACTOR, 16 }, { BL_COL_ACTION, 56 },
-        { BL_COL_URI, 32 },    { BL_COL_USER, 20 },   { BL_COL_ACTION, 40 }, { BL_COL_URI, 24 },
-        { BL_COL_ACTOR, 10 },  { BL_COL_USER, 12 },   { BL_COL_URI, 16 },    { BL_COL_ACTION, 24 },
-        { BL_COL_VERB, 4 },    { BL_COL_ACTOR, 8 },
+        { BL_COL_URI, 48 },    { BL_COL_USER, 24 },   { BL_COL_ACTOR, 16 },  { BL_COL_ACTION, 56 },
+        { BL_COL_URI, 32 },    { BL_COL_USER, 20 },   { BL_COL_RESULT, 11 }, { BL_COL_ACTION, 40 },
+        { BL_COL_URI, 24 },    { BL_COL_ACTOR, 10 },  { BL_COL_USER, 12 },   { BL_COL_URI, 16 },
+        { BL_COL_ACTION, 24 }, { BL_COL_VERB, 4 },    { BL_COL_ACTOR, 8 },
     };
     static char cell[BL_NCOLS][BL_CELL];
     struct winsize ws;
