@@ -149,6 +149,7 @@ static int bl_rec_entry(const bl_audit_rec_t *r, int res, int req, bl_buf_t *out
     o.err |= r->actor ? bl_buf_json_str(out, r->actor, strlen(r->actor)) : bl_buf_puts(out, "null");
     bl_obj_u64(&o, res, "bytes_in", r->bytes_in);
     bl_obj_u64(&o, res, "bytes_out", r->bytes_out);
+    bl_obj_raw(&o, res, "capture", r->capture.p, r->capture.len);
     bl_obj_str(&o, 1, "connection", r->connection);
     bl_obj_str(&o, req, "credential", r->credential);
     bl_obj_u64(&o, res, "duration_us", res ? bl_rec_duration_us(r) : 0);

@@ -56,6 +56,8 @@ typedef struct {
     uint64_t bytes_in;             /* body/tunnel bytes client -> upstream */
     uint64_t bytes_out;            /* body/tunnel bytes upstream -> client */
     bl_str_t exec;                 /* exec outcome as a canonical JSON object, borrowed; may be empty */
+    bl_str_t capture;              /* session capture (audit/capture.h) as a canonical JSON object,
+                                      borrowed; may be empty */
     bl_str_t request_body;         /* canonical JSON value (audit.level Request+), borrowed; may be empty */
     bl_str_t response_body;        /* canonical JSON value (RequestResponse), borrowed; may be empty */
 } bl_audit_rec_t;

@@ -281,6 +281,19 @@ static int bl_cfg_impersonate(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_
     return rc;
 }
 
+/* `capture_max: SIZE` on a connection: its own session capture bound,
+ * replacing audit.capture_max (0 turns capture off there). */
+static int bl_cfg_conn_capture(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k)
+{
+    bl_connection_t *c = dst;
+    uint64_t n;
+    if (bl_yaml_size(y, v, &n, k) != BL_OK)
+        return BL_ERROR;
+    c->capture_max = (size_t)n;
+    c->capture_set = 1;
+    return BL_OK;
+}
+
 static const bl_yaml_key_t bl_conn_keys[] = {
     { "name", bl_yaml_str, CONN(name), 0, 0, NULL, BL_YAML_REQUIRED },
     { "server", bl_yaml_str, CONN(url), 0, 0, NULL, BL_YAML_REQUIRED },
@@ -290,6 +303,7 @@ static const bl_yaml_key_t bl_conn_keys[] = {
     { "client_cert", bl_yaml_path, CONN(cert_file), 0, 0, NULL, BL_YAML_FILE },
     { "client_key", bl_yaml_path, CONN(key_file), 0, 0, NULL, BL_YAML_FILE | BL_YAML_SECRET },
     { "impersonate", bl_cfg_impersonate, 0, 0, 0, NULL, 0 },
+    { "capture_max", bl_cfg_conn_capture, 0, 0, BL_AUDIT_CAPTURE_MAX, NULL, 0 },
     { NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 

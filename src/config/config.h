@@ -36,6 +36,8 @@ typedef struct {
     char *token_file;    /* bearer token file, or NULL */
     char *cert_file;     /* client certificate (PEM), or NULL */
     char *key_file;      /* its private key (PEM), or NULL */
+    int capture_set;     /* 1: capture_max below replaces audit.capture_max for this connection */
+    size_t capture_max;  /* exec/attach session capture bound (bytes, 0 = off) when capture_set */
     int impersonate;     /* 1: send Impersonate-User/-Group/-Extra-* for the identity */
     char *impersonate_user; /* template for Impersonate-User; "{name}" is the identity (default "byline:{name}");
                                NULL when impersonate is 0 */

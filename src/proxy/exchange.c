@@ -60,6 +60,33 @@ static void bl_ex_chunk(bl_buf_t *out, bl_str_t span)
     bl_buf_append(out, "\r\n", 2);
 }
 
+/* --- the exec tap --- */
+
+/* How much of this exec/attach session to capture (0: nothing): the
+ * connection's capture_max when it sets one, else audit.capture_max.
+ * Policy hook: a rule that asks for (or forbids) capture decides here. */
+static size_t bl_ex_capture_max(const bl_req_t *r)
+{
+    const bl_connection_t *conn = r->connection;
+    if (r->portforward)
+        return 0; /* tunnelled TCP, not a terminal: nothing to replay */
+    if (conn && conn->capture_set)
+        return conn->capture_max;
+    return r->conn->w->srv->cfg->audit_capture_max;
+}
+
+/* Feeds the tap; a capturing tap first learns the time since the request
+ * arrived (the capture's time 0 is the record's ts). */
+static void bl_ex_tap_feed(bl_req_t *r, int dir, const char *p, size_t n)
+{
+    if (bl_tap_capturing(r->tap)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        bl_tap_clock(r->tap, (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u - r->rec.start_us);
+    }
+    bl_tap_feed(r->tap, dir, p, n);
+}
+
 /* --- connecting --- */
 
 static void bl_ex_connected(bl_upwait_t *w, bl_stream_t *s, const char *err)
@@ -149,7 +176,7 @@ static int bl_ex_send_raw(bl_req_t *r, uint64_t *limit)
     if (w <= 0)
         return w < 0 ? BL_ERROR : 0;
     if (r->tap)
-        bl_tap_feed(r->tap, BL_TAP_UP, bl_buf_data(&c->in), (size_t)w);
+        bl_ex_tap_feed(r, BL_TAP_UP, bl_buf_data(&c->in), (size_t)w);
     bl_buf_consume(&c->in, (size_t)w);
     *limit -= (uint64_t)w;
     r->rec.bytes_in += (uint64_t)w;
@@ -305,7 +332,7 @@ static void bl_ex_tap_start(bl_req_t *r, const bl_http_response_t *res)
     int proto = bl_tap_proto(up ? up->value : BL_STR_NULL, wsp ? wsp->value : BL_STR_NULL);
     if (proto == 0)
         return;
-    r->tap = bl_tap_new(proto, r->conn->w->srv->cfg->audit_capture_max);
+    r->tap = bl_tap_new(proto, bl_ex_capture_max(r));
     if (r->tap && r->portforward && bl_tap_portforward(r->tap) != BL_OK) {
         bl_tap_free(r->tap);
         r->tap = NULL;
@@ -463,7 +490,7 @@ static int bl_ex_relay_raw(bl_req_t *r, int limited)
     if (w <= 0)
         return w < 0 ? BL_ERROR : 0;
     if (r->tap)
-        bl_tap_feed(r->tap, BL_TAP_DOWN, bl_buf_data(&r->uin), (size_t)w);
+        bl_ex_tap_feed(r, BL_TAP_DOWN, bl_buf_data(&r->uin), (size_t)w);
     bl_ex_keep(r, bl_buf_data(&r->uin), (size_t)w);
     bl_buf_consume(&r->uin, (size_t)w);
     r->rec.bytes_out += (uint64_t)w;

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <openssl/crypto.h>
 #include "audit/body.h"
+#include "audit/capture.h"
 #include "auth/identity.h"
 #include "auth/jwt.h"
 #include "core/base64.h"
@@ -644,6 +645,23 @@ static void bl_req_response_body(bl_req_t *r)
         r->rec.response_body = (bl_str_t){ bl_buf_data(&r->respbody), bl_buf_size(&r->respbody) };
 }
 
+/* With capture on (the tap was made with a capture_max), an exec/attach
+ * session's capture is written to AUDIT_DIR/sessions/<id>.cap and made
+ * durable here, before the result entry that names it is queued: the
+ * ledger never names a capture that is not on stable storage. It runs on
+ * the worker thread: one write of the capture (bounded by capture_max) and
+ * two fsyncs, once per captured session. A failure costs the capture, not
+ * the record: the result then says {"error":...}. */
+static void bl_req_capture(bl_req_t *r, bl_buf_t *json)
+{
+    const bl_capture_meta_t m = { .id = r->rec.id, .actor = r->rec.actor, .connection = r->rec.connection,
+                                  .action = r->rec.action, .started = r->rec.ts };
+    if (bl_capture_save(r->conn->w->srv->cfg->audit_dir, &m, r->tap, json) != BL_OK)
+        bl_warn("audit: the session capture of %s was not written: %.*s", r->rec.id, (int)bl_buf_size(json),
+                bl_buf_data(json));
+    r->rec.capture = (bl_str_t){ bl_buf_data(json), bl_buf_size(json) };
+}
+
 void bl_req_record(bl_req_t *r)
 {
     if (r->recorded)
@@ -661,6 +679,10 @@ void bl_req_record(bl_req_t *r)
         if (bl_tap_json(r->tap, &ej) == BL_OK)
             r->rec.exec = (bl_str_t){ r->exec_json, ej.len };
     }
+    char capjson[BL_CAPTURE_JSON_MAX]; /* lives until the result line is rendered below */
+    bl_buf_t cj = { .base = capjson, .cap = sizeof(capjson), .max = sizeof(capjson) };
+    if (r->tap && bl_tap_capturing(r->tap) && !r->portforward)
+        bl_req_capture(r, &cj);
     bl_req_response_body(r);
     bl_buf_t *line = &w->scratch;
     bl_buf_reset(line);

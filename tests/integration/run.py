@@ -342,8 +342,15 @@ def drain_check(env):
     """SIGTERM with a watch open: the gateway stops accepting, lets the watch
     run until drain_timeout (3s here), then closes it and exits 0."""
     k = kubectl(env, "agent-reporting", VERSIONS[-1])
+    mark = env.mark()
     w = k.popen(["get", "pods", "-n", "web", "-w", "--request-timeout=60s"])
-    time.sleep(1.5)
+    # Stop only once the watch is in flight (its intent is durable): a cold
+    # kubectl runs discovery first, and valgrind slows byline down.
+    deadline = time.time() + 30
+    while time.time() < deadline and not any(
+            "--watch" in r.get("action", "") for r in env.byline_requests(since=mark)):
+        time.sleep(0.1)
+    time.sleep(0.3)
     rc, took = env.stop_byline(timeout=60 if env.wrapper else 10)
     w.kill()
     if env.wrapper:
