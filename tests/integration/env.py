@@ -40,6 +40,19 @@ def ledger_entries(audit_dir):
     return out
 
 
+# Suites that are not about policy run with this rule appended to the
+# gateway's policy.yaml (byline denies by default): every identity may do
+# anything. tests/integration/policy.py tests the rules themselves.
+ALLOW_ALL = ("\n  # Integration tests that are not about policy: allow everything.\n"
+             "  - name: test-allow-all\n    effect: allow\n")
+
+
+def allow_all(gateway_dir):
+    """Appends ALLOW_ALL to the rules `byline init` wrote to DIR/policy.yaml."""
+    with open(os.path.join(gateway_dir, "policy.yaml"), "a") as f:
+        f.write(ALLOW_ALL)
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -338,6 +351,7 @@ class Env:
                   % (self.cluster_port, self.ca, self.up_client_crt, self.up_client_key))
         text = text.replace("\n# Agent identities", "\n" + extra + "\n# Agent identities")
         text = text.replace("drain_timeout: 30s", "drain_timeout: 3s")
+        allow_all(self.gw)
         self.metrics_port = free_port()
         text += "\nmetrics:\n  listen: 127.0.0.1:%d\n" % self.metrics_port
         with open(cfg, "w") as f:

@@ -10,7 +10,7 @@ import ssl
 import subprocess
 import time
 
-from env import free_port, run, wait_port
+from env import allow_all, free_port, run, wait_port
 
 LIMITS = {"max_connections: 10000": "max_connections: 4",
           "header_timeout: 10s": "header_timeout: 1s",
@@ -42,6 +42,7 @@ class Tight:
                             % (self.stuck.getsockname()[1], env.ca, env.shared_token_file))
         with open(cfg, "w") as f:
             f.write(text)
+        allow_all(self.dir)
         p = run([env.byline, "identity", "add", "agent-tight", "--dir", self.dir])
         self.token = p.stdout.strip()
         self.log = open(os.path.join(self.dir, "serve.log"), "w")
