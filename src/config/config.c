@@ -281,6 +281,22 @@ static int bl_cfg_impersonate(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_
     return rc;
 }
 
+/* `via: agent` (the only value): a byline agent carries the requests. */
+static int bl_cfg_via(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k)
+{
+    bl_connection_t *c = dst;
+    char *s = bl_yaml_strdup(y, v, k->name, 0);
+    int ok = s && !strcmp(s, "agent");
+    if (s && !ok)
+        bl_yaml_error(y, v, "via: \"%.64s\": the only value is \"agent\" (leave via out to dial the API server)", s);
+    c->via_agent = ok;
+    free(s);
+    return ok ? BL_OK : BL_ERROR;
+}
+
+/* A connection via an agent has no URL or credential here: the agent has them. */
+static void bl_cfg_conn_via(bl_yaml_t *y, yaml_node_t **found);
+
 /* `capture_max: SIZE` on a connection: its own session capture bound,
  * replacing audit.capture_max (0 turns capture off there). */
 static int bl_cfg_conn_capture(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k)
@@ -296,7 +312,7 @@ static int bl_cfg_conn_capture(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl
 
 static const bl_yaml_key_t bl_conn_keys[] = {
     { "name", bl_yaml_str, CONN(name), 0, 0, NULL, BL_YAML_REQUIRED },
-    { "server", bl_yaml_str, CONN(url), 0, 0, NULL, BL_YAML_REQUIRED },
+    { "server", bl_yaml_str, CONN(url), 0, 0, NULL, 0 }, /* required unless via: agent */
     { "ca", bl_yaml_path, CONN(ca_file), 0, 0, NULL, BL_YAML_FILE },
     { "tls_server_name", bl_yaml_str, CONN(server_name), 0, 0, NULL, 0 },
     { "token_file", bl_yaml_path, CONN(token_file), 0, 0, NULL, BL_YAML_FILE | BL_YAML_SECRET },
@@ -304,6 +320,7 @@ static const bl_yaml_key_t bl_conn_keys[] = {
     { "client_key", bl_yaml_path, CONN(key_file), 0, 0, NULL, BL_YAML_FILE | BL_YAML_SECRET },
     { "impersonate", bl_cfg_impersonate, 0, 0, 0, NULL, 0 },
     { "capture_max", bl_cfg_conn_capture, 0, 0, BL_AUDIT_CAPTURE_MAX, NULL, 0 },
+    { "via", bl_cfg_via, 0, 0, 0, NULL, 0 },
     { NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
@@ -380,6 +397,12 @@ static void bl_cfg_conn(bl_yaml_t *y, yaml_node_t *item, bl_config_t *cfg, bl_co
     for (bl_connection_t *o = cfg->conns; c->name != NULL && o < c; o++)
         if (o->name != NULL && !strcmp(o->name, c->name))
             bl_yaml_error(y, name, "duplicate connection name \"%s\"", c->name);
+    if (c->via_agent) {
+        bl_cfg_conn_via(y, found);
+        return;
+    }
+    if (c->url == NULL && y->nerrors == before)
+        bl_yaml_error(y, item, "missing required key \"server\"");
     if (c->url != NULL)
         bl_cfg_conn_server(y, bl_yaml_found(bl_conn_keys, found, "server"), c);
     if (c->server_name != NULL && !bl_is_ip(c->server_name) &&
@@ -391,6 +414,17 @@ static void bl_cfg_conn(bl_yaml_t *y, yaml_node_t *item, bl_config_t *cfg, bl_co
         bl_cfg_ca_file(y, bl_yaml_found(bl_conn_keys, found, "ca"), c->ca_file);
     if (y->nerrors == before)
         bl_cfg_conn_cred(y, item, found, c);
+}
+
+static void bl_cfg_conn_via(bl_yaml_t *y, yaml_node_t **found)
+{
+    static const char *const local[] = { "server", "ca", "tls_server_name", "token_file", "client_cert", "client_key" };
+    for (size_t i = 0; i < BL_ARRAY_LEN(local); i++) {
+        yaml_node_t *n = bl_yaml_found(bl_conn_keys, found, local[i]);
+        if (n)
+            bl_yaml_error(y, n, "%s: a connection via: agent has no %s here: the agent holds the API "
+                                "server's address and credential (docs/AGENT.md)", local[i], local[i]);
+    }
 }
 
 static int bl_cfg_conns(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k)

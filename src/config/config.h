@@ -41,6 +41,8 @@ typedef struct {
     int impersonate;     /* 1: send Impersonate-User/-Group/-Extra-* for the identity */
     char *impersonate_user; /* template for Impersonate-User; "{name}" is the identity (default "byline:{name}");
                                NULL when impersonate is 0 */
+    int via_agent;       /* 1: `via: agent`: reached through a byline agent (docs/AGENT.md), which
+                            holds the API server URL and credential; url/host/etc. are NULL */
 } bl_connection_t;
 
 /* A claim a JWT must carry with exactly this string value (or, for an

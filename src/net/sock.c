@@ -415,6 +415,47 @@ int bl_sock_handshake(bl_sock_t *s, const char **reason)
     return BL_ERROR;
 }
 
+int bl_sock_detach(bl_sock_t *s, SSL **ssl, int *fd)
+{
+    if (s->state != BL_SOCK_OPEN)
+        return BL_ERROR;
+    bl_loop_del(s->loop, &s->io);
+    *ssl = s->ssl;
+    *fd = s->io.fd;
+    SSL_set_app_data(s->ssl, NULL);
+    s->ssl = NULL;
+    s->io.fd = -1;
+    bl_sock_close(s);
+    return BL_OK;
+}
+
+bl_sock_t *bl_sock_adopt(bl_loop_t *loop, int fd, SSL *ssl, const char *peer_ip)
+{
+    bl_sock_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        goto fail;
+    s->stream.ops = &bl_sock_ops;
+    s->loop = loop;
+    s->io.fd = fd;
+    s->io.cb = bl_sock_io_cb;
+    s->io.data = s;
+    s->rd_ready = s->wr_ready = 1;
+    s->ssl = ssl;
+    s->state = BL_SOCK_OPEN;
+    snprintf(s->peer_ip, sizeof(s->peer_ip), "%s", peer_ip ? peer_ip : "");
+    SSL_set_app_data(ssl, s);
+    BIO_set_data(SSL_get_rbio(ssl), s); /* one BIO for both directions */
+    if (bl_loop_add(loop, &s->io) != BL_OK) {
+        free(s);
+        goto fail;
+    }
+    return s;
+fail:
+    SSL_free(ssl);
+    close(fd);
+    return NULL;
+}
+
 int bl_sock_listen(const char *host, int port, int backlog, const char **reason)
 {
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };

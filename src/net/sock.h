@@ -68,6 +68,15 @@ int bl_sock_handshake(bl_sock_t *s, const char **reason);
  * no unread bytes buffered in OpenSSL; else 0. */
 int bl_sock_clean(bl_sock_t *s);
 
+/* Takes the open TLS connection out of `s` so another loop (thread) can
+ * adopt it; `s` is closed without touching the connection. Returns BL_OK
+ * with *ssl and *fd now owned by the caller, or BL_ERROR if not open. */
+int bl_sock_detach(bl_sock_t *s, SSL **ssl, int *fd);
+
+/* Returns an open socket in `loop` around a detached connection (taken;
+ * freed and closed on failure), or NULL. */
+bl_sock_t *bl_sock_adopt(bl_loop_t *loop, int fd, SSL *ssl, const char *peer_ip);
+
 /* Closes the socket now (sending close_notify if it can without blocking). */
 void bl_sock_close(bl_sock_t *s);
 

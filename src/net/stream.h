@@ -29,6 +29,10 @@ typedef struct {
      * whole HTTP exchange completed on it); otherwise it is closed. The
      * stream must not be touched afterwards; its memory is freed later. */
     void (*release)(bl_stream_t *s, int reusable);
+    /* Optional (may be NULL): returns why the stream failed, when it knows
+     * better than "read failed" (e.g. "agent for prod-eks disconnected"),
+     * else NULL. The string belongs to the stream. */
+    const char *(*why)(bl_stream_t *s);
 } bl_stream_ops_t;
 
 struct bl_stream_s {

@@ -108,10 +108,17 @@ void bl_exchange_connect(bl_req_t *r)
     r->wait.cb = bl_ex_connected;
     r->wait.data = r;
     int rc = r->up->ops->open(r->up, &r->wait, &s, &err);
-    if (rc == BL_OK)
+    if (rc == BL_OK) {
         bl_ex_attach(r, s, 1);
-    else if (rc != BL_AGAIN)
+    } else if (rc == BL_DECLINED) { /* unavailable for now (no agent online): a byline refusal */
+        bl_rec_reason(&r->rec, "%s", err);
+        r->rec.result = BL_RESULT_ERROR;
+        r->conn->close_after = r->conn->close_after || r->qbody.kind == BL_BODY_CHUNKED ||
+                               (r->qbody.kind == BL_BODY_LENGTH && r->qbody.length > 0);
+        bl_reply_status(r, 503, "ServiceUnavailable", "byline: %s", err);
+    } else if (rc != BL_AGAIN) {
         bl_exchange_abort(r, err);
+    }
 }
 
 static void bl_ex_on_io(bl_stream_t *s, unsigned events)
@@ -628,7 +635,10 @@ static void bl_ex_complete(bl_req_t *r)
 void bl_exchange_abort(bl_req_t *r, const char *why)
 {
     bl_conn_t *c = r->conn;
-    if (why && !r->rec.reason[0])
+    const char *swhy = r->us && r->us->ops->why ? r->us->ops->why(r->us) : NULL;
+    if (swhy) /* the stream knows better, e.g. "agent for prod-eks disconnected" */
+        bl_rec_reason(&r->rec, "%s", swhy);
+    else if (why && !r->rec.reason[0])
         bl_rec_reason(&r->rec, "%s", why);
     if (r->us) {
         bl_stream_release(r->us, 0);

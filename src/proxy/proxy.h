@@ -39,6 +39,7 @@ struct bl_server_s {
     SSL_CTX **upstream_tls;       /* one per cfg->conns[i] */
     bl_ledger_t *ledger;          /* the audit ledger and its writer thread */
     bl_jwks_cache_t *jwks;        /* JWT issuers' key sets and their refresher, or NULL */
+    struct bl_hub_s *hub;         /* agent sessions (agent_hub.h), or NULL without via: agent */
     bl_worker_t *workers;
     int nworkers;
     volatile int draining;        /* signals received: 1 drains, 2 stops now */
@@ -189,6 +190,13 @@ void bl_req_peek(bl_req_t *r);               /* PEEK: decide once enough body is
 void bl_req_free(bl_req_t *r);               /* releases everything, no record */
 void bl_req_record(bl_req_t *r);             /* write the result record (once) */
 void bl_req_finish(bl_req_t *r);             /* record, free, then the next request */
+
+/* agent_accept.c */
+/* Returns 1 if the head is an agent dialling in (POST /byline/agent/v1/connect). */
+int bl_agent_accept_wants(const bl_http_request_t *hr);
+/* Checks the agent's key and connections; on success the connection's TLS
+ * socket goes to the agent hub, else a 4xx; either way `c` is closed. */
+void bl_agent_accept(bl_conn_t *c, const bl_http_request_t *hr, size_t head_len);
 
 /* exchange.c */
 void bl_exchange_connect(bl_req_t *r);       /* after the intent is written */

@@ -553,6 +553,10 @@ void bl_req_peek(bl_req_t *r)
 
 void bl_req_start(bl_conn_t *c, const bl_http_request_t *hr, size_t head_len)
 {
+    if (bl_agent_accept_wants(hr)) { /* an agent dialling in, not a kubectl request */
+        bl_agent_accept(c, hr, head_len);
+        return;
+    }
     bl_req_t *r = calloc(1, sizeof(*r));
     if (r == NULL || bl_rec_begin(&r->rec) != BL_OK) {
         free(r);

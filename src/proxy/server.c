@@ -14,6 +14,7 @@
 #include "core/metrics.h"
 #include "audit/note.h"
 #include "net/tls.h"
+#include "proxy/agent_hub.h"
 #include "proxy/proxy.h"
 
 #define BL_LISTEN_BACKLOG 4096
@@ -120,8 +121,11 @@ static int bl_worker_init(bl_server_t *srv, int i)
     if (w->loop == NULL || w->upstreams == NULL || w->hdrs == NULL)
         goto fail;
     for (size_t k = 0; k < cfg->nconns; k++) {
-        w->upstreams[k] = bl_upstream_direct_new(w->loop, &cfg->conns[k], srv->upstream_tls[k],
-                                                 cfg->connect_timeout_ms, &err);
+        if (cfg->conns[k].via_agent)
+            w->upstreams[k] = bl_upstream_agent_new(w->loop, &cfg->conns[k], srv->hub, k, &err);
+        else
+            w->upstreams[k] = bl_upstream_direct_new(w->loop, &cfg->conns[k], srv->upstream_tls[k],
+                                                     cfg->connect_timeout_ms, &err);
         if (w->upstreams[k] == NULL) {
             bl_error("connection %s: %s", cfg->conns[k].name, bl_buf_cstr(&err));
             goto fail;
@@ -210,12 +214,18 @@ static int bl_server_open(bl_server_t *srv)
     srv->upstream_tls = calloc(cfg->nconns, sizeof(*srv->upstream_tls));
     if (srv->upstream_tls == NULL)
         goto end;
+    int agents = 0;
     for (size_t k = 0; k < cfg->nconns; k++) {
         const bl_connection_t *c = &cfg->conns[k];
+        agents |= c->via_agent;
+        if (c->via_agent)
+            continue; /* the agent dials the API server */
         srv->upstream_tls[k] = bl_tls_client_ctx(c->ca_file, c->cert_file, c->key_file, &err);
         if (srv->upstream_tls[k] == NULL)
             goto end;
     }
+    if (agents && (srv->hub = bl_hub_start(cfg, &err)) == NULL)
+        goto end;
     srv->ledger = bl_server_ledger(cfg, &err);
     if (srv->ledger == NULL)
         goto end;
@@ -237,6 +247,7 @@ static void bl_server_close(bl_server_t *srv)
     for (int i = 0; srv->workers && i < srv->nworkers; i++)
         bl_worker_fini(&srv->workers[i]);
     free(srv->workers);
+    bl_hub_stop(srv->hub); /* after the workers: none can ask it for a tunnel now */
     for (size_t k = 0; srv->upstream_tls && k < srv->cfg->nconns; k++)
         SSL_CTX_free(srv->upstream_tls[k]);
     free(srv->upstream_tls);

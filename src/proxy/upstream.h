@@ -37,7 +37,9 @@ struct bl_upwait_s {
 typedef struct {
     const char *kind;
     /* Returns BL_OK with *out ready now (a pooled stream), BL_AGAIN when
-     * w->cb will fire later, or BL_ERROR with a static *err. */
+     * w->cb will fire later, BL_ERROR with a static *err, or BL_DECLINED
+     * with *err when the upstream is unavailable for now (the client gets
+     * a 503, not a 502: e.g. no agent online). */
     int (*open)(bl_upstream_t *u, bl_upwait_t *w, bl_stream_t **out, const char **err);
     /* Abandons a pending open; w->cb will not fire. */
     void (*cancel)(bl_upstream_t *u, bl_upwait_t *w);
@@ -63,5 +65,13 @@ struct bl_upstream_s {
  */
 bl_upstream_t *bl_upstream_direct_new(bl_loop_t *loop, const bl_connection_t *conn, SSL_CTX *ctx,
                                       unsigned connect_timeout_ms, bl_buf_t *err);
+
+/*
+ * Returns an upstream for connection `conn` (cfg->conns[k], `via: agent`)
+ * that tunnels through the agent hub. NULL with the reason in `err`.
+ */
+struct bl_hub_s;
+bl_upstream_t *bl_upstream_agent_new(bl_loop_t *loop, const bl_connection_t *conn, struct bl_hub_s *hub,
+                                     size_t k, bl_buf_t *err);
 
 #endif

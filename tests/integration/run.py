@@ -23,6 +23,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "standin"))
 import check_kubectl as ck  # noqa: E402  (the stand-in's kubectl driver: Kubectl, check, result)
 from env import ROOT, SHARED_USER, Env  # noqa: E402
 
+import agent  # noqa: E402
+import jwt_identity  # noqa: E402
 import ledger  # noqa: E402
 import limits  # noqa: E402
 import wire  # noqa: E402
@@ -387,6 +389,8 @@ def main():
     suites += [("wire", lambda: wire.run_all(env, result)),
                ("streaming", lambda: wire.run_streaming(env, result)),
                ("limits", lambda: limits.run_all(env, result)), ("ledger", lambda: ledger.run_all(env, result)),
+               ("agent", lambda: agent.run_all(env, result, VERSIONS)),
+               ("jwt", lambda: jwt_identity.run_all(env, result, tuple(reversed(VERSIONS)))),
                ("join", lambda: join_checks(env)),
                ("tail", lambda: audit_tail_check(env)), ("metrics", lambda: wire.metrics_check(env, result))]
     try:

@@ -1,0 +1,61 @@
+/* rewrite.c - the agent's head rewrite; see rewrite.h. */
+#include <stdio.h>
+#include "agent/rewrite.h"
+#include "core/log.h"
+
+/* Returns a static reason if the field must not reach the API server
+ * through this agent, else NULL. */
+static const char *bl_rw_refused(bl_str_t name, const bl_agentconn_t *c)
+{
+    if (bl_str_eq_nocase(name, "authorization") || bl_str_eq_nocase(name, "proxy-authorization"))
+        return "byline agent: the request carries its own credential; the agent adds the connection's";
+    if (bl_str_prefix_nocase(name, "impersonate-") && !c->allow_impersonation)
+        return "byline agent: Impersonate-* headers are refused (set allow_impersonation: true for this "
+               "connection if the gateway's connection has impersonate: true)";
+    return NULL;
+}
+
+static int bl_rw_host(bl_buf_t *out, const bl_url_t *u)
+{
+    int v6 = strchr(u->host, ':') != NULL;
+    if (u->port == 443)
+        return bl_buf_printf(out, v6 ? "Host: [%s]\r\n" : "Host: %s\r\n", u->host);
+    return bl_buf_printf(out, v6 ? "Host: [%s]:%d\r\n" : "Host: %s:%d\r\n", u->host, u->port);
+}
+
+int bl_tunnel_rewrite(const bl_http_request_t *hr, bl_agentconn_t *c, bl_buf_t *out, int *status,
+                      const char **why)
+{
+    *status = 400;
+    if (hr->minor_version != 1 || bl_str_eq(hr->method, "CONNECT") || hr->target.len == 0 || hr->target.p[0] != '/') {
+        *why = "byline agent: expected an HTTP/1.1 request in origin form";
+        return BL_DECLINED;
+    }
+    for (size_t i = 0; i < hr->num_headers; i++)
+        if ((*why = bl_rw_refused(hr->headers[i].name, c)) != NULL) {
+            *status = 403;
+            return BL_DECLINED;
+        }
+    int rc = bl_buf_putstr(out, hr->method) | bl_buf_puts(out, " ") | bl_buf_puts(out, c->url.path) |
+             bl_buf_putstr(out, hr->target) | bl_buf_puts(out, " HTTP/1.1\r\n") | bl_rw_host(out, &c->url);
+    bl_buf_t err;
+    bl_buf_init(&err, 512);
+    if (bl_cred_header(c->cred, out, &err) != BL_OK) {
+        bl_warn("connection %s: credential (%s): %s", c->name, c->cred->ops->kind, bl_buf_cstr(&err));
+        bl_buf_free(&err);
+        *status = 502;
+        *why = "byline agent: the connection's credential is unavailable (see the agent's log)";
+        return BL_ERROR;
+    }
+    bl_buf_free(&err);
+    for (size_t i = 0; i < hr->num_headers; i++)
+        if (!bl_str_eq_nocase(hr->headers[i].name, "host"))
+            rc |= bl_buf_field(out, hr->headers[i].name, hr->headers[i].value);
+    rc |= bl_buf_puts(out, "\r\n");
+    if (rc) {
+        *status = 431;
+        *why = "byline agent: request head too large";
+        return BL_ERROR;
+    }
+    return BL_OK;
+}

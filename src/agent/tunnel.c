@@ -1,0 +1,290 @@
+/*
+ * tunnel.c - one tunnelled request at the agent, as the bl_stream_t the
+ * HTTP/2 mux pumps: bytes the gateway sends are written into it, bytes
+ * from the API server are read out of it.
+ *
+ *   HEAD        collect the request head (bounded), check and rewrite it
+ *   CONNECTING  TCP + TLS to the API server; later bytes wait in `up`
+ *   OPEN        raw relay both ways, half-close passed on
+ *   REPLY       the agent answers itself (refused head, API server
+ *               unreachable): a Status response, then EOF
+ *
+ * State changes notify the mux through a deferred callback, never from
+ * inside read()/write(), which nghttp2 may be calling.
+ */
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "agent/rewrite.h"
+#include "agent/tunnel.h"
+#include "core/log.h"
+#include "net/sock.h"
+
+#define BL_TUN_HEAD_MAX    (64 * 1024)
+#define BL_TUN_UP_MAX      (256 * 1024)
+#define BL_TUN_CONNECT_MS  10000
+#define BL_TUN_MAX_HEADERS 256
+
+enum { BL_TUN_HEAD, BL_TUN_CONNECTING, BL_TUN_OPEN, BL_TUN_REPLY };
+
+typedef struct {
+    bl_stream_t stream;         /* must stay first: what the mux holds */
+    bl_loop_t *loop;
+    bl_agentconn_t *conn;
+    int state;
+    bl_buf_t head;              /* HEAD: the request head so far */
+    bl_buf_t up;                /* bytes for the API server not yet written */
+    bl_buf_t reply;             /* REPLY: our answer, read out by the mux */
+    bl_sock_t *sock;            /* the API server */
+    int want_shut, up_shut;
+    int released;
+    bl_defer_t notify;          /* tell the mux something changed */
+    bl_defer_t reaper;
+    bl_timer_t timer;           /* connect timeout */
+} bl_tun_t;
+
+static void bl_tn_notify_cb(bl_defer_t *d)
+{
+    bl_tun_t *t = d->data;
+    if (!t->released && t->stream.on_io)
+        t->stream.on_io(&t->stream, BL_IO_READ | BL_IO_WRITE);
+}
+
+static void bl_tn_notify(bl_tun_t *t)
+{
+    bl_loop_defer(t->loop, &t->notify);
+}
+
+/* Switches to answering with a Status of our own (502 unless given). */
+static void bl_tn_reply(bl_tun_t *t, int code, const char *msg)
+{
+    char body[640];
+    const char *phrase = code == 403 ? "Forbidden" : code == 400 ? "Bad Request" : code == 431 ? "Request Header Fields Too Large" : "Bad Gateway";
+    const char *reason = code == 403 ? "Forbidden" : code == 400 ? "BadRequest" : code == 431 ? "RequestHeaderFieldsTooLarge" : "ServiceUnavailable";
+    bl_buf_t b = { .base = body, .cap = sizeof(body), .max = sizeof(body) };
+    bl_buf_puts(&b, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":");
+    bl_buf_json_str(&b, msg, strlen(msg));
+    bl_buf_printf(&b, ",\"reason\":\"%s\",\"code\":%d}\n", reason, code);
+    bl_buf_reset(&t->reply);
+    bl_buf_printf(&t->reply, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                             "Content-Length: %zu\r\n\r\n", code, phrase, b.len);
+    bl_buf_append(&t->reply, body, b.len);
+    bl_warn("connection %s: answered %d: %s", t->conn->name, code, msg);
+    if (t->sock) {
+        bl_sock_close(t->sock);
+        t->sock = NULL;
+    }
+    bl_timer_cancel(t->loop, &t->timer);
+    bl_buf_free(&t->up);
+    bl_buf_free(&t->head);
+    t->state = BL_TUN_REPLY;
+    bl_tn_notify(t);
+}
+
+/* Writes `up` to the API server; passes a half-close on once it is out. */
+static void bl_tn_flush(bl_tun_t *t)
+{
+    while (bl_buf_size(&t->up)) {
+        long w = bl_stream_write(&t->sock->stream, bl_buf_data(&t->up), bl_buf_size(&t->up));
+        if (w == BL_AGAIN)
+            return;
+        if (w < 0) {
+            bl_buf_reset(&t->up);
+            return; /* the read side reports the failure */
+        }
+        bl_buf_consume(&t->up, (size_t)w);
+        bl_tn_notify(t); /* room again for the mux's bytes */
+    }
+    bl_buf_free(&t->up);
+    if (t->want_shut && !t->up_shut)
+        t->up_shut = bl_stream_shutdown_wr(&t->sock->stream) != BL_AGAIN;
+}
+
+static void bl_tn_sock_io(bl_stream_t *s, unsigned events)
+{
+    bl_tun_t *t = s->owner;
+    const char *err = NULL;
+    (void)events;
+    if (t->state == BL_TUN_CONNECTING) {
+        int rc = bl_sock_handshake(t->sock, &err);
+        if (rc == BL_AGAIN)
+            return;
+        if (rc != BL_OK) {
+            char msg[400];
+            snprintf(msg, sizeof(msg), "byline agent: cannot reach the API server %s: %s", t->conn->server, err);
+            bl_tn_reply(t, 502, msg);
+            return;
+        }
+        bl_timer_cancel(t->loop, &t->timer);
+        t->state = BL_TUN_OPEN;
+    }
+    bl_tn_flush(t);
+    if (t->stream.on_io)
+        t->stream.on_io(&t->stream, events);
+}
+
+static void bl_tn_timeout(bl_timer_t *tm)
+{
+    bl_tun_t *t = tm->data;
+    bl_tn_reply(t, 502, "byline agent: timed out connecting to the API server");
+}
+
+/* Starts TCP + TLS to the connection's API server. */
+static void bl_tn_connect(bl_tun_t *t)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *ai = NULL;
+    char port[16], msg[400];
+    const char *err = NULL;
+    const bl_url_t *u = &t->conn->url;
+    snprintf(port, sizeof(port), "%d", u->port);
+    if (getaddrinfo(u->host, port, &hints, &ai) != 0 || ai == NULL) {
+        snprintf(msg, sizeof(msg), "byline agent: cannot resolve the API server's host %s", u->host);
+        bl_tn_reply(t, 502, msg);
+        return;
+    }
+    t->sock = bl_sock_connect(t->loop, ai->ai_addr, ai->ai_addrlen, t->conn->ctx,
+                              t->conn->server_name ? t->conn->server_name : u->host, NULL, &err);
+    freeaddrinfo(ai);
+    if (t->sock == NULL) {
+        snprintf(msg, sizeof(msg), "byline agent: cannot reach the API server %s: %s", t->conn->server, err);
+        bl_tn_reply(t, 502, msg);
+        return;
+    }
+    t->sock->stream.on_io = bl_tn_sock_io;
+    t->sock->stream.owner = t;
+    t->state = BL_TUN_CONNECTING;
+    t->timer.cb = bl_tn_timeout;
+    t->timer.data = t;
+    bl_timer_set(t->loop, &t->timer, BL_TUN_CONNECT_MS);
+}
+
+/* HEAD: a complete head is in t->head. Rewrites it into `up` with any
+ * body bytes after it, and connects. */
+static void bl_tn_head_done(bl_tun_t *t, const bl_http_request_t *hr, size_t n)
+{
+    int status;
+    const char *why;
+    bl_buf_init(&t->up, BL_TUN_UP_MAX + BL_TUN_HEAD_MAX);
+    if (bl_tunnel_rewrite(hr, t->conn, &t->up, &status, &why) != BL_OK) {
+        bl_tn_reply(t, status, why);
+        return;
+    }
+    bl_buf_append(&t->up, bl_buf_data(&t->head) + n, bl_buf_size(&t->head) - n);
+    bl_buf_free(&t->head);
+    bl_tn_connect(t);
+}
+
+/* HEAD: takes bytes until the head is complete. Returns bytes taken. */
+static long bl_tn_take_head(bl_tun_t *t, const char *p, size_t n)
+{
+    bl_http_header_t hdrs[BL_TUN_MAX_HEADERS];
+    bl_http_request_t hr = { .headers = hdrs, .num_headers = BL_TUN_MAX_HEADERS };
+    bl_http_err_t err;
+    size_t take = BL_MIN(n, BL_TUN_HEAD_MAX - bl_buf_size(&t->head));
+    bl_buf_append(&t->head, p, take);
+    int r = bl_http1_parse_request(bl_buf_data(&t->head), bl_buf_size(&t->head), &hr, &err);
+    if (r > 0)
+        bl_tn_head_done(t, &hr, (size_t)r);
+    else if (r == BL_ERROR)
+        bl_tn_reply(t, 400, "byline agent: malformed request head");
+    else if (bl_buf_size(&t->head) >= BL_TUN_HEAD_MAX)
+        bl_tn_reply(t, 431, "byline agent: request head too large");
+    return (long)take;
+}
+
+/* Queues bytes for the API server behind what waits. Returns bytes taken or BL_AGAIN. */
+static long bl_tn_queue(bl_tun_t *t, const char *p, size_t n)
+{
+    if (bl_buf_size(&t->up) >= BL_TUN_UP_MAX)
+        return BL_AGAIN;
+    size_t take = BL_MIN(n, BL_TUN_UP_MAX - bl_buf_size(&t->up));
+    if (t->up.max == 0)
+        bl_buf_init(&t->up, BL_TUN_UP_MAX + BL_TUN_HEAD_MAX);
+    return bl_buf_append(&t->up, p, take) == BL_OK ? (long)take : BL_AGAIN;
+}
+
+static long bl_tn_write(bl_stream_t *s, const void *p, size_t n)
+{
+    bl_tun_t *t = (bl_tun_t *)s;
+    if (t->state == BL_TUN_HEAD)
+        return bl_tn_take_head(t, p, n);
+    if (t->state == BL_TUN_REPLY)
+        return (long)n; /* we answer ourselves; the rest is dropped */
+    if (t->state == BL_TUN_OPEN) {
+        bl_tn_flush(t);
+        if (bl_buf_size(&t->up) == 0)
+            return bl_stream_write(&t->sock->stream, p, n);
+    }
+    return bl_tn_queue(t, p, n);
+}
+
+static long bl_tn_read(bl_stream_t *s, void *p, size_t n)
+{
+    bl_tun_t *t = (bl_tun_t *)s;
+    if (t->state == BL_TUN_REPLY) {
+        size_t k = BL_MIN(n, bl_buf_size(&t->reply));
+        memcpy(p, bl_buf_data(&t->reply), k);
+        bl_buf_consume(&t->reply, k);
+        return (long)k; /* 0 once it is all out: EOF */
+    }
+    if (t->state != BL_TUN_OPEN)
+        return BL_AGAIN;
+    return bl_stream_read(&t->sock->stream, p, n);
+}
+
+static int bl_tn_shutdown_wr(bl_stream_t *s)
+{
+    bl_tun_t *t = (bl_tun_t *)s;
+    t->want_shut = 1;
+    if (t->state == BL_TUN_OPEN)
+        bl_tn_flush(t);
+    return BL_OK;
+}
+
+static void bl_tn_reap(bl_defer_t *d)
+{
+    free(d->data);
+}
+
+static void bl_tn_release(bl_stream_t *s, int reusable)
+{
+    bl_tun_t *t = (bl_tun_t *)s;
+    (void)reusable;
+    t->released = 1;
+    if (t->sock)
+        bl_sock_close(t->sock);
+    t->sock = NULL;
+    bl_timer_cancel(t->loop, &t->timer);
+    bl_loop_undefer(t->loop, &t->notify);
+    bl_buf_free(&t->head);
+    bl_buf_free(&t->up);
+    bl_buf_free(&t->reply);
+    t->reaper.cb = bl_tn_reap;
+    t->reaper.data = t;
+    bl_loop_defer(t->loop, &t->reaper);
+}
+
+static const bl_stream_ops_t bl_tn_ops = {
+    .kind = "tunnel",
+    .read = bl_tn_read,
+    .write = bl_tn_write,
+    .shutdown_wr = bl_tn_shutdown_wr,
+    .release = bl_tn_release,
+};
+
+bl_stream_t *bl_tunnel_new(bl_loop_t *loop, bl_agentconn_t *conn)
+{
+    bl_tun_t *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    t->stream.ops = &bl_tn_ops;
+    t->loop = loop;
+    t->conn = conn;
+    t->state = BL_TUN_HEAD;
+    bl_buf_init(&t->head, BL_TUN_HEAD_MAX);
+    bl_buf_init(&t->reply, 2048);
+    t->notify.cb = bl_tn_notify_cb;
+    t->notify.data = t;
+    return &t->stream;
+}

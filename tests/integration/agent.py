@@ -1,0 +1,338 @@
+"""The byline agent: kubectl -> gateway -> agent -> stand-in cluster.
+
+A second gateway whose connection `prod-eks` has `via: agent` (no API server
+address or credential at the gateway), and `byline agent` processes that dial
+it and hold the stand-in's shared token. Checks: no agent -> 503 audited;
+get, watch, scale, exec, port-forward through the agent with the audit naming
+the identity and the cluster's event joined on Audit-ID; killing the agent
+mid-watch ends the client's watch with an error and the record says why; the
+agent reconnects; two agents for one connection, one killed, no request lost."""
+
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+
+import check_kubectl as ck
+import env as envmod
+from env import SHARED_USER, free_port, ledger_entries, run, wait_port
+
+CONN = "prod-eks"
+
+
+class AgentGw:
+    def __init__(self, env):
+        self.env = env
+        self.dir = os.path.join(env.dir, "agentgw")
+        self.port = free_port()
+        self.agents = {}
+        env.other_gateways.append(self.dir)
+        p = run([env.byline, "init", "--dir", self.dir, "--upstream", "https://127.0.0.1:%d" % env.cluster_port,
+                 "--upstream-ca", env.ca, "--upstream-token-file", env.shared_token_file,
+                 "--listen", "127.0.0.1:%d" % self.port])
+        if p.returncode != 0:
+            raise RuntimeError("init: " + p.stderr)
+        cfg = os.path.join(self.dir, "byline.yaml")
+        text = open(cfg).read().replace("\nconnections:\n", "\nconnections:\n  - name: %s\n    via: agent\n" % CONN, 1)
+        with open(cfg, "w") as f:
+            f.write(text)
+        if os.path.exists(os.path.join(self.dir, "policy.yaml")) and hasattr(envmod, "allow_all"):
+            envmod.allow_all(self.dir)  # byline denies by default; this suite is not about policy
+        self.tokens, self.kubeconfigs = {}, {}
+        for name in ("agent-deploybot", "agent-reporting"):
+            p = run([env.byline, "identity", "add", name, "--dir", self.dir])
+            self.tokens[name] = p.stdout.strip()
+            tf = os.path.join(self.dir, name + ".token")
+            with open(tf, "w") as f:
+                f.write(self.tokens[name])
+            p = run([env.byline, "kubeconfig", name, "--dir", self.dir, "--connection", CONN, "--token-file", tf])
+            if p.returncode != 0:
+                raise RuntimeError("kubeconfig: " + p.stderr)
+            path = os.path.join(self.dir, name + ".kubeconfig")
+            with open(path, "w") as f:
+                f.write(p.stdout)
+            self.kubeconfigs[name] = path
+        self.keys = {}
+        for name in ("vpc-a", "vpc-b"):
+            p = run([env.byline, "agent-key", "add", name, "--connection", CONN, "--dir", self.dir])
+            if p.returncode != 0 or not p.stdout.startswith("bya_"):
+                raise RuntimeError("agent-key add: %r %r" % (p.stdout, p.stderr))
+            kf = os.path.join(self.dir, name + ".key")
+            with open(kf, "w") as f:
+                f.write(p.stdout)
+            os.chmod(kf, 0o600)
+            self.keys[name] = kf
+        self.agent_cfg = os.path.join(self.dir, "agent.yaml")
+        with open(self.agent_cfg, "w") as f:
+            f.write("connections:\n  - name: %s\n    server: https://127.0.0.1:%d\n    ca: %s\n    token_file: %s\n"
+                    % (CONN, env.cluster_port, env.ca, env.shared_token_file))
+        self.log_path = os.path.join(self.dir, "serve.log")
+        self.log = open(self.log_path, "a")
+        self.asan_env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:log_path=" +
+                             os.path.join(env.dir, "asan-agentgw"),
+                             UBSAN_OPTIONS="print_stacktrace=1:log_path=" + os.path.join(env.dir, "ubsan-agentgw"))
+        self.proc = subprocess.Popen(env.wrapper + [env.byline, "serve", "--dir", self.dir],
+                                     stdout=self.log, stderr=self.log, env=self.asan_env)
+        env.procs.append(self.proc)
+        if not wait_port(self.port, self.proc, timeout=60 if env.wrapper else 20):
+            raise RuntimeError("agent gateway did not start: " + open(self.log_path).read())
+
+    def start_agent(self, name, wait=True):
+        log = open(os.path.join(self.dir, "agent-%s.log" % name), "a")
+        p = subprocess.Popen([self.env.byline, "agent", "--gateway", "https://127.0.0.1:%d" % self.port,
+                              "--key-file", self.keys[name], "--config", self.agent_cfg,
+                              "--ca", os.path.join(self.dir, "tls", "ca.crt"), "--log-level", "debug"],
+                             stdout=log, stderr=log, env=self.asan_env)
+        self.env.procs.append(p)
+        self.agents[name] = p
+        if wait:
+            self.wait_connected(name)
+        return p
+
+    def connected_count(self, name):
+        return len(re.findall(r"agent %s connected" % re.escape(name), open(self.log_path).read()))
+
+    def wait_connected(self, name, before=0, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.connected_count(name) > before:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def kubectl(self, who, v):
+        return ck.Kubectl(type("A", (), {"dir": self.env.dir, "kubeconfig": self.kubeconfigs[who]})(), v)
+
+    def requests(self, since=0):
+        merged, order = {}, []
+        for rec in ledger_entries(os.path.join(self.dir, "audit"))[since:]:
+            if "id" not in rec:
+                continue
+            if rec["id"] not in merged:
+                merged[rec["id"]] = {}
+                order.append(rec["id"])
+            merged[rec["id"]].update(rec)
+        return [merged[i] for i in order]
+
+    def mark(self):
+        return len(ledger_entries(os.path.join(self.dir, "audit")))
+
+    def record(self, mark, action_re):
+        time.sleep(0.15)
+        recs = [r for r in self.requests(mark) if re.search(action_re, r.get("action", ""))]
+        return recs[-1] if recs else None
+
+
+def attributed(gw, result, mark, action_re, actor, label, status):
+    rec = gw.record(mark, action_re)
+    why = []
+    if rec is None:
+        why.append("no record for %r" % action_re)
+    else:
+        if rec.get("actor") != actor or rec.get("result") != "allowed" or rec.get("connection") != CONN:
+            why.append("record %r" % rec)
+        if rec.get("status") != status:
+            why.append("status %r" % rec.get("status"))
+        evs = [e for e in gw.env.cluster_events() if e["auditID"] == rec.get("id")]
+        if not evs or any(e["user"].get("username") != SHARED_USER for e in evs):
+            why.append("cluster events %r" % evs[:1])
+    result(label, not why, "; ".join(why))
+    return rec
+
+
+def no_agent(gw, result, v):
+    k = gw.kubectl("agent-reporting", v)
+    mark = gw.mark()
+    rc, out, err = k.run(["get", "--raw", "/k8s/%s/api/v1/namespaces/web/configmaps/settings" % CONN])
+    result("kubectl %s: no agent online -> 503 with byline's message" % v,
+           rc == 1 and "byline: no agent online for connection prod-eks" in err, "rc=%d err=%r" % (rc, err))
+    time.sleep(0.15)
+    recs = [r for r in gw.requests(mark) if r.get("status") == 503]
+    result("kubectl %s: the 503 is audited (result error, the reason, the identity)" % v,
+           bool(recs) and all(r.get("result") == "error" and r.get("actor") == "agent-reporting" and
+                              r.get("reason") == "no agent online for connection prod-eks" for r in recs),
+           repr(recs[:2]))
+
+
+def watch_scale(gw, result, v):
+    reader, writer = gw.kubectl("agent-reporting", v), gw.kubectl("agent-deploybot", v)
+    replicas = 6 if v == "1.27" else 7
+    w = reader.popen(["get", "deployment", "api", "-n", "web", "-w", "--request-timeout=5s"])
+    lines = []
+    t = threading.Thread(target=lambda: lines.extend(w.stdout.read().decode(errors="replace").splitlines()),
+                         daemon=True)
+    t.start()
+    time.sleep(1.2)
+    mark = gw.mark()
+    rc, out, err = writer.run(["scale", "deployment/api", "--replicas=%d" % replicas, "-n", "web"])
+    try:
+        w.wait(15)
+    except subprocess.TimeoutExpired:
+        w.kill()
+    t.join(5)
+    want = "%d/%d" % (replicas, replicas)
+    result("kubectl %s: watch through the agent sees a scale through the agent" % v,
+           rc == 0 and any(want in ln for ln in lines[1:]), "rc=%d err=%r lines=%r" % (rc, err, lines))
+    attributed(gw, result, mark, r"^kubectl scale deployment/api --replicas=%d -n web$" % replicas,
+               "agent-deploybot", "kubectl %s: scale via agent audited as agent-deploybot, joined" % v, 200)
+
+
+def exec_and_forward(gw, result, v):
+    k = gw.kubectl("agent-deploybot", v)
+    mark = gw.mark()
+    ck.check(k, "exec through the agent", ["exec", "-n", "web", "api-0", "-c", "app", "--", "ls", "-la", "/tmp"],
+             contains=["total"])
+    rec = attributed(gw, result, mark, r"^kubectl exec api-0 -n web -c app -- ls -la /tmp$", "agent-deploybot",
+                     "kubectl %s: exec via agent audited as a 101 with its argv" % v, 101)
+    if rec:
+        result("kubectl %s: exec via agent: exit code 0 in the record" % v,
+               rec.get("exec", {}).get("exit_code") == 0, repr(rec.get("exec")))
+    ck.check(k, "exec -i cat through the agent", ["exec", "-i", "-n", "web", "api-0", "--", "cat"],
+             stdin=b"through the agent\n", exact="through the agent\n")
+    mark = gw.mark()
+    pf = k.popen(["port-forward", "-n", "web", "pod/api-0", ":8080"])
+    port, deadline = None, time.time() + 15
+    while time.time() < deadline and port is None:
+        line = pf.stdout.readline()
+        if not line:
+            break
+        m = re.search(rb"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", line)
+        port = int(m.group(1)) if m else None
+    bodies = []
+    try:
+        for i in range(2 if port else 0):
+            with urllib.request.urlopen("http://127.0.0.1:%d/p%d" % (port, i), timeout=10) as r:
+                bodies.append(r.read().decode())
+    except OSError as e:
+        bodies.append("error: %s" % e)
+    pf.terminate()
+    try:
+        pf.wait(5)
+    except subprocess.TimeoutExpired:
+        pf.kill()
+    result("kubectl %s: port-forward through the agent" % v, bodies == ["hello from api-0:8080\n"] * 2,
+           "port=%r bodies=%r err=%r" % (port, bodies, pf.stderr.read().decode(errors="replace")))
+    time.sleep(0.3)
+    attributed(gw, result, mark, r"^kubectl port-forward pod/api-0 -n web", "agent-deploybot",
+               "kubectl %s: port-forward via agent audited as a 101" % v, 101)
+
+
+def kill_mid_watch(gw, result, v):
+    k = gw.kubectl("agent-reporting", v)
+    mark = gw.mark()
+    w = k.popen(["get", "pods", "-n", "web", "-w", "--request-timeout=60s"])
+    time.sleep(1.5)
+    before = gw.connected_count("vpc-a")
+    gw.agents["vpc-a"].kill()
+    gw.agents["vpc-a"].wait(5)
+    t0 = time.time()
+    try:
+        w.wait(20)
+    except subprocess.TimeoutExpired:
+        w.kill()
+    took = time.time() - t0
+    err = w.stderr.read().decode(errors="replace")
+    result("kubectl %s: the agent killed mid-watch ends the client's watch with an error" % v,
+           took < 15 and w.returncode != 0, "rc=%r took %.1fs err=%r" % (w.returncode, took, err))
+    rec = gw.record(mark, r"^kubectl get pods -n web --watch$")
+    result("kubectl %s: the cut watch's record says its agent disconnected" % v,
+           rec is not None and "agent for prod-eks disconnected" in rec.get("reason", ""), repr(rec))
+    # Reconnects: a new agent process (the old one is dead) comes back.
+    gw.start_agent("vpc-a", wait=False)
+    ok = gw.wait_connected("vpc-a", before)
+    rc, out, e2 = gw.kubectl("agent-reporting", v).run(["get", "configmap", "settings", "-n", "web", "-o", "name"])
+    result("kubectl %s: service resumes once the agent is back" % v, ok and rc == 0 and out == "configmap/settings\n",
+           "connected=%r rc=%d out=%r err=%r" % (ok, rc, out, e2))
+
+
+def gateway_restart_reconnects(gw, result):
+    """The gateway goes away; the agent retries with backoff and comes back by itself."""
+    before = gw.connected_count("vpc-a")
+    gw.proc.send_signal(signal.SIGTERM)
+    gw.proc.wait(15)
+    gw.proc = subprocess.Popen(gw.env.wrapper + [gw.env.byline, "serve", "--dir", gw.dir],
+                               stdout=gw.log, stderr=gw.log, env=gw.asan_env)
+    gw.env.procs.append(gw.proc)
+    ok = wait_port(gw.port, gw.proc, timeout=20) and gw.wait_connected("vpc-a", before, timeout=40)
+    rc, out, err = gw.kubectl("agent-reporting", "1.33").run(["get", "configmap", "settings", "-n", "web", "-o", "name"])
+    result("agent: reconnects by itself after the gateway restarts", ok and rc == 0, "ok=%r rc=%d err=%r" % (ok, rc, err))
+
+
+def two_agents(gw, result):
+    gw.start_agent("vpc-b")
+    k = gw.kubectl("agent-reporting", "1.33")
+    # Both carry requests while both are up.
+    for _ in range(4):
+        k.run(["get", "configmap", "settings", "-n", "web", "-o", "name"])
+    gw.agents["vpc-a"].kill()
+    gw.agents["vpc-a"].wait(5)
+    fails = []
+    for i in range(10):
+        rc, out, err = k.run(["get", "configmap", "settings", "-n", "web", "-o", "name"])
+        if rc != 0 or out != "configmap/settings\n":
+            fails.append((i, rc, err))
+    result("two agents: with one killed, no new request is lost", not fails, repr(fails[:3]))
+
+
+def refusals(gw, result):
+    """Wrong keys and connections are refused at the upgrade."""
+    bad = os.path.join(gw.dir, "bad.key")
+    with open(bad, "w") as f:
+        f.write("bya_" + "A" * 43 + "\n")
+    log = os.path.join(gw.dir, "agent-bad.log")
+    with open(log, "w") as lf:
+        p = subprocess.Popen([gw.env.byline, "agent", "--gateway", "https://127.0.0.1:%d" % gw.port,
+                              "--key-file", bad, "--config", gw.agent_cfg,
+                              "--ca", os.path.join(gw.dir, "tls", "ca.crt")], stdout=lf, stderr=lf)
+        time.sleep(1.5)
+        p.terminate()
+        p.wait(5)
+    text = open(log).read()
+    result("agent: an unknown key is refused with 401 and the agent says so",
+           "refused the agent (401): unknown agent key" in text, text[-500:])
+    other = os.path.join(gw.dir, "agent-other.yaml")
+    with open(other, "w") as f:
+        f.write(open(gw.agent_cfg).read().replace(CONN, "staging"))
+    log = os.path.join(gw.dir, "agent-other.log")
+    with open(log, "w") as lf:
+        p = subprocess.Popen([gw.env.byline, "agent", "--gateway", "https://127.0.0.1:%d" % gw.port,
+                              "--key-file", gw.keys["vpc-b"], "--config", other,
+                              "--ca", os.path.join(gw.dir, "tls", "ca.crt")], stdout=lf, stderr=lf)
+        time.sleep(1.5)
+        p.terminate()
+        p.wait(5)
+    text = open(log).read()
+    result("agent: announcing a connection it is not registered for is refused (403)",
+           "(403)" in text and "staging" in text, text[-500:])
+
+
+def run_all(env, result, versions):
+    gw = AgentGw(env)
+    for v in versions:
+        no_agent(gw, result, v)
+    gw.start_agent("vpc-a")
+    refusals(gw, result)
+    for v in versions:
+        k = gw.kubectl("agent-reporting", v)
+        mark = gw.mark()
+        ck.check(k, "get through the agent", ["get", "configmap", "settings", "-n", "web", "-o", "name"],
+                 exact="configmap/settings\n")
+        attributed(gw, result, mark, r"^kubectl get configmap/settings -n web$", "agent-reporting",
+                   "kubectl %s: get via agent audited as agent-reporting, joined by Audit-ID" % v, 200)
+        watch_scale(gw, result, v)
+        exec_and_forward(gw, result, v)
+        kill_mid_watch(gw, result, v)
+    gateway_restart_reconnects(gw, result)
+    two_agents(gw, result)
+    for name, p in gw.agents.items():
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                rc = p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                rc = None
+            result("agent %s: SIGTERM stops it cleanly (exit 0)" % name, rc == 0, "rc=%r" % rc)

@@ -1,0 +1,294 @@
+/*
+ * test_agent.c - the byline agent's pieces that need no network: the head
+ * rewrite at the agent (src/agent/rewrite.c), the agent key registry
+ * (src/auth/agentkey.c), reconnect backoff (src/agent/backoff.c), token
+ * credential sources (src/agent/cred.c), the agent config file
+ * (src/agent/conf.c) and the fd stream's failure note (src/net/fdstream.c).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "agent/backoff.h"
+#include "agent/conf.h"
+#include "agent/cred.h"
+#include "agent/rewrite.h"
+#include "auth/agentkey.h"
+#include "net/fdstream.h"
+
+static char tmpdir[64];
+
+static void write_file(const char *name, const char *text, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    chmod(path, 0600);
+}
+
+/* A connection to https://api.example:6443/prefix with a fixed token. */
+static void conn_init(bl_agentconn_t *c, int allow_imp)
+{
+    bl_buf_t err;
+    const char *why;
+    memset(c, 0, sizeof(*c));
+    c->name = "prod-eks";
+    c->server = "https://api.example:6443/prefix";
+    assert_int_equal(bl_url_parse(c->server, strlen(c->server), &c->url, &why), BL_OK);
+    bl_buf_init(&err, 256);
+    c->cred = bl_cred_token("sa-token-1", &err);
+    assert_non_null(c->cred);
+    bl_buf_free(&err);
+    c->allow_impersonation = allow_imp;
+}
+
+/* Parses `head` and rewrites it. Returns the rewrite's result; out gets the head. */
+static int rewrite(const char *head, bl_agentconn_t *c, bl_buf_t *out, int *status, const char **why)
+{
+    bl_http_header_t hdrs[32];
+    bl_http_request_t hr = { .headers = hdrs, .num_headers = 32 };
+    bl_http_err_t err;
+    assert_true(bl_http1_parse_request(head, strlen(head), &hr, &err) > 0);
+    return bl_tunnel_rewrite(&hr, c, out, status, why);
+}
+
+static void test_rewrite_head(void **state)
+{
+    bl_agentconn_t c;
+    bl_buf_t out;
+    int status = 0;
+    const char *why = NULL;
+    (void)state;
+    conn_init(&c, 0);
+    bl_buf_init(&out, 65536);
+    assert_int_equal(rewrite("GET /api/v1/pods?watch=true HTTP/1.1\r\nHost: prod-eks\r\nAudit-ID: 0190-ab\r\n"
+                             "Accept: application/json\r\n\r\n", &c, &out, &status, &why), BL_OK);
+    assert_string_equal(bl_buf_cstr(&out),
+                        "GET /prefix/api/v1/pods?watch=true HTTP/1.1\r\nHost: api.example:6443\r\n"
+                        "Authorization: Bearer sa-token-1\r\nAudit-ID: 0190-ab\r\nAccept: application/json\r\n\r\n");
+    bl_buf_free(&out);
+    bl_cred_free(c.cred);
+}
+
+static void test_rewrite_refusals(void **state)
+{
+    bl_agentconn_t c;
+    bl_buf_t out;
+    int status = 0;
+    const char *why = NULL;
+    (void)state;
+    conn_init(&c, 0);
+    bl_buf_init(&out, 65536);
+    assert_int_equal(rewrite("GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer stolen\r\n\r\n", &c, &out, &status, &why),
+                     BL_DECLINED);
+    assert_int_equal(status, 403);
+    assert_non_null(strstr(why, "its own credential"));
+    assert_int_equal(rewrite("GET / HTTP/1.1\r\nHost: x\r\nProxy-Authorization: Basic eA==\r\n\r\n", &c, &out, &status, &why),
+                     BL_DECLINED);
+    assert_int_equal(rewrite("GET / HTTP/1.1\r\nHost: x\r\nimpersonate-user: admin\r\n\r\n", &c, &out, &status, &why),
+                     BL_DECLINED);
+    assert_int_equal(status, 403);
+    assert_non_null(strstr(why, "allow_impersonation"));
+    assert_int_equal(rewrite("GET / HTTP/1.0\r\n\r\n", &c, &out, &status, &why), BL_DECLINED);
+    assert_int_equal(status, 400);
+    /* The gateway's own impersonation passes where the connection allows it. */
+    c.allow_impersonation = 1;
+    bl_buf_reset(&out);
+    assert_int_equal(rewrite("GET /api HTTP/1.1\r\nHost: x\r\nImpersonate-User: byline:bot\r\n\r\n", &c, &out, &status, &why),
+                     BL_OK);
+    assert_non_null(strstr(bl_buf_cstr(&out), "\r\nImpersonate-User: byline:bot\r\n"));
+    bl_buf_free(&out);
+    bl_cred_free(c.cred);
+}
+
+static void test_agentkeys(void **state)
+{
+    char path[256], key[BL_TOKEN_LEN + 1], other[BL_TOKEN_LEN + 1];
+    bl_agentkeys_t k = { 0 }, back;
+    bl_buf_t err;
+    (void)state;
+    bl_buf_init(&err, 4096);
+    snprintf(path, sizeof(path), "%s/agent-keys.yaml", tmpdir);
+    assert_int_equal(bl_agentkeys_load(path, &back, &err), BL_OK); /* missing: empty */
+    assert_int_equal(back.n, 0);
+    assert_int_equal(bl_agentkey_generate(key), BL_OK);
+    assert_int_equal(bl_agentkey_generate(other), BL_OK);
+    assert_memory_equal(key, "bya_", 4);
+    assert_int_equal(strlen(key), BL_TOKEN_LEN);
+    assert_string_not_equal(key, other);
+    k.keys = calloc(1, sizeof(*k.keys));
+    k.n = 1;
+    k.keys[0].name = strdup("vpc-a");
+    k.keys[0].conns = calloc(2, sizeof(char *));
+    k.keys[0].conns[0] = strdup("prod-eks");
+    k.keys[0].conns[1] = strdup("staging");
+    k.keys[0].nconns = 2;
+    assert_int_equal(bl_token_hash(key, strlen(key), k.keys[0].sha256), BL_OK);
+    assert_int_equal(bl_agentkeys_write(path, &k, &err), BL_OK);
+    assert_int_equal(bl_agentkeys_load(path, &back, &err), BL_OK);
+    assert_int_equal(back.n, 1);
+    const bl_agentkey_t *hit = bl_agentkeys_find(&back, key, strlen(key));
+    assert_non_null(hit);
+    assert_string_equal(hit->name, "vpc-a");
+    assert_null(bl_agentkeys_find(&back, other, strlen(other)));
+    assert_null(bl_agentkeys_find(&back, key, strlen(key) - 1));
+    assert_true(bl_agentkey_serves(hit, "staging", 7));
+    assert_false(bl_agentkey_serves(hit, "stag", 4));
+    assert_false(bl_agentkey_serves(hit, "prod", 4));
+    /* The file holds the hash, never the key. */
+    FILE *f = fopen(path, "r");
+    char text[4096] = "";
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    assert_null(strstr(text, key + 4));
+    bl_agentkeys_free(&k);
+    bl_agentkeys_free(&back);
+    bl_buf_free(&err);
+}
+
+static void test_agentkeys_bad(void **state)
+{
+    char path[256];
+    bl_agentkeys_t k;
+    bl_buf_t err;
+    (void)state;
+    bl_buf_init(&err, 4096);
+    write_file("bad-keys.yaml", "agents:\n  - name: a\n    connections: [x]\n    key_sha256: 12ab\n", path, sizeof(path));
+    assert_int_equal(bl_agentkeys_load(path, &k, &err), BL_ERROR);
+    assert_non_null(strstr(bl_buf_cstr(&err), "bad-keys.yaml:4:17: key_sha256: expected 64 hex digits"));
+    bl_buf_free(&err);
+}
+
+static void test_backoff(void **state)
+{
+    (void)state;
+    /* Within [ceil/2, ceil], doubling from the base, never above the cap. */
+    assert_int_equal(bl_backoff_ms(0, 500, 30000, 0), 250);
+    assert_int_equal(bl_backoff_ms(0, 500, 30000, UINT32_MAX), 500);
+    assert_int_equal(bl_backoff_ms(3, 500, 30000, 0), 2000);
+    assert_int_equal(bl_backoff_ms(3, 500, 30000, UINT32_MAX), 4000);
+    assert_int_equal(bl_backoff_ms(6, 500, 30000, UINT32_MAX), 30000);
+    assert_int_equal(bl_backoff_ms(60, 500, 30000, 0), 15000);
+    assert_int_equal(bl_backoff_ms(1000000, 500, 30000, UINT32_MAX), 30000);
+    uint64_t mid = bl_backoff_ms(2, 500, 30000, UINT32_MAX / 2);
+    assert_true(mid > 1000 && mid < 2000);
+}
+
+static void test_token_file(void **state)
+{
+    char path[256];
+    bl_buf_t out, err;
+    (void)state;
+    bl_buf_init(&out, 4096);
+    bl_buf_init(&err, 4096);
+    write_file("sa.token", "  tok-1\n", path, sizeof(path));
+    bl_cred_t *c = bl_cred_token_file(path, &err);
+    assert_non_null(c);
+    assert_int_equal(bl_cred_header(c, &out, &err), BL_OK);
+    assert_string_equal(bl_buf_cstr(&out), "Authorization: Bearer tok-1\r\n");
+    bl_cred_free(c);
+    write_file("bad.token", "a\r\nX-Injected: 1\n", path, sizeof(path));
+    assert_null(bl_cred_token_file(path, &err));
+    write_file("empty.token", "\n", path, sizeof(path));
+    assert_null(bl_cred_token_file(path, &err));
+    assert_null(bl_cred_token("two words", &err));
+    bl_buf_free(&out);
+    bl_buf_free(&err);
+}
+
+static void test_conf(void **state)
+{
+    char path[256], tok[256], cfg[1024];
+    bl_agentconf_t conf;
+    bl_buf_t err;
+    (void)state;
+    bl_buf_init(&err, 8192);
+    write_file("prod.token", "tok\n", tok, sizeof(tok));
+    snprintf(cfg, sizeof(cfg), "connections:\n  - name: prod-eks\n    server: https://10.0.0.1:6443\n"
+                               "    token_file: %s\n", tok);
+    write_file("agent.yaml", cfg, path, sizeof(path));
+    assert_int_equal(bl_agentconf_load(path, &conf, &err), BL_OK);
+    assert_int_equal(conf.n, 1);
+    assert_non_null(bl_agentconf_find(&conf, "prod-eks", 8));
+    assert_int_equal(bl_agentconf_open(&conf, &err), BL_OK);
+    assert_int_equal(conf.conns[0].url.port, 6443);
+    bl_agentconf_free(&conf);
+    write_file("agent2.yaml", "connections:\n  - name: a\n    server: https://x\n    token: t\n    in_cluster: true\n"
+                              "  - name: b\n", path, sizeof(path));
+    bl_buf_reset(&err);
+    assert_int_equal(bl_agentconf_load(path, &conf, &err), BL_ERROR);
+    assert_non_null(strstr(bl_buf_cstr(&err), "agent2.yaml:2:5: connection \"a\": give exactly one of"));
+    assert_non_null(strstr(bl_buf_cstr(&err), "agent2.yaml:6:5: connection \"b\": give exactly one of"));
+    bl_buf_free(&err);
+}
+
+static void test_fdstream_note(void **state)
+{
+    int fds[2];
+    char b[16];
+    (void)state;
+    bl_loop_t *loop = bl_loop_new();
+    assert_non_null(loop);
+    /* A plain end of stream reads as 0; one with a note as an error with the reason. */
+    for (int noted = 0; noted < 2; noted++) {
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+        bl_stream_t *s = bl_fdstream_new(loop, fds[0]);
+        assert_non_null(s);
+        bl_fdnote_t *n = bl_fdstream_note(s);
+        assert_int_equal(write(fds[1], "hi", 2), 2);
+        if (noted)
+            bl_fdnote_set(n, "agent for prod-eks disconnected");
+        bl_fdnote_unref(n);
+        close(fds[1]);
+        /* Bytes before the end still arrive (a full read: the next one asks the kernel again). */
+        assert_int_equal(bl_stream_read(s, b, 2), 2);
+        assert_int_equal(bl_stream_read(s, b, sizeof(b)), noted ? BL_ERROR : 0);
+        if (noted)
+            assert_string_equal(s->ops->why(s), "agent for prod-eks disconnected");
+        else
+            assert_null(s->ops->why(s));
+        bl_stream_release(s, 0);
+        bl_loop_run_once(loop); /* the deferred free */
+    }
+    bl_loop_free(loop);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_agent.XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    char cmd[128];
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rewrite_head),
+        cmocka_unit_test(test_rewrite_refusals),
+        cmocka_unit_test(test_agentkeys),
+        cmocka_unit_test(test_agentkeys_bad),
+        cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_token_file),
+        cmocka_unit_test(test_conf),
+        cmocka_unit_test(test_fdstream_note),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
