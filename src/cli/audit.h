@@ -13,6 +13,7 @@ int bl_audit_status_cmd(int argc, char **argv);
 int bl_audit_checkpoint_cmd(int argc, char **argv);
 int bl_audit_verify_cmd(int argc, char **argv);
 int bl_audit_prove_cmd(int argc, char **argv);
+int bl_audit_replay_cmd(int argc, char **argv);
 int bl_audit_join_cmd(int argc, char **argv);
 
 /* Resolves DIR's audit directory into out (cap bytes): audit.dir from

@@ -105,6 +105,7 @@ static const struct {
     { "checkpoint", bl_audit_checkpoint_cmd, "print the latest signed checkpoint, for publishing" },
     { "verify", bl_audit_verify_cmd, "check the whole ledger: tree, signatures, sequence, closure" },
     { "prove", bl_audit_prove_cmd, "print an inclusion proof for one entry" },
+    { "replay", bl_audit_replay_cmd, "play back a captured exec session, or export it as asciicast v2" },
     { "join", bl_audit_join_cmd, "line records up with the cluster's audit log: lost, bypass, mismatch" },
 };
 
