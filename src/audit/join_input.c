@@ -329,6 +329,8 @@ static const char *bl_join_skip_prefix(const char *p, const char *end)
  * caller decides whether that is bad), BL_ERROR (fatal). */
 static int bl_join_line(bl_join_t *j, const char *p, size_t n, size_t lineno, const char *name)
 {
+    if (n == 0)
+        return BL_OK; /* p may be NULL: an empty buffer has no memory yet */
     const char *end = p + n;
     json_error_t e;
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\r'))
