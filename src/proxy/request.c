@@ -13,7 +13,6 @@
 #include "audit/body.h"
 #include "audit/capture.h"
 #include "auth/identity.h"
-#include "auth/jwt.h"
 #include "core/base64.h"
 #include "core/metrics.h"
 #include "kube/tap.h"
@@ -102,7 +101,7 @@ static int bl_req_token(bl_req_t *r, const char *tok, size_t len, const char *vi
         r->rec.credential = "token";
         return BL_OK;
     }
-    int rc = cfg->nissuers == 0 || !bl_jwt_shape(tok, len) ? BL_DECLINED
+    int rc = cfg->nissuers == 0 || memchr(tok, '.', len) == NULL ? BL_DECLINED
              : bl_identity_by_jwt(cfg, c->w->srv->jwks, tok, len, (int64_t)time(NULL),
                                   c->auth_waited ? NULL : &c->auth_wait, &r->jwt_id, why, sizeof(why));
     if (rc == BL_OK) {
