@@ -24,6 +24,7 @@ import check_kubectl as ck  # noqa: E402  (the stand-in's kubectl driver: Kubect
 from env import ROOT, SHARED_USER, Env  # noqa: E402
 
 import agent  # noqa: E402
+import capture  # noqa: E402
 import jwt_identity  # noqa: E402
 import ledger  # noqa: E402
 import limits  # noqa: E402
@@ -392,6 +393,7 @@ def main():
                ("agent", lambda: agent.run_all(env, result, VERSIONS)),
                ("jwt", lambda: jwt_identity.run_all(env, result, tuple(reversed(VERSIONS)))),
                ("join", lambda: join_checks(env)),
+               ("capture", lambda: capture.run_all(env, result, VERSIONS)),
                ("tail", lambda: audit_tail_check(env)), ("metrics", lambda: wire.metrics_check(env, result))]
     try:
         env.start()
