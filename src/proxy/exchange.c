@@ -313,6 +313,8 @@ static int bl_ex_relay_head(bl_req_t *r, const bl_http_response_t *res)
         const bl_http_header_t *h = &res->headers[i];
         if (!bl_ex_resp_dropped(h->name, res, keep_length))
             rc |= bl_buf_field(o, h->name, h->value);
+        if (bl_str_eq_nocase(h->name, "content-type"))
+            r->rjson = bl_str_prefix_nocase(h->value, "application/json");
     }
     if (r->rbody.kind == BL_BODY_LENGTH) {
         rc |= bl_buf_puts(o, "Content-Length: ");
@@ -632,6 +634,34 @@ static void bl_ex_complete(bl_req_t *r)
     bl_req_finish(r);
 }
 
+/* A JSON watch cut short upstream ends with an ERROR event carrying a
+ * Status, as kube-apiserver ends one it must stop, then the last chunk: the
+ * client reports why instead of taking the end for a quiet close. c->out
+ * holds only whole chunks here, so one more is well framed. Returns BL_OK
+ * when the event is queued (the request finishes once it is written), or
+ * BL_DECLINED when the response cannot carry one. */
+static int bl_ex_watch_error(bl_req_t *r)
+{
+    bl_conn_t *c = r->conn;
+    char ev[2 * BL_REC_REASON_MAX + 256], msg[BL_REC_REASON_MAX + 16];
+    bl_buf_t b = { .base = ev, .cap = sizeof(ev), .max = sizeof(ev) };
+    if (!r->watch || !r->rjson || !r->rchunked_out || r->rdone || r->phase != BL_REQ_EXCHANGE || c->client_eof)
+        return BL_DECLINED;
+    int rc = bl_buf_puts(&b, "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\","
+                             "\"metadata\":{},\"status\":\"Failure\",\"message\":");
+    snprintf(msg, sizeof(msg), "byline: %s", r->rec.reason[0] ? r->rec.reason : "the API server stream broke");
+    rc |= bl_buf_json_str(&b, msg, strlen(msg));
+    rc |= bl_buf_puts(&b, ",\"reason\":\"ServiceUnavailable\",\"code\":503}}\n");
+    if (rc != BL_OK || bl_buf_size(&c->out) + b.len + 64 > c->out.max)
+        return BL_DECLINED;
+    bl_ex_chunk(&c->out, (bl_str_t){ ev, b.len });
+    bl_buf_puts(&c->out, "0\r\n\r\n");
+    r->phase = BL_REQ_REPLY;
+    bl_timer_set(c->w->loop, &c->timer, c->w->srv->cfg->header_timeout_ms);
+    c->again = 1;
+    return BL_OK;
+}
+
 void bl_exchange_abort(bl_req_t *r, const char *why)
 {
     bl_conn_t *c = r->conn;
@@ -655,8 +685,11 @@ void bl_exchange_abort(bl_req_t *r, const char *why)
                             r->rec.reason);
         return;
     }
-    /* Mid-response: the only honest signal left is closing the connection. */
+    /* Mid-response: the only honest signal left is closing the connection
+     * (after a watch's last word, when it can have one). */
     c->close_after = 1;
+    if (bl_ex_watch_error(r) == BL_OK)
+        return;
     bl_buf_reset(&c->out);
     bl_req_finish(r);
 }

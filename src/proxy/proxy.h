@@ -123,6 +123,7 @@ struct bl_req_s {
     int retries;                  /* re-sends after a stale pooled connection */
     int client_fault;             /* the client's body was malformed (400, not 502) */
     int portforward;              /* pods/portforward (the tap reads channels differently) */
+    int watch;                    /* a watch: cut short, it ends with an ERROR event (exchange.c) */
     struct bl_tap_s *tap;         /* after a 101: decodes the exec outcome (owned), or NULL */
     char exec_json[512];          /* the outcome as canonical JSON, for the result entry */
     char resource[64];            /* kept past the intent, for body rules */
@@ -154,6 +155,7 @@ struct bl_req_s {
     uint64_t rleft;
     bl_chunked_t rchunk;
     int rchunked_out;             /* we frame the client's copy as chunked */
+    int rjson;                    /* the response is application/json */
     int rdecode;                  /* the body goes through the decoder (chunked in or out) */
     int informational;            /* 1xx responses seen */
     int rdone;

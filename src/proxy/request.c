@@ -445,6 +445,7 @@ static void bl_req_intent_done(bl_audit_waiter_t *w, int ok)
     } else {
         r->has_intent = 1;
         r->portforward = !strcmp(r->kreq->subresource, "portforward");
+        r->watch = !strcmp(r->kreq->verb, "watch");
         snprintf(r->resource, sizeof(r->resource), "%s", r->kreq->resource);
         bl_buf_free(&r->reqbody); /* it is in the intent now */
         r->rec.request_body = BL_STR_NULL;
