@@ -18,6 +18,7 @@
 #define BL_INDEX_SCHEMA  1           /* PRAGMA user_version; another one is rebuilt */
 #define BL_INDEX_RAW_MAX (20u << 20) /* one merged record: two entries of at most 8 MiB each */
 #define BL_INDEX_PASSES  8           /* rebuilds / restarts in one update before giving up */
+#define BL_INDEX_SLOTS   (4 * BL_INDEX_BATCH) /* rows a batch keeps in memory (a power of two) */
 
 /* Where reading stopped: the last line read, and the chain after it. */
 typedef struct {
@@ -30,6 +31,14 @@ typedef struct {
     char leaf_hash[48];     /* base64 leaf hash of the last entry: the next prev */
 } bl_index_pos_t;
 
+/* A row the batch is building: an intent and, often, its result come in
+ * the same batch, so the row is written once, not written and rewritten. */
+typedef struct {
+    char id[40];
+    uint64_t seq;           /* the seq of its first entry */
+    json_t *rec;            /* NULL: a free slot */
+} bl_index_slot_t;
+
 struct bl_index_s {
     sqlite3 *db;
     char *dir;
@@ -38,7 +47,11 @@ struct bl_index_s {
     int corrupt;            /* the last SQLite error said the file is damaged */
     sqlite3_stmt *get;      /* seq, raw of a request id */
     sqlite3_stmt *put;      /* one record row */
+    bl_index_slot_t *slots; /* this batch's rows by id, written at its end */
+    size_t used;
 };
+
+static int bl_index_flush(bl_index_t *ix, int write, bl_buf_t *err);
 
 static const char bl_index_schema_sql[] =
     "CREATE TABLE IF NOT EXISTS pos(one INTEGER PRIMARY KEY CHECK (one = 1), seg INTEGER NOT NULL,"
@@ -110,7 +123,12 @@ static int bl_index_version(bl_index_t *ix)
  * index of ours (replace it), BL_ERROR. */
 static int bl_index_schema(bl_index_t *ix, bl_buf_t *err)
 {
-    if (bl_index_exec(ix, "PRAGMA journal_mode=WAL", err) != BL_OK)
+    /* WAL: queries read while another updates. synchronous=NORMAL: a power
+     * cut may lose the last batches, never consistency; they are re-read.
+     * temp_store=MEMORY: statement journals stay out of /var/tmp. */
+    if (bl_index_exec(ix, "PRAGMA journal_mode=WAL", err) != BL_OK ||
+        bl_index_exec(ix, "PRAGMA synchronous=NORMAL", err) != BL_OK ||
+        bl_index_exec(ix, "PRAGMA temp_store=MEMORY", err) != BL_OK)
         return ix->corrupt ? BL_DECLINED : BL_ERROR;
     int v = bl_index_version(ix);
     if (v < 0) {
@@ -194,6 +212,10 @@ bl_index_t *bl_index_open(const char *audit_dir, const char *path, bl_buf_t *err
         goto fail;
     }
     ix->memory = !strcmp(ix->path, ":memory:");
+    if ((ix->slots = calloc(BL_INDEX_SLOTS, sizeof(*ix->slots))) == NULL) {
+        bl_buf_puts(err, "out of memory");
+        goto fail;
+    }
     int rc = bl_index_connect(ix, err);
     if (rc == BL_DECLINED) /* damaged or foreign: it is derived data, start again */
         rc = bl_index_recreate(ix, err);
@@ -210,6 +232,9 @@ void bl_index_close(bl_index_t *ix)
     if (ix == NULL)
         return;
     bl_index_disconnect(ix);
+    if (ix->slots)
+        bl_index_flush(ix, 0, NULL);
+    free(ix->slots);
     free(ix->dir);
     free(ix);
 }
@@ -381,6 +406,64 @@ static int bl_index_get(bl_index_t *ix, const char *id, uint64_t *seq, json_t **
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? BL_OK : bl_index_sqlerr(ix, "reading a record", err);
 }
 
+/* Returns the slot of request `id` (36 characters), or the free slot
+ * where it goes. */
+static bl_index_slot_t *bl_index_slot(bl_index_t *ix, const char *id)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const char *p = id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    for (size_t i = (size_t)h & (BL_INDEX_SLOTS - 1);; i = (i + 1) & (BL_INDEX_SLOTS - 1))
+        if (ix->slots[i].rec == NULL || !strcmp(ix->slots[i].id, id))
+            return &ix->slots[i];
+}
+
+/* Writes the batch's rows (on success) and empties the cache. Returns
+ * BL_OK, or BL_ERROR; with write = 0 it only drops them. */
+static int bl_index_flush(bl_index_t *ix, int write, bl_buf_t *err)
+{
+    int rc = BL_OK;
+    for (size_t i = 0; i < BL_INDEX_SLOTS && ix->used > 0; i++) {
+        bl_index_slot_t *sl = &ix->slots[i];
+        if (sl->rec == NULL)
+            continue;
+        if (write && rc == BL_OK && bl_index_put(ix, sl->seq, sl->rec, err) == BL_ERROR)
+            rc = BL_ERROR; /* one that cannot be serialised is skipped, as in bl_index_entry */
+        json_decref(sl->rec);
+        sl->rec = NULL;
+        ix->used--;
+    }
+    return rc;
+}
+
+/* Indexes a request entry: its row from this batch, or from the table,
+ * or a new one. Returns BL_OK, BL_DECLINED (skipped), BL_ERROR. */
+static int bl_index_request(bl_index_t *ix, json_t *e, const char *id, uint64_t seq, bl_buf_t *err)
+{
+    if (strlen(id) >= sizeof(ix->slots[0].id) || ix->used >= BL_INDEX_SLOTS / 2) {
+        if (bl_index_flush(ix, 1, err) != BL_OK)
+            return BL_ERROR;
+        if (strlen(id) >= sizeof(ix->slots[0].id)) /* not an id byline wrote: skipped */
+            return BL_DECLINED;
+    }
+    bl_index_slot_t *sl = bl_index_slot(ix, id);
+    if (sl->rec)
+        return bl_merge_add(sl->rec, e);
+    sl->seq = seq;
+    if (bl_index_get(ix, id, &sl->seq, &sl->rec, err) != BL_OK)
+        return BL_ERROR;
+    if (sl->rec && bl_merge_add(sl->rec, e) != BL_OK) {
+        json_decref(sl->rec);
+        sl->rec = NULL;
+        return BL_DECLINED;
+    }
+    if (sl->rec == NULL && (sl->rec = bl_merge_start(e)) == NULL)
+        return BL_DECLINED;
+    snprintf(sl->id, sizeof(sl->id), "%s", id);
+    ix->used++;
+    return BL_OK;
+}
+
 /* Indexes ledger entry `e` with sequence number `seq`: a new row, or the
  * row of its request completed. Returns BL_OK, BL_DECLINED (not an entry
  * byline can show: skipped) or BL_ERROR. */
@@ -388,19 +471,12 @@ static int bl_index_entry(bl_index_t *ix, json_t *e, uint64_t seq, bl_buf_t *err
 {
     const char *id = bl_index_str(e, "id");
     const char *kind = bl_index_str(e, "kind");
-    json_t *rec = NULL;
-    uint64_t first = seq;
     if (kind == NULL)
         return BL_DECLINED;
-    if (id && strcmp(kind, "notice") && bl_index_get(ix, id, &first, &rec, err) != BL_OK)
-        return BL_ERROR;
-    if (rec && bl_merge_add(rec, e) != BL_OK) {
-        json_decref(rec);
-        return BL_DECLINED;
-    }
-    if (rec == NULL && (rec = bl_merge_start(e)) == NULL)
-        return BL_DECLINED;
-    int rc = bl_index_put(ix, first, rec, err);
+    if (id && strcmp(kind, "notice"))
+        return bl_index_request(ix, e, id, seq, err);
+    json_t *rec = bl_merge_start(e); /* a notice: a row of its own */
+    int rc = rec ? bl_index_put(ix, seq, rec, err) : BL_DECLINED;
     json_decref(rec);
     return rc;
 }
@@ -531,6 +607,8 @@ static int bl_index_batch(bl_index_t *ix, bl_reader_t *r, bl_index_pos_t *pos, i
             rc = bl_index_line(ix, &ln, pos, strict, st, err);
         st->lines += rc == BL_OK;
     }
+    if (bl_index_flush(ix, rc == BL_OK, err) != BL_OK)
+        rc = BL_ERROR;
     if (rc == BL_OK && pos->valid)
         rc = bl_index_pos_put(ix, pos, err);
     if (rc == BL_OK && (rc = bl_index_exec(ix, "COMMIT", err)) == BL_OK) {
@@ -707,8 +785,10 @@ long long bl_index_query(bl_index_t *ix, const bl_index_filter_t *f, bl_index_ro
     else if (rc > 0) /* an SQLite code, not one of ours */
         rc = bl_index_sqlerr(ix, "query", err);
     sqlite3_finalize(st);
-    if (rc == BL_OK && matched)
-        rc = f->limit && (uint64_t)n >= f->limit ? bl_index_count(ix, &q, matched, err) : (*matched = (uint64_t)n, BL_OK);
+    if (rc == BL_OK && matched && f->limit && (uint64_t)n >= f->limit)
+        rc = bl_index_count(ix, &q, matched, err); /* there may be more than were shown */
+    else if (rc == BL_OK && matched)
+        *matched = (uint64_t)n;
     bl_buf_free(&q.where);
     bl_buf_free(&sql);
     return rc == BL_OK ? n : rc;

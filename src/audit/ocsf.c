@@ -199,7 +199,8 @@ static void bl_ocsf_classify(json_t *ev, const json_t *rec, int *status_id)
     json_object_set_new(ev, "type_name", json_string(type_name));
     *status_id = bl_ocsf_status_id(rec);
     json_object_set_new(ev, "status_id", json_integer(*status_id));
-    json_object_set_new(ev, "status", json_string(*status_id == 1 ? "Success" : *status_id == 2 ? "Failure" : "Unknown"));
+    static const char *const status[] = { "Unknown", "Success", "Failure" };
+    json_object_set_new(ev, "status", json_string(status[*status_id]));
     bl_ocsf_set_str(ev, "status_code", bl_ocsf_str(rec, "result"));
     bl_ocsf_set_str(ev, "status_detail", bl_ocsf_str(rec, "reason"));
     sev = bl_ocsf_severity_id(rec, *status_id);
