@@ -318,6 +318,15 @@ def run(env):
           all(p.returncode == 0 for p in procs) and
           all(ids_of([l for l in o[0].split("\n") if l]) == want for o in outs), [o[1] for o in outs])
 
+    for name in os.listdir(os.path.join(env.gw, "audit")):
+        if name.startswith("index.sqlite"):
+            os.unlink(os.path.join(env.gw, "audit", name))
+    os.mkdir(index_file(env))  # cannot be opened as a file: as for a reader who may not write the directory
+    rc, lines, err = query(env, "-n", "0")
+    check("an index that cannot be written: a temporary one in memory, the same answer",
+          rc == 0 and ids_of(lines) == want and "temporary index in memory" in err, err)
+    os.rmdir(index_file(env))
+
 
 def main():
     if not os.access(BYLINE, os.X_OK):
