@@ -98,11 +98,14 @@ int bl_agentconf_load(const char *path, bl_agentconf_t *out, bl_buf_t *err)
  * NULL with the reason in `err`. */
 static SSL_CTX *bl_ac_ctx_pem(const bl_agentconn_t *c, bl_buf_t *err)
 {
-    SSL_CTX *ctx = bl_tls_client_ctx(c->ca_file, NULL, NULL, err);
+    SSL_CTX *ctx = bl_tls_client_ctx(c->ca_file, c->cert_file, c->key_file, err);
     BIO *b = NULL;
     if (ctx && c->ca_pem) {
-        X509_STORE *st = SSL_CTX_get_cert_store(ctx);
+        X509_STORE *st = X509_STORE_new(); /* only the kubeconfig's CA, not the system's */
         X509 *x;
+        if (st == NULL)
+            goto fail;
+        SSL_CTX_set_cert_store(ctx, st);
         b = BIO_new_mem_buf(c->ca_pem, -1);
         int n = 0;
         while (b && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {

@@ -10,6 +10,8 @@
 #include "proxy/agent_hub.h"
 
 #define BL_HUB_NAME_MAX 64
+#define BL_HUB_MAX_PER_CONN 16384   /* tunnels in flight per connection, over all its agents
+                                       (each agent session also takes at most 4096) */
 #define BL_HUB_101 "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: byline-agent/1\r\n\r\n"
 
 typedef struct bl_hubagent_s bl_hubagent_t;
@@ -61,6 +63,7 @@ struct bl_hub_s {
     bl_hubagent_t *agents;
     size_t rr;                   /* round-robin start among equally busy agents */
     int online[BL_CONFIG_MAX_CONNS]; /* atomic: live sessions per connection */
+    size_t inflight[BL_CONFIG_MAX_CONNS]; /* tunnels per connection */
 };
 
 /* --- sessions --- */
@@ -88,6 +91,7 @@ static void bl_hub_tun_closed(void *data, void *udata, int ok, const char *why)
     }
     bl_fdnote_unref(t->note);
     a->ntuns--;
+    a->hub->inflight[t->conn]--;
     free(t);
 }
 
@@ -181,11 +185,13 @@ static void bl_hub_open_msg(bl_hub_t *h, bl_hubmsg_t *m)
 {
     const char *cname = h->cfg->conns[m->conn].name;
     char msg[160];
-    bl_hubagent_t *a = bl_hub_pick(h, m->conn);
+    bl_hubagent_t *a = h->inflight[m->conn] < BL_HUB_MAX_PER_CONN ? bl_hub_pick(h, m->conn) : NULL;
     bl_hubtun_t *t = a ? calloc(1, sizeof(*t)) : NULL;
     bl_stream_t *local = t ? bl_fdstream_new(h->loop, m->fd) : NULL;
     if (local == NULL) {
-        snprintf(msg, sizeof(msg), a ? "out of memory for a tunnel to %s" : "no agent online for connection %s", cname);
+        snprintf(msg, sizeof(msg), a ? "out of memory for a tunnel to %s"
+                                   : h->inflight[m->conn] >= BL_HUB_MAX_PER_CONN ? "too many requests in flight through the agents for %s"
+                                   : "no agent online for connection %s", cname);
         bl_fdnote_set(m->note, msg);
         bl_fdnote_unref(m->note);
         if (t == NULL)
@@ -197,11 +203,13 @@ static void bl_hub_open_msg(bl_hub_t *h, bl_hubmsg_t *m)
     t->note = m->note;
     t->conn = m->conn;
     a->ntuns++;
+    h->inflight[m->conn]++;
     if (bl_mux_open(a->mux, cname, local, t) != BL_OK) { /* local is released */
         snprintf(msg, sizeof(msg), "agent %s for %s cannot take more requests", a->name, cname);
         bl_fdnote_set(t->note, msg);
         bl_fdnote_unref(t->note);
         a->ntuns--;
+        h->inflight[m->conn]--;
         free(t);
     }
 }

@@ -18,7 +18,9 @@ import urllib.request
 
 import check_kubectl as ck
 import env as envmod
-from env import SHARED_USER, free_port, ledger_entries, run, wait_port
+import base64
+
+from env import CERT_USER, SHARED_USER, free_port, ledger_entries, run, wait_port
 
 CONN = "prod-eks"
 
@@ -312,6 +314,86 @@ def refusals(gw, result):
            "(403)" in text and "staging" in text, text[-500:])
 
 
+def served_as(gw, result, cfg_text, label, want_user, extra_env=None, before_check=None):
+    """Runs one agent with `cfg_text` as its config; checks the cluster saw want_user."""
+    cfg = os.path.join(gw.dir, "agent-%d.yaml" % int(time.time() * 1000))
+    with open(cfg, "w") as f:
+        f.write(cfg_text)
+    log = open(cfg + ".log", "a")
+    before = gw.connected_count("vpc-b")
+    p = subprocess.Popen([gw.env.byline, "agent", "--gateway", "https://127.0.0.1:%d" % gw.port,
+                          "--key-file", gw.keys["vpc-b"], "--config", cfg,
+                          "--ca", os.path.join(gw.dir, "tls", "ca.crt")],
+                         stdout=log, stderr=log, env=dict(gw.asan_env, **(extra_env or {})))
+    gw.env.procs.append(p)
+    users = []
+    try:
+        if not gw.wait_connected("vpc-b", before):
+            result(label, False, "agent did not connect: " + open(cfg + ".log").read()[-800:])
+            return
+        for step in range(2 if before_check else 1):
+            if step == 1:
+                want = before_check()
+            mark = gw.mark()
+            rc, out, err = gw.kubectl("agent-reporting", "1.33").run(["get", "configmap", "settings", "-n", "web", "-o", "name"])
+            rec = gw.record(mark, r"^kubectl get configmap/settings -n web$")
+            evs = [e for e in gw.env.cluster_events() if rec and e["auditID"] == rec["id"]]
+            users.append((rc, evs[0]["user"].get("username") if evs else None))
+        wants = [want_user] + ([want] if before_check else [])
+        result(label, [u for _, u in users] == wants and all(rc == 0 for rc, _ in users), "users=%r want %r" % (users, wants))
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def cred_sources(gw, result):
+    env = gw.env
+    # in_cluster: API server from KUBERNETES_SERVICE_*, CA and token from the
+    # mounted ServiceAccount; a rotated token is picked up without a restart.
+    sa = os.path.join(gw.dir, "sa")
+    os.makedirs(sa, exist_ok=True)
+    with open(os.path.join(sa, "ca.crt"), "w") as f:
+        f.write(open(env.ca).read())
+    tok = os.path.join(sa, "token")
+    with open(tok, "w") as f:
+        f.write(env.admin_token)
+
+    def rotate():
+        with open(tok + ".new", "w") as f:
+            f.write(env.shared_token)
+        os.replace(tok + ".new", tok)  # as the kubelet swaps the projected volume
+        time.sleep(5.5)  # the agent looks at the file at most every 5 s
+        return SHARED_USER
+
+    served_as(gw, result, "connections:\n  - name: %s\n    in_cluster: true\n    service_account_dir: %s\n" % (CONN, sa),
+              "agent: in_cluster mode uses the ServiceAccount token and re-reads it when rotated", "admin",
+              {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(env.cluster_port)}, rotate)
+    # A kubeconfig with certificate data (client certificate: the cluster names CERT_USER).
+    b64 = lambda p: base64.b64encode(open(p, "rb").read()).decode()
+    kc = os.path.join(gw.dir, "cluster.kubeconfig")
+    with open(kc, "w") as f:
+        f.write("apiVersion: v1\nkind: Config\ncurrent-context: prod\nclusters:\n- name: c\n  cluster:\n"
+                "    server: https://127.0.0.1:%d\n    certificate-authority-data: %s\nusers:\n- name: u\n  user:\n"
+                "    client-certificate-data: %s\n    client-key-data: %s\ncontexts:\n- name: prod\n  context:\n"
+                "    cluster: c\n    user: u\n" % (env.cluster_port, b64(env.ca), b64(env.up_client_crt), b64(env.up_client_key)))
+    served_as(gw, result, "connections:\n  - name: %s\n    kubeconfig: %s\n" % (CONN, kc),
+              "agent: a kubeconfig with certificate data (the cluster sees the certificate's user)", CERT_USER)
+    # A kubeconfig naming a token file relative to itself.
+    with open(os.path.join(gw.dir, "rel.token"), "w") as f:
+        f.write(env.shared_token)
+    kc2 = os.path.join(gw.dir, "token.kubeconfig")
+    with open(kc2, "w") as f:
+        f.write("apiVersion: v1\nkind: Config\ncurrent-context: x\nclusters:\n- name: c\n  cluster:\n"
+                "    server: https://127.0.0.1:%d\n    certificate-authority: %s\nusers:\n- name: u\n  user:\n"
+                "    tokenFile: rel.token\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n"
+                % (env.cluster_port, env.ca))
+    served_as(gw, result, "connections:\n  - name: %s\n    kubeconfig: %s\n" % (CONN, kc2),
+              "agent: a kubeconfig with a relative tokenFile", SHARED_USER)
+
+
 def run_all(env, result, versions):
     gw = AgentGw(env)
     for v in versions:
@@ -339,3 +421,4 @@ def run_all(env, result, versions):
                 p.kill()
                 rc = None
             result("agent %s: SIGTERM stops it cleanly (exit 0)" % name, rc == 0, "rc=%r" % rc)
+    cred_sources(gw, result)

@@ -3,7 +3,8 @@
  * rewrite at the agent (src/agent/rewrite.c), the agent key registry
  * (src/auth/agentkey.c), reconnect backoff (src/agent/backoff.c), token
  * credential sources (src/agent/cred.c), the agent config file
- * (src/agent/conf.c) and the fd stream's failure note (src/net/fdstream.c).
+ * (src/agent/conf.c), kubeconfigs (src/agent/kubeconfig.c) and the fd
+ * stream's failure note (src/net/fdstream.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -232,6 +233,79 @@ static void test_conf(void **state)
     bl_buf_free(&err);
 }
 
+/* Applies kubeconfig `text` to a fresh connection. Returns the result; err gets why. */
+static int kubeconfig(const char *text, const char *context, bl_agentconn_t *c, bl_buf_t *err)
+{
+    char path[256];
+    write_file("sub/kc.yaml", text, path, sizeof(path));
+    memset(c, 0, sizeof(*c));
+    c->name = "prod";
+    c->kubeconfig = path;
+    c->context = (char *)context;
+    bl_buf_reset(err);
+    return bl_kubeconfig_apply(c, err);
+}
+
+static void kc_clear(bl_agentconn_t *c)
+{
+    free(c->server);
+    free(c->ca_file);
+    free(c->ca_pem);
+    free(c->server_name);
+    free(c->token);
+    free(c->token_file);
+    free(c->cert_file);
+    free(c->key_file);
+    free(c->cert_pem);
+    free(c->key_pem);
+}
+
+static void test_kubeconfig(void **state)
+{
+    static const char two[] =
+        "apiVersion: v1\nkind: Config\ncurrent-context: b\npreferences: {}\n"
+        "clusters:\n- name: ca\n  cluster:\n    server: https://a.example\n    certificate-authority: ../ca.crt\n"
+        "- name: cb\n  cluster:\n    server: https://b.example:6443\n    tls-server-name: kubernetes\n"
+        "    certificate-authority-data: LS0tLS1CRUdJTiBYLS0tLS0K\n"
+        "users:\n- name: ua\n  user:\n    tokenFile: a.token\n- name: ub\n  user:\n    token: tok-b\n"
+        "contexts:\n- name: a\n  context:\n    cluster: ca\n    user: ua\n"
+        "- name: b\n  context:\n    cluster: cb\n    user: ub\n    namespace: web\n";
+    bl_agentconn_t c;
+    bl_buf_t err;
+    char dir[128];
+    (void)state;
+    bl_buf_init(&err, 4096);
+    snprintf(dir, sizeof(dir), "%s/sub", tmpdir);
+    mkdir(dir, 0700);
+    /* current-context: b, with CA data decoded and the token inline. */
+    assert_int_equal(kubeconfig(two, NULL, &c, &err), BL_OK);
+    assert_string_equal(c.server, "https://b.example:6443");
+    assert_string_equal(c.server_name, "kubernetes");
+    assert_string_equal(c.ca_pem, "-----BEGIN X-----\n");
+    assert_string_equal(c.token, "tok-b");
+    kc_clear(&c);
+    /* an explicit context; paths relative to the kubeconfig's directory. */
+    assert_int_equal(kubeconfig(two, "a", &c, &err), BL_OK);
+    assert_string_equal(c.server, "https://a.example");
+    assert_non_null(strstr(c.ca_file, "/sub/../ca.crt"));
+    assert_non_null(strstr(c.token_file, "/sub/a.token"));
+    kc_clear(&c);
+    assert_int_equal(kubeconfig(two, "nope", &c, &err), BL_ERROR);
+    assert_non_null(strstr(bl_buf_cstr(&err), "no context \"nope\""));
+    kc_clear(&c);
+    assert_int_equal(kubeconfig("current-context: x\nclusters:\n- name: c\n  cluster:\n    server: https://x\n"
+                                "    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: t\n"
+                                "contexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n", NULL, &c, &err), BL_ERROR);
+    assert_non_null(strstr(bl_buf_cstr(&err), "insecure-skip-tls-verify is refused"));
+    kc_clear(&c);
+    assert_int_equal(kubeconfig("current-context: x\nclusters:\n- name: c\n  cluster:\n    server: https://x\n"
+                                "users:\n- name: u\n  user:\n    exec:\n      command: aws\n"
+                                "contexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n", NULL, &c, &err), BL_ERROR);
+    assert_non_null(strstr(bl_buf_cstr(&err), "exec plugin"));
+    kc_clear(&c);
+    bl_buf_free(&err);
+}
+
 static void test_fdstream_note(void **state)
 {
     int fds[2];
@@ -288,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_token_file),
         cmocka_unit_test(test_conf),
+        cmocka_unit_test(test_kubeconfig),
         cmocka_unit_test(test_fdstream_note),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
