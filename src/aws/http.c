@@ -330,6 +330,8 @@ static int rd_body(bl_aws_rd_t *r, bl_aws_http_resp_t *resp)
         if (bl_buf_append(&resp->body, p + r->consumed, n) < 0)
             return BL_ERROR;
         r->consumed += n;
+        if (r->framing.kind == BL_BODY_LENGTH && bl_buf_size(&resp->body) == r->framing.length)
+            r->done = 1;   /* bytes after the body are ignored: the connection closes */
     }
     if (r->framing.kind == BL_BODY_LENGTH && bl_buf_size(&resp->body) == r->framing.length)
         r->done = 1;

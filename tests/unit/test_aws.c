@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include "aws/creds.h"
 #include "aws/eks.h"
+#include "aws/eks_source.h"
 #include "aws/http.h"
 #include "aws/ini.h"
 #include "aws/sts.h"
@@ -337,6 +338,45 @@ static void test_eks_token(void **state)
     assert_false(bl_eks_cluster_name_ok(""));
 }
 
+/* The renewing source re-mints after 10 minutes and not before; the clock
+ * is a parameter, so no waiting. Environment credentials need no network. */
+static void test_eks_source(void **state)
+{
+    (void)state;
+    bl_eks_source_t s;
+    bl_eks_token_t a, b;
+    char err[512];
+    unsetenv("AWS_ENDPOINT_URL_STS");
+    unsetenv("AWS_ENDPOINT_URL");
+    setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
+    assert_int_equal(bl_eks_source_init(&s, "us-east-1", "prod-eks", NULL, NULL, 0, err,
+                                        sizeof(err)), BL_OK);
+    assert_int_equal(bl_eks_source_token(&s, 1440938160, &a, err, sizeof(err)), BL_OK);
+    assert_string_equal(bl_eks_source_identity(&s), "environment");
+    assert_int_equal(bl_eks_source_token(&s, 1440938160 + 599, &b, err, sizeof(err)), BL_OK);
+    assert_string_equal(a.token, b.token);
+    assert_int_equal(bl_eks_source_token(&s, 1440938160 + 600, &b, err, sizeof(err)), BL_OK);
+    assert_string_not_equal(a.token, b.token);
+    assert_int_equal(b.signed_at, 1440938160 + 600);
+    /* a clock that went backwards also mints anew */
+    assert_int_equal(bl_eks_source_token(&s, 1440938160, &b, err, sizeof(err)), BL_OK);
+    assert_string_equal(a.token, b.token);
+    bl_eks_source_free(&s);
+    bl_eks_token_clear(&a);
+    bl_eks_token_clear(&b);
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    assert_int_equal(bl_eks_source_init(&s, "us-east-1", "prod eks", NULL, NULL, 0, err,
+                                        sizeof(err)), BL_ERROR);
+    assert_int_equal(bl_eks_source_init(&s, "", "prod-eks", NULL, NULL, 0, err, sizeof(err)),
+                     BL_ERROR);
+    assert_int_equal(bl_eks_source_init(&s, "us-east-1", "prod-eks", "role/x", NULL, 0, err,
+                                        sizeof(err)), BL_ERROR);
+    assert_int_equal(bl_eks_source_init(&s, "us-east-1", "prod-eks", NULL, "bad name", 0, err,
+                                        sizeof(err)), BL_ERROR);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_env_and_file),
         cmocka_unit_test(test_b64url),
         cmocka_unit_test(test_eks_token),
+        cmocka_unit_test(test_eks_source),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
