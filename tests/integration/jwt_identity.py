@@ -32,6 +32,7 @@ from env import allow_all, free_port, ledger_entries, run, wait_port
 
 K8S_ISS = "https://kubernetes.default.svc.cluster.local"
 WEB_ISS = "https://issuer.test.byline"
+UNTRUSTED_ISS = "https://untrusted.test.byline"  # same JWKS server, but no `ca`: its certificate is not trusted
 
 
 def b64u(b):
@@ -147,7 +148,9 @@ class Gateway:
                     "  - issuer: %s\n    audience: byline\n    jwks_url: https://127.0.0.1:%d/jwks\n"
                     "    ca: \"%s\"\n    username_prefix: \"web:\"\n    groups_claim: groups\n"
                     "    groups_prefix: \"web:\"\n    claims:\n      repository: acme/deploy\n"
-                    % (K8S_ISS, self.jwks_file, WEB_ISS, web.port, env.ca))
+                    "  - issuer: %s\n    audience: byline\n    jwks_url: https://127.0.0.1:%d/jwks\n"
+                    "    username_prefix: \"u:\"\n"
+                    % (K8S_ISS, self.jwks_file, WEB_ISS, web.port, env.ca, UNTRUSTED_ISS, web.port))
         allow_all(self.dir)
         p = run([env.byline, "identity", "add", "agent-static", "--dir", self.dir])
         if p.returncode != 0:
@@ -255,6 +258,9 @@ def run_all(env, result, versions=("1.33", "1.27")):
         refused(gw, result, v, "a required claim that differs is 401",
                 token(web_key, "w1", dict(web_claims, repository="acme/other")),
                 r"JWT claim repository does not have the value")
+    refused(gw, result, versions[0], "JWKS from a server whose certificate is not trusted: 401 saying so",
+            token(web_key, "w1", sa_claims(iss=UNTRUSTED_ISS)),
+            r"no keys for this JWT issuer yet: GET https://127.0.0.1:\d+/jwks: TLS handshake with 127.0.0.1 failed")
     # Rotation: the issuer publishes a new key; byline's cached set lacks it.
     v = versions[0]
     gets = web.gets
