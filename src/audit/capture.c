@@ -136,6 +136,7 @@ static int bl_cap_flush(bl_capture_writer_t *w)
     return BL_OK;
 }
 
+/* Closes and frees everything `w` holds (the file stays). */
 static void bl_cap_free(bl_capture_writer_t *w)
 {
     if (w->fd >= 0)
@@ -399,6 +400,8 @@ static int bl_cap_time(const char *s, int64_t *out)
     return BL_OK;
 }
 
+/* Parses the header line p[0..n) into c's header fields. Returns BL_OK,
+ * or BL_ERROR with "line 1: why" appended to err. */
 static int bl_cap_header_parse(const char *p, size_t n, bl_capture_t *c, bl_buf_t *err)
 {
     json_error_t e;
@@ -458,7 +461,9 @@ static long bl_cap_unb64(const char *s, size_t n, char *out)
     return (long)o;
 }
 
-/* One event line into c->ev[c->nev], its bytes at c->data + *used. */
+/* One event line into c->ev[c->nev], its decoded bytes at c->data + *used
+ * (the caller sized data to the file, which no decoding outgrows).
+ * Returns NULL, or why the line is not an event (static text). */
 static const char *bl_cap_event_parse(const char *p, size_t n, bl_capture_t *c, size_t *used)
 {
     json_error_t e;
@@ -535,7 +540,8 @@ fail:
     return BL_ERROR;
 }
 
-/* Reads the whole regular file at path (at most max bytes) into *out. */
+/* Reads the whole regular file at path (at most max bytes, not following a
+ * symlink) into *out (malloc'd, the caller frees). BL_OK or BL_ERROR. */
 static int bl_cap_slurp(const char *path, uint64_t max, char **out, size_t *len, bl_buf_t *err)
 {
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -626,13 +632,14 @@ static size_t bl_cap_utf8_tail(const char *p, size_t n)
     return 0;
 }
 
-/* Appends "<seconds>.<microseconds>". */
+/* Appends "<seconds>.<microseconds>". BL_OK or BL_ERROR (full). */
 static int bl_cap_secs(bl_buf_t *b, uint64_t us)
 {
     return bl_buf_printf(b, "%llu.%06llu", (unsigned long long)(us / 1000000u),
                          (unsigned long long)(us % 1000000u));
 }
 
+/* Writes the asciicast v2 header line. BL_OK, or BL_ERROR if writing failed. */
 static int bl_cast_header(const bl_capture_t *c, const bl_asciicast_opts_t *o, FILE *out)
 {
     bl_buf_t b, title;

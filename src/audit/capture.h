@@ -25,9 +25,9 @@
 #include "kube/tap.h"
 
 #define BL_CAPTURE_SUBDIR    "sessions"
-#define BL_CAPTURE_FILE_MAX  ((uint64_t)1 << 30)   /* the largest file the reader loads */
+#define BL_CAPTURE_FILE_MAX  ((uint64_t)512 << 20) /* the largest file the reader loads: 64 MiB
+                                                   * (audit.capture_max at most) escaped */
 #define BL_CAPTURE_JSON_MAX  512                   /* room for the result's "capture" member */
-#define BL_CAPTURE_LINE_MAX  (512u << 20)          /* one event line (a 64 MiB event, escaped) */
 
 /* What the header says about the session. Strings may be NULL. */
 typedef struct {
