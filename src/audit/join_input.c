@@ -422,6 +422,26 @@ static int bl_join_document(bl_join_t *j, bl_buf_t *doc, const char *name)
     return BL_OK;
 }
 
+/* Takes one line while reading lines. Returns BL_OK, BL_AGAIN when the
+ * first non-empty line starts a JSON value it does not finish (the input
+ * may be one pretty-printed document), or BL_ERROR (fatal). */
+static int bl_join_take_line(bl_join_t *j, const char *p, size_t n, size_t lineno, const char *name, int *seen)
+{
+    size_t k = 0;
+    while (k < n && (p[k] == ' ' || p[k] == '\t' || p[k] == '\r'))
+        k++;
+    int first = !*seen && k < n;
+    *seen |= k < n;
+    int rc = bl_join_line(j, p, n, lineno, name);
+    if (rc == BL_DECLINED && first && (p[k] == '{' || p[k] == '[')) {
+        j->sum.lines--; /* counted again as the document */
+        return BL_AGAIN;
+    }
+    if (rc == BL_DECLINED)
+        bl_join_bad(j, lineno, name, "not JSON, nor a timestamp followed by JSON");
+    return rc == BL_ERROR ? BL_ERROR : BL_OK;
+}
+
 /* Reads lines; switches to whole-document mode when the first non-empty
  * line starts a JSON value it does not finish. */
 static int bl_join_lines(bl_join_t *j, bl_join_in_t *in, const char *name, bl_buf_t *err)
@@ -430,46 +450,27 @@ static int bl_join_lines(bl_join_t *j, bl_join_in_t *in, const char *name, bl_bu
     bl_buf_init(&line, BL_JOIN_MAX_LINE);
     bl_buf_init(&doc, BL_JOIN_MAX_DOC);
     int rc = BL_OK, too_long, docmode = 0, seen = 0;
-    size_t lineno = 0;
+    size_t lineno = 0, max = j->o.max_items ? j->o.max_items : (size_t)BL_JOIN_MAX_ITEMS;
     while (rc == BL_OK && (rc = bl_join_getline(in, &line, &too_long)) == BL_OK) {
+        const char *p = bl_buf_data(&line);
+        size_t n = bl_buf_size(&line);
         lineno++;
-        if (docmode) {
-            if (bl_buf_append(&doc, "\n", 1) || bl_buf_append(&doc, bl_buf_data(&line), bl_buf_size(&line))) {
-                bl_buf_printf(err, "%s: not JSON lines, and over %u MiB as one document", name,
-                              BL_JOIN_MAX_DOC >> 20);
-                rc = BL_ERROR;
-            }
-            continue;
-        }
-        if (too_long) {
+        if (docmode && (bl_buf_append(&doc, "\n", 1) || bl_buf_append(&doc, p, n))) {
+            bl_buf_printf(err, "%s: not JSON lines, and over %u MiB as one document", name, BL_JOIN_MAX_DOC >> 20);
+            rc = BL_ERROR;
+        } else if (!docmode && too_long) {
             j->sum.lines++;
             bl_join_bad(j, lineno, name, "line longer than 16 MiB");
-            continue;
-        }
-        const char *p = bl_buf_data(&line);
-        size_t n = bl_buf_size(&line), k = 0;
-        while (k < n && (p[k] == ' ' || p[k] == '\t' || p[k] == '\r'))
-            k++;
-        int first = !seen && k < n;
-        seen |= k < n;
-        rc = bl_join_line(j, p, n, lineno, name);
-        if (rc == BL_DECLINED && first && (p[k] == '{' || p[k] == '[')) {
+        } else if (!docmode && (rc = bl_join_take_line(j, p, n, lineno, name, &seen)) == BL_AGAIN) {
             docmode = 1;
-            j->sum.lines--;
             rc = bl_buf_append(&doc, p, n) == BL_OK ? BL_OK : BL_ERROR;
-            if (rc != BL_OK)
-                bl_buf_printf(err, "%s: out of memory", name);
-        } else if (rc == BL_DECLINED) {
-            bl_join_bad(j, lineno, name, "not JSON, nor a timestamp followed by JSON");
-            rc = BL_OK;
-        } else if (rc == BL_ERROR) {
-            bl_buf_printf(err, "%s: more than %zu cluster requests (or out of memory); narrow the window "
-                          "with --since/--until", name, j->o.max_items ? j->o.max_items : (size_t)BL_JOIN_MAX_ITEMS);
         }
+        if (rc == BL_ERROR && bl_buf_size(err) == 0)
+            bl_buf_printf(err, "%s: more than %zu cluster requests (or out of memory); narrow the window "
+                          "with --since/--until", name, max);
     }
     if (rc == BL_DECLINED && docmode && (rc = bl_join_document(j, &doc, name)) != BL_OK)
-        bl_buf_printf(err, "%s: more than %zu cluster requests (or out of memory)", name,
-                      j->o.max_items ? j->o.max_items : (size_t)BL_JOIN_MAX_ITEMS);
+        bl_buf_printf(err, "%s: more than %zu cluster requests (or out of memory)", name, max);
     else if (rc == BL_DECLINED)
         rc = BL_OK;
     else if (rc == BL_ERROR && bl_buf_size(err) == 0)
