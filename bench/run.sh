@@ -321,6 +321,8 @@ byline_tune() {
     sed -i -e "s/^workers:.*/workers: $WORKERS/" \
         -e "s/^  max_connections:.*/  max_connections: $((WATCHES + 1000))/" \
         -e "s/^  drain_timeout:.*/  drain_timeout: 1s/" "$y"
+    # byline denies what no rule allows: the benchmark's agent may do anything.
+    printf '%s\n' "" "  - name: bench-allow-all" "    effect: allow" >>"$1/policy.yaml"
     [ -z "$2" ] || sed -i -e "s#^  dir: audit\$#  dir: \"$2\"#" "$y"
     [ -z "$3" ] || printf '%s\n' "" "metrics:" "  listen: 127.0.0.1:$3" >>"$y"
 }

@@ -5,6 +5,7 @@
 #   3. `byline serve` on those defaults (self-signed TLS, local audit dir)
 #   4. kubectl scale ... as agent-deploybot, through byline
 #   5. byline's audit line next to the cluster's own audit event
+#   6. a request the policy denies (scripts/demo-policy.yaml), and why
 # DEMO_KEEP=1 leaves everything running and prints how to use it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +57,8 @@ say "byline init, two agent identities, a kubeconfig each"
 "$BYLINE" init --dir "$DEMO/gateway" --upstream "https://127.0.0.1:$CLUSTER_PORT" \
     --upstream-ca "$DEMO/cluster/tls/ca.crt" --upstream-token-file "$DEMO/cluster/shared.token" \
     --listen "127.0.0.1:$GATEWAY_PORT" >/dev/null
+# byline denies what no rule allows; the demo's rules are in scripts/demo-policy.yaml.
+sed -i "s#^    - policy.yaml\$#&\n    - \"$ROOT/scripts/demo-policy.yaml\"#" "$DEMO/gateway/byline.yaml"
 for agent in agent-deploybot agent-reporting; do
     group=deployers; [ "$agent" = agent-reporting ] && group=readers
     "$BYLINE" identity add "$agent" --group "$group" --dir "$DEMO/gateway" 2>/dev/null > "$DEMO/$agent.token"
@@ -90,6 +93,11 @@ PY
 echo
 echo "The cluster saw only the shared service account; byline names the agent, and the"
 echo "two lines join on the id byline sent upstream as Audit-ID."
+
+say "as agent-reporting: kubectl delete pod api-0 -n web (the policy says no)"
+"$KUBECTL" --kubeconfig "$DEMO/agent-reporting.kubeconfig" delete pod api-0 -n web 2>&1 | sed 's/^/    /' || true
+"$BYLINE" policy check --dir "$DEMO/gateway" --as agent-reporting -- kubectl delete pod api-0 -n web \
+    2>&1 | sed 's/^/    /' || true
 if [ "${DEMO_KEEP:-0}" = 1 ]; then
     echo
     echo "Still running (pids ${pids[*]}). Try:"

@@ -152,6 +152,7 @@ static int bl_rec_entry(const bl_audit_rec_t *r, int res, int req, bl_buf_t *out
     bl_obj_raw(&o, res, "capture", r->capture.p, r->capture.len);
     bl_obj_str(&o, 1, "connection", r->connection);
     bl_obj_str(&o, req, "credential", r->credential);
+    bl_obj_str(&o, 1, "decision", r->decision);
     bl_obj_u64(&o, res, "duration_us", res ? bl_rec_duration_us(r) : 0);
     bl_obj_raw(&o, res, "exec", r->exec.p, r->exec.len);
     bl_obj_groups(&o, req, r);
@@ -165,6 +166,7 @@ static int bl_rec_entry(const bl_audit_rec_t *r, int res, int req, bl_buf_t *out
     bl_obj_raw(&o, req, "request_body", r->request_body.p, r->request_body.len);
     bl_obj_raw(&o, res, "response_body", r->response_body.p, r->response_body.len);
     bl_obj_str(&o, res, "result", bl_result_name(r->result));
+    bl_obj_str(&o, 1, "rule", r->rule);
     bl_obj_str(&o, req, "source_ip", r->source_ip);
     bl_obj_u64(&o, res && r->status, "status", (uint64_t)r->status);
     bl_obj_key(&o, "ts");

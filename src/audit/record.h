@@ -24,6 +24,7 @@
 #define BL_REC_COMMAND_MAX 128
 #define BL_REC_URI_MAX     1024
 #define BL_REC_REASON_MAX  256
+#define BL_REC_RULE_MAX    64     /* a rule name (policy.h BL_POLICY_NAME_MAX) and its NUL */
 
 typedef enum {
     BL_RESULT_ALLOWED = 0,     /* forwarded (whatever the upstream answered) */
@@ -50,6 +51,9 @@ typedef struct {
     const bl_kreq_t *kreq;         /* borrowed; NULL if the target was not understood */
     const char *action;            /* rendered kubectl command, borrowed; may be NULL */
     bl_result_t result;
+    const char *decision;          /* the policy's: "allowed", "denied" or "review"; NULL if the
+                                      request was refused before the policy was asked */
+    char rule[BL_REC_RULE_MAX];    /* the rule that decided ("default-deny" for none), "" if none */
     char reason[BL_REC_REASON_MAX];/* why denied / failed, "" otherwise */
     int status;                    /* HTTP status returned to the client; 0 if none */
     int upgraded;                  /* 1 if the exchange became a tunnel (101) */

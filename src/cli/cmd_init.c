@@ -28,6 +28,7 @@
 #include "auth/pki.h"
 #include "cli/cli.h"
 #include "cli/cmd.h"
+#include "cli/init_policy.h"
 #include "config/file.h"
 #include "config/values.h"
 #include "config/yaml.h"
@@ -469,6 +470,7 @@ static int bl_init_yaml(bl_buf_t *b, const bl_init_t *o)
     bl_init_yaml_conn(b, o);
     bl_buf_puts(b, "\n# Agent identities; `byline identity add` writes this file.\n"
                    "identities_file: identities.yaml\n");
+    bl_buf_puts(b, bl_init_policy_section);
     return bl_buf_cstr(b) != NULL ? BL_OK : BL_ERROR;
 }
 
@@ -483,6 +485,10 @@ static int bl_init_files(const bl_init_t *o)
     bl_buf_init(&err, 4096);
     bl_path(path, sizeof(path), o->dir, "identities.yaml");
     if (access(path, F_OK) != 0 && bl_identities_write(path, NULL, 0, &err) != BL_OK)
+        goto end;
+    bl_path(path, sizeof(path), o->dir, "policy.yaml"); /* kept if present, like identities */
+    if (access(path, F_OK) != 0 && bl_file_write_atomic(path, bl_init_policy_yaml, strlen(bl_init_policy_yaml),
+                                                        0600, &err) != BL_OK)
         goto end;
     if (bl_init_yaml(&b, o) != BL_OK ||
         bl_file_write_atomic(bl_path(path, sizeof(path), o->dir, "byline.yaml"), bl_buf_data(&b),
@@ -509,6 +515,8 @@ static void bl_init_report(const bl_init_t *o, const bl_sans_t *sans, int kept, 
     for (size_t i = 0; i < sans->nips; i++)
         printf(" %s", sans->ips[i]);
     printf("\n  identities  %s/identities.yaml\n  audit       %s/audit/\n", d, d);
+    printf("  policy      %s/policy.yaml (least privilege: only API discovery is allowed;\n"
+           "              add rules for each agent, see docs/POLICY.md)\n", d);
     printf("  audit key   %s/audit-signing.key (%s; stays here)\n"
            "  public key  %s/audit-signing.pub, origin %s\n"
            "              give both to auditors: they verify the ledger's checkpoints\n\n",

@@ -15,6 +15,8 @@ static const struct {
     { "kubeconfig", bl_cmd_kubeconfig, "print a kubeconfig that reaches the gateway as an identity" },
     { "serve", bl_cmd_serve, "run the gateway in the foreground" },
     { "audit", bl_cmd_audit, "read the audit records (tail)" },
+    { "policy", bl_cmd_policy, "what the policy decides for a request (check)" },
+    { "config", bl_cmd_config, "check the whole configuration, every error with file:line:col" },
     { "agent", bl_cmd_agent, "run a byline agent: carries a cluster's requests from inside its network" },
     { "agent-key", bl_cmd_agent_key, "register byline agents' keys on the gateway (add, list, remove)" },
     { "eks-token", bl_cmd_eks_token, "print an EKS token as an ExecCredential (kubectl exec plugin)" },

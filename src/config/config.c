@@ -21,6 +21,7 @@
 #include "config/schema.h"
 #include "config/values.h"
 #include "config/yaml.h"
+#include "policy/policy.h"
 
 #define BL_TOKEN_FILE_MAX (64 * 1024)
 
@@ -36,6 +37,7 @@ typedef struct {
     bl_id_src_t *src;         /* parallel to cfg->ids */
     yaml_node_t *inline_ids;  /* byline.yaml's `identities` value, or NULL */
     yaml_node_t *metrics_at;  /* metrics.listen's value, or NULL */
+    yaml_node_t *policy;      /* the `policy` value, read once connections are known; or NULL */
     char metrics_host[BL_HOST_MAX + 1];
     int metrics_port;
 } bl_load_t;
@@ -611,6 +613,16 @@ static int bl_cfg_inline_ids(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_y
     return bl_cfg_id_list(y, v, &((bl_load_t *)y->ctx)->inline_ids, k);
 }
 
+/* Records the `policy` value: its rules name connections, which may come
+ * later in the file (bl_cfg_policy() reads it after the whole mapping). */
+static int bl_cfg_policy_node(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k)
+{
+    (void)dst;
+    (void)k;
+    ((bl_load_t *)y->ctx)->policy = v;
+    return BL_OK;
+}
+
 /* ---- top level ---- */
 
 static const bl_yaml_key_t bl_top_keys[] = {
@@ -619,6 +631,7 @@ static const bl_yaml_key_t bl_top_keys[] = {
     { "workers", bl_yaml_int, CFG(workers), 1, 64, NULL, 0 },
     { "tls", bl_cfg_tls, 0, 0, 0, NULL, BL_YAML_REQUIRED },
     { "audit", bl_cfg_audit, 0, 0, 0, NULL, 0 },
+    { "policy", bl_cfg_policy_node, 0, 0, 0, NULL, 0 },
     { "metrics", bl_yaml_submap, 0, 0, 0, bl_metrics_keys, 0 },
     { "limits", bl_yaml_submap, 0, 0, 0, bl_limit_keys, 0 },
     { "connections", bl_cfg_conns, 0, 0, 0, NULL, BL_YAML_REQUIRED },
@@ -790,6 +803,7 @@ int bl_config_load_ex(const char *dir, bl_config_t **out, bl_buf_t *errors, bl_b
     if (rc == BL_OK) {
         bl_yaml_map(&y, bl_yaml_root(&y), bl_top_keys, cfg, NULL);
         explicit_ids = cfg->identities_file != NULL;
+        bl_cfg_policy(&y, L.policy, cfg);
     }
     if (bl_cfg_derived(&y, cfg) == BL_OK && rc != BL_ERROR) {
         yi = (bl_yaml_t){ .file = cfg->identities_file, .dir = cfg->dir, .errors = errors,
@@ -846,6 +860,7 @@ void bl_config_free(bl_config_t *cfg)
     if (cfg == NULL)
         return;
     bl_identity_index_free(cfg->id_index);
+    bl_policy_free(cfg->policy);
     for (size_t i = 0; i < cfg->nids; i++)
         bl_identity_clear(&cfg->ids[i]);
     free(cfg->ids);

@@ -104,6 +104,8 @@ typedef struct {
     size_t audit_capture_max;  /* exec/attach session capture per channel; 0 (default) = off */
     char *metrics_listen;      /* "host:port" for Prometheus /metrics, as written ("[::1]:9402" for
                                   IPv6); NULL (default) = off */
+    struct bl_policy_s *policy; /* the `policy:` rules, compiled (policy/policy.h); never NULL after
+                                   a successful load. No rules: every request is denied */
     int workers;               /* event-loop threads (default 1) */
     unsigned max_connections;  /* per worker; default 10000 */
     unsigned max_header_bytes; /* request head bound; default 32768 */

@@ -8,6 +8,14 @@
 #include "config/config.h"
 #include "config/yaml.h"
 
+/*
+ * Reads the `policy:` value `v` (NULL when byline.yaml has none) and the
+ * files it includes into a new compiled policy in cfg->policy (set even
+ * on errors, so that bl_config_free() releases it). Needs cfg->conns.
+ * Errors in included files name those files. Returns BL_OK or BL_ERROR.
+ */
+int bl_cfg_policy(bl_yaml_t *y, yaml_node_t *v, bl_config_t *cfg);
+
 /* Sets the audit defaults that do not depend on DIR (sync on, 64 MiB
  * segments, warn at 10% and refuse at 2% free, Metadata, 16 KiB bodies). */
 void bl_cfg_audit_init(bl_config_t *cfg);

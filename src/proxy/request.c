@@ -17,6 +17,7 @@
 #include "core/metrics.h"
 #include "kube/tap.h"
 #include "core/log.h"
+#include "policy/policy.h"
 #include "proxy/proxy.h"
 
 #define BL_ROUTE_PREFIX "/k8s/"
@@ -459,12 +460,52 @@ static void bl_req_intent_done(bl_audit_waiter_t *w, int ok)
     bl_conn_process(c);
 }
 
-/* Queues the intent record; the request goes upstream once it is written. */
+/* THE REVIEW HOOK. A request a `review` rule matched: for now it is
+ * refused with a 403 that says it needs human review. The review flow
+ * (a pending review id, `byline review approve`, holding the request) goes
+ * here and only here; `msg` is the policy's message naming the rule. */
+static void bl_req_review(bl_req_t *r, const bl_decision_t *d, const char *msg)
+{
+    (void)d;
+    bl_reply_status(r, 403, "Forbidden", "%s", msg);
+}
+
+/* Asks the policy about the authenticated, parsed request (after the body's
+ * start was read: a create's name is in it). Returns BL_OK to go on, or
+ * BL_DECLINED after a 403 reply and the record (no intent: nothing was
+ * forwarded). The decision and its rule go in both records. */
+static int bl_req_decide(bl_req_t *r)
+{
+    const bl_config_t *cfg = r->conn->w->srv->cfg;
+    bl_policy_req_t q = { r->rec.actor, r->rec.groups, r->rec.ngroups,
+                          (int)(r->connection - cfg->conns), r->kreq };
+    bl_decision_t d = bl_policy_eval(cfg->policy, &q);
+    char msg[BL_REC_REASON_MAX + 64];
+    bl_buf_t m = { .base = msg, .cap = sizeof(msg) - 1, .max = sizeof(msg) - 1 };
+    r->rec.decision = bl_effect_word(d.effect);
+    snprintf(r->rec.rule, sizeof(r->rec.rule), "%s", d.name);
+    if (d.effect == BL_EFFECT_ALLOW)
+        return BL_OK;
+    bl_policy_message(&d, &q, &m);
+    msg[m.len] = '\0';
+    r->rec.result = BL_RESULT_DENIED;
+    r->conn->close_after = r->conn->close_after || bl_req_body_pending(r);
+    if (d.effect == BL_EFFECT_REVIEW)
+        bl_req_review(r, &d, msg);
+    else
+        bl_reply_status(r, 403, "Forbidden", "%s", msg);
+    return BL_DECLINED;
+}
+
+/* Decides, then queues the intent record; the request goes upstream once
+ * it is written. */
 static void bl_req_admit(bl_req_t *r)
 {
     bl_worker_t *w = r->conn->w;
     bl_buf_t *line = &w->scratch;
     bl_req_render(r);
+    if (bl_req_decide(r) != BL_OK)
+        return;
     bl_buf_reset(line);
     r->rec.result = BL_RESULT_ALLOWED;
     r->phase = BL_REQ_AUDIT;

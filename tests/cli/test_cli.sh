@@ -245,6 +245,75 @@ has "  (the comments are uncommented)" "$G4/byline.yaml" '^  capture_max: 0 '
 has "  (metrics too)" "$G4/byline.yaml" '^metrics:$'
 expect "init's commented keys load once uncommented" 0 "$BYLINE" identity list --dir "$G4"
 
+# ---- policy check, config check ----
+GP=$T/gwp
+"$BYLINE" init --dir "$GP" --upstream https://10.0.0.1 --upstream-token-file "$T/up.token" >/dev/null 2>&1
+"$BYLINE" identity add agent-reporting --group readers --dir "$GP" >/dev/null 2>&1
+has "init writes a least-privilege policy.yaml" "$GP/policy.yaml" '^  - name: discovery$'
+mode_is "  ...0600" "$GP/policy.yaml" 600
+has "  ...included from byline.yaml" "$GP/byline.yaml" '^    - policy.yaml$'
+expect "config check --help" 0 "$BYLINE" config check --help
+has "  ...prints usage" "$T/out" '^usage: byline config check --dir DIR'
+expect "config check without --dir is a usage error" 2 "$BYLINE" config check
+expect "config check: init's config is valid" 0 "$BYLINE" config check --dir "$GP"
+has "  ...one rule (discovery only)" "$T/out" 'ok: 1 connection\(s\), 1 identities, 1 policy rule\(s\)'
+expect "policy check: a fresh identity may not read (default deny)" 1 "$BYLINE" policy check --dir "$GP" \
+    --as agent-reporting -- kubectl get pods -n web
+has "  ...rule default-deny" "$T/out" '^rule: +default-deny \(no rule allows it\)$'
+has "  ...the message says no rule allows it" "$T/out" \
+    '^message: +byline: agent-reporting may not list pods in namespace web: no rule allows it \(default deny\)$'
+sed -i "s#^    - policy.yaml\$#&\n    - \"$PWD/scripts/demo-policy.yaml\"#" "$GP/byline.yaml"
+expect "config check: with the demo's rules" 0 "$BYLINE" config check --dir "$GP"
+has "  ...seven rules" "$T/out" '1 identities, 7 policy rule\(s\)'
+expect "policy check --help" 0 "$BYLINE" policy check --help
+has "  ...prints usage" "$T/out" '^usage: byline policy check --dir DIR --as NAME'
+expect "policy check: agent-reporting may not delete" 1 "$BYLINE" policy check --dir "$GP" --as agent-reporting \
+    -- kubectl delete pod x -n web
+has "  ...the request" "$T/out" '^request: +DELETE /api/v1/namespaces/web/pods/x$'
+has "  ...denied" "$T/out" '^decision: +denied$'
+has "  ...by the rule, with where it is written" "$T/out" '^rule: +reporting-read-only \(.*/scripts/demo-policy.yaml:[0-9]+:[0-9]+\)$'
+has "  ...and the agent's message" "$T/out" \
+    '^message: +byline: agent-reporting may not delete pods in namespace web \(rule reporting-read-only\)$'
+expect "policy check --request: a read is allowed" 0 "$BYLINE" policy check --dir "$GP" --as agent-reporting \
+    --request 'GET /api/v1/namespaces/web/pods?limit=500'
+has "  ...by reporting-reads" "$T/out" '^rule: +reporting-reads '
+expect "policy check --request: a Secret is not" 1 "$BYLINE" policy check --dir "$GP" --as agent-reporting \
+    --request 'GET /api/v1/namespaces/web/secrets/db'
+has "  ...reporting-no-secrets" "$T/out" '^rule: +reporting-no-secrets '
+expect "policy check: exec cat /var/log/app.log is allowed" 0 "$BYLINE" policy check --dir "$GP" \
+    --as agent-reporting -- kubectl exec api-0 -n web -- cat /var/log/app.log
+has "  ...kubectl GETs the pod, then execs" "$T/out" '^request: +POST /api/v1/namespaces/web/pods/api-0/exec\?command=cat&command=%2Fvar%2Flog%2Fapp.log'
+expect "policy check: exec cat /var/log/../../etc/shadow is not" 1 "$BYLINE" policy check --dir "$GP" \
+    --as agent-reporting -- kubectl exec api-0 -n web -- cat /var/log/../../etc/shadow
+expect "policy check: a WebSocket exec (GET) is judged as the SPDY one" 1 "$BYLINE" policy check --dir "$GP" \
+    --as agent-reporting --request 'GET /api/v1/namespaces/web/pods/api-0/exec?command=sh&stdin=true'
+expect "policy check: an unregistered name with --group" 1 "$BYLINE" policy check --dir "$GP" --as agent-new \
+    --group deployers -- kubectl scale deployment/api --replicas=2 -n web
+has "  ...says it is not registered" "$T/err" 'agent-new is not a registered identity'
+expect "policy check: kubectl apply -f is refused clearly" 2 "$BYLINE" policy check --dir "$GP" --as agent-reporting \
+    -- kubectl apply -f x.yaml
+has "  ...saying why and what to use" "$T/err" 'reads manifests, which policy check does not: give each request with --request'
+expect "policy check: an unknown type is refused" 2 "$BYLINE" policy check --dir "$GP" --as agent-reporting \
+    -- kubectl get widgets
+expect "policy check: without --as is a usage error" 2 "$BYLINE" policy check --dir "$GP" --request 'GET /api'
+expect "policy check: --request and a kubectl line is a usage error" 2 "$BYLINE" policy check --dir "$GP" \
+    --as agent-reporting --request 'GET /api' -- kubectl get pods
+expect "policy check: an unknown connection is a usage error" 2 "$BYLINE" policy check --dir "$GP" \
+    --as agent-reporting --connection nope --request 'GET /api'
+expect "policy check: a path byline refuses is not allowed" 1 "$BYLINE" policy check --dir "$GP" \
+    --as agent-reporting --request 'GET /api/v1/namespaces/web/pods/%2e%2e'
+has "  ...the parser's reason" "$T/out" '^decision: +refused \(byline answers 400'
+printf 'rules:\n  - name: a\n    effect: maybe\n  - name: b\n    effect: allow\n    verbs: [exec]\n' >"$GP/bad.yaml"
+sed -i "s#^    - policy.yaml\$#&\n    - bad.yaml#" "$GP/byline.yaml"
+expect "config check: errors in an included file" 1 "$BYLINE" config check --dir "$GP"
+has "  ...every one, with file:line:col" "$T/err" "/gwp/bad.yaml:3:13: effect: expected allow, deny or review"
+has "  ...not only the first" "$T/err" '/gwp/bad.yaml:6:13: verbs: "exec" is not a verb'
+# The starter policy's examples, uncommented, are valid as written.
+sed -i -e "/^    - bad.yaml\$/d" -e "/demo-policy.yaml/d" "$GP/byline.yaml"
+sed -i -E 's/^  # (- |  )/  \1/' "$GP/policy.yaml"
+expect "init's example rules load once uncommented" 0 "$BYLINE" config check --dir "$GP"
+has "  ...all of them" "$T/out" '1 identities, 7 policy rule\(s\)'
+
 # ---- valgrind ----
 VB=${VALGRIND_BYLINE:-$BYLINE}
 if command -v valgrind >/dev/null && [ -x "$VB" ] && ! nm "$VB" 2>/dev/null | grep -q __asan_init; then
@@ -254,6 +323,11 @@ if command -v valgrind >/dev/null && [ -x "$VB" ] && ! nm "$VB" 2>/dev/null | gr
     VT=$(cat "$T/out")
     expect "valgrind: identity add --cert" 0 "${VG[@]}" "$VB" identity add agent-w --cert --dir "$T/gw3"
     expect "valgrind: identity list" 0 "${VG[@]}" "$VB" identity list --dir "$T/gw3"
+    expect "valgrind: config check" 0 "${VG[@]}" "$VB" config check --dir "$GP"
+    expect "valgrind: policy check (kubectl exec)" 1 "${VG[@]}" "$VB" policy check --dir "$GP" --as agent-reporting \
+        -- kubectl exec api-0 -n web -c app -it -- sh -c 'cat /etc/shadow'
+    expect "valgrind: policy check (--request)" 0 "${VG[@]}" "$VB" policy check --dir "$GP" --as agent-reporting \
+        --request 'GET /version'
     BYLINE_TOKEN=$VT expect "valgrind: kubeconfig" 0 "${VG[@]}" "$VB" kubeconfig agent-v --dir "$T/gw3"
     expect "valgrind: kubeconfig (cert)" 0 "${VG[@]}" "$VB" kubeconfig agent-w --dir "$T/gw3"
     expect "valgrind: identity remove" 0 "${VG[@]}" "$VB" identity remove agent-w --dir "$T/gw3"

@@ -28,6 +28,7 @@ import capture  # noqa: E402
 import jwt_identity  # noqa: E402
 import ledger  # noqa: E402
 import limits  # noqa: E402
+import policy  # noqa: E402
 import wire  # noqa: E402
 
 result = ck.result
@@ -390,6 +391,7 @@ def main():
     suites += [("wire", lambda: wire.run_all(env, result)),
                ("streaming", lambda: wire.run_streaming(env, result)),
                ("limits", lambda: limits.run_all(env, result)), ("ledger", lambda: ledger.run_all(env, result)),
+               ("policy", lambda: policy.run_all(env, result, VERSIONS)),
                ("agent", lambda: agent.run_all(env, result, VERSIONS)),
                ("jwt", lambda: jwt_identity.run_all(env, result, tuple(reversed(VERSIONS)))),
                ("join", lambda: join_checks(env)),
