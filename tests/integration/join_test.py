@@ -13,6 +13,8 @@ byline (a plain connection and an impersonating one), then:
   a real byline id as `forged` (exit 1);
 - a forwarded request whose events are dropped from a copy of the cluster
   log is `lost`; an event whose verb or code was changed is `mismatch`;
+- a second stand-in that logs only ResponseComplete is killed -9 during a
+  watch through a second byline: that watch is `lost`, for real;
 - --since/--until narrow the window; bad usage and unreadable input exit 2.
 
     tests/integration/join_test.py [BYLINE]      (default build/byline)
@@ -31,7 +33,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from env import ROOT, SHARED_USER, Env  # noqa: E402
+from env import ROOT, SHARED_USER, STANDIN, Env, allow_all, free_port, wait_port  # noqa: E402
 
 BYLINE = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build/byline"))
 KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.%s"
@@ -283,6 +285,62 @@ def window_checks(env, bypass_id):
     check("--until before the bypass: exit 0", rc == 0 and not flagged(rows).get("bypass"), raw)
 
 
+def crash_checks(env):
+    """A cluster that dies before it logs: a stand-in writing only
+    ResponseComplete (like a policy's omitStages) is killed -9 while a watch
+    through byline is open. The watch was forwarded and never logged."""
+    d = os.path.join(env.dir, "crash")
+    os.makedirs(d)
+    log, ready = os.path.join(d, "cluster-audit.jsonl"), os.path.join(d, "standin.ready")
+    standin = subprocess.Popen([sys.executable, STANDIN, "--listen", "127.0.0.1:0", "--tls-dir", env.tls,
+                                "--tokens", os.path.join(env.dir, "tokens.csv"), "--audit-log", log,
+                                "--ready-file", ready, "--seed", "default",
+                                "--omit-stages", "RequestReceived,ResponseStarted"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env.procs.append(standin)
+    deadline = time.time() + 30
+    while not os.path.exists(ready) and time.time() < deadline and standin.poll() is None:
+        time.sleep(0.05)
+    port, gw = free_port(), os.path.join(d, "gw")
+    steps = [[BYLINE, "init", "--dir", gw, "--upstream", "https://127.0.0.1:%s" % open(ready).read().strip(),
+              "--upstream-ca", env.ca, "--upstream-token-file", env.shared_token_file,
+              "--listen", "127.0.0.1:%d" % port],
+             [BYLINE, "identity", "add", "agent-crash", "--dir", gw]]
+    outs = [subprocess.run(a, capture_output=True, text=True, timeout=60) for a in steps]
+    allow_all(gw)
+    tf, kc = os.path.join(d, "agent.token"), os.path.join(d, "agent.kubeconfig")
+    with open(tf, "w") as f:
+        f.write(outs[1].stdout.strip())
+    with open(kc, "w") as f:
+        f.write(subprocess.run([BYLINE, "kubeconfig", "agent-crash", "--dir", gw, "--token-file", tf],
+                               capture_output=True, text=True, timeout=60).stdout)
+    serve = subprocess.Popen([BYLINE, "serve", "--dir", gw], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env.procs.append(serve)
+    if not wait_port(port, serve):
+        check("crash: second byline starts", False, [o.stderr for o in outs])
+        return
+    kubectl(env, kc, "1.33", "get", "configmap", "settings", "-n", "web")
+    watch = subprocess.Popen([KUBECTL % "1.33", "--kubeconfig", kc, "get", "pods", "-n", "web", "-w"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(2.0)
+    standin.kill()
+    standin.wait()
+    watch.wait(30)
+    time.sleep(0.5)
+    serve.terminate()
+    serve.wait(30)
+    # the watch came after the cluster's last event: --until (now) is what judges it
+    p = subprocess.run([BYLINE, "audit", "join", "--dir", gw, "--cluster-log", log, "--json",
+                        "--since", "10m", "--until", "0s"], capture_output=True, text=True, timeout=60)
+    rows = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+    lost = [r for r in rows if r.get("kind") == "lost"]
+    watch_rows = [r for r in rows if (r.get("byline") or {}).get("verb") == "watch"]
+    check("crash: the watch the dead cluster never logged is lost, and nothing else",
+          p.returncode == 1 and len(lost) == 1 and lost == watch_rows and
+          [r["kind"] for r in rows if r.get("type") == "row" and r not in lost] == ["matched"] * (len(rows) - 2),
+          p.stdout[-3000:] + p.stderr)
+
+
 def usage_checks(env):
     d = env.dir
     junk = os.path.join(d, "junk.log")
@@ -316,6 +374,7 @@ def main():
         lost_and_mismatch_checks(env, clean, reqs)
         bypass_id = bypass_checks(env, reqs)
         window_checks(env, bypass_id)
+        crash_checks(env)
         usage_checks(env)
     except Exception as e:  # a broken setup is a failure, not a crash
         import traceback
