@@ -45,6 +45,7 @@ struct bl_index_s {
     char path[4096];
     int memory;             /* 1: ":memory:" */
     int corrupt;            /* the last SQLite error said the file is damaged */
+    int replaced;           /* the file there was damaged or of another layout */
     sqlite3_stmt *get;      /* seq, raw of a request id */
     sqlite3_stmt *put;      /* one record row */
     bl_index_slot_t *slots; /* this batch's rows by id, written at its end */
@@ -135,9 +136,11 @@ static int bl_index_schema(bl_index_t *ix, bl_buf_t *err)
         bl_index_sqlerr(ix, "user_version", err);
         return ix->corrupt ? BL_DECLINED : BL_ERROR;
     }
-    if (v != 0 && v != BL_INDEX_SCHEMA &&
-        bl_index_exec(ix, "DROP TABLE IF EXISTS pos; DROP TABLE IF EXISTS records", err) != BL_OK)
-        return BL_ERROR;
+    if (v != 0 && v != BL_INDEX_SCHEMA) {
+        ix->replaced = 1;
+        if (bl_index_exec(ix, "DROP TABLE IF EXISTS pos; DROP TABLE IF EXISTS records", err) != BL_OK)
+            return BL_ERROR;
+    }
     if (bl_index_exec(ix, bl_index_schema_sql, err) != BL_OK ||
         bl_index_exec(ix, "PRAGMA user_version=1", err) != BL_OK ||
         sqlite3_prepare_v2(ix->db, "SELECT seq, raw FROM records WHERE id = ?1", -1, &ix->get, NULL) ||
@@ -217,8 +220,10 @@ bl_index_t *bl_index_open(const char *audit_dir, const char *path, bl_buf_t *err
         goto fail;
     }
     int rc = bl_index_connect(ix, err);
-    if (rc == BL_DECLINED) /* damaged or foreign: it is derived data, start again */
+    if (rc == BL_DECLINED) { /* damaged or foreign: it is derived data, start again */
         rc = bl_index_recreate(ix, err);
+        ix->replaced = 1;
+    }
     if (rc != BL_OK)
         goto fail;
     return ix;
@@ -636,7 +641,8 @@ static int bl_index_pass(bl_index_t *ix, bl_index_stats_t *st, bl_buf_t *err)
     } else {
         st->rebuilt = 1; /* a fresh reader starts at the first segment */
         if (!st->why[0])
-            snprintf(st->why, sizeof(st->why), "there was no index yet");
+            snprintf(st->why, sizeof(st->why), "%s", ix->replaced ? "the index file was damaged or of another "
+                                                                    "version; replaced" : "there was no index yet");
     }
     while (rc == BL_OK && more)
         rc = bl_index_batch(ix, r, &pos, pos.valid, &more, st, err);
@@ -656,10 +662,9 @@ int bl_index_update(bl_index_t *ix, bl_index_stats_t *st, bl_buf_t *err)
             return BL_OK;
         if (rc == BL_DECLINED && bl_index_reset(ix, err) == BL_OK)
             continue; /* rebuild from scratch */
-        if (rc == BL_ERROR && ix->corrupt) {
-            snprintf(st->why, sizeof(st->why), "the index file was damaged");
-            if (bl_index_recreate(ix, err) == BL_OK)
-                continue;
+        if (rc == BL_ERROR && ix->corrupt && bl_index_recreate(ix, err) == BL_OK) {
+            ix->replaced = 1;
+            continue;
         }
         if (rc != BL_AGAIN)
             return BL_ERROR; /* another query moved the index: read its position again */

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -526,6 +527,7 @@ static void damaged_index_file_is_replaced(void **state)
     bl_index_stats_t st;
     update(ix, &st);
     assert_int_equal(st.rebuilt, 1);
+    assert_non_null(strstr(st.why, "damaged or of another version"));
     bl_index_filter_t f2;
     bl_index_filter_init(&f2);
     assert_string_equal(pick(ix, &f2), "0,1,2,3,4,5,6,7");
@@ -540,6 +542,17 @@ static void damaged_index_file_is_replaced(void **state)
     assert_int_equal(st.rebuilt, 1);
     assert_string_equal(pick(ix, &f2), "0,1,2,3,4,5,6,7");
     bl_buf_free(&err);
+    bl_index_close(ix);
+    /* an index of another layout version is rebuilt, not misread */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=7", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    ix = open_index();
+    update(ix, &st);
+    assert_int_equal(st.rebuilt, 1);
+    assert_non_null(strstr(st.why, "another version"));
+    assert_string_equal(pick(ix, &f2), "0,1,2,3,4,5,6,7");
     bl_index_close(ix);
 }
 
