@@ -239,6 +239,7 @@ void bl_agentconf_free(bl_agentconf_t *conf)
         free(c->kubeconfig);
         free(c->context);
         free(c->sa_dir);
+        SSL_SESSION_free(c->session);
         SSL_CTX_free(c->ctx);
         bl_cred_free(c->cred);
     }

@@ -41,6 +41,7 @@ typedef struct {
     /* built by bl_agentconf_open() */
     SSL_CTX *ctx;
     bl_cred_t *cred;
+    SSL_SESSION *session;       /* latest TLS session from this API server, for resumption (tunnel.c) */
 } bl_agentconn_t;
 
 typedef struct {

@@ -129,6 +129,20 @@ static void bl_tn_timeout(bl_timer_t *tm)
     bl_tn_reply(t, 502, "byline agent: timed out connecting to the API server");
 }
 
+/* Keeps the API server's newest resumable session (TLS 1.3 tickets come
+ * after the handshake): the next tunnel's handshake resumes it, without a
+ * certificate check or key exchange signature. The agent has one thread. */
+static int bl_tn_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    bl_sock_t *s = SSL_get_app_data(ssl);
+    bl_agentconn_t *c = s ? s->recycle_data : NULL;
+    if (c == NULL || !SSL_SESSION_is_resumable(sess))
+        return 0;
+    SSL_SESSION_free(c->session);
+    c->session = sess;
+    return 1; /* we hold the reference now */
+}
+
 /* Starts TCP + TLS to the connection's API server. */
 static void bl_tn_connect(bl_tun_t *t)
 {
@@ -143,14 +157,16 @@ static void bl_tn_connect(bl_tun_t *t)
         bl_tn_reply(t, 502, msg);
         return;
     }
+    SSL_CTX_sess_set_new_cb(t->conn->ctx, bl_tn_new_session);
     t->sock = bl_sock_connect(t->loop, ai->ai_addr, ai->ai_addrlen, t->conn->ctx,
-                              t->conn->server_name ? t->conn->server_name : u->host, NULL, &err);
+                              t->conn->server_name ? t->conn->server_name : u->host, t->conn->session, &err);
     freeaddrinfo(ai);
     if (t->sock == NULL) {
         snprintf(msg, sizeof(msg), "byline agent: cannot reach the API server %s: %s", t->conn->server, err);
         bl_tn_reply(t, 502, msg);
         return;
     }
+    t->sock->recycle_data = t->conn; /* for bl_tn_new_session; no recycle: never pooled */
     t->sock->stream.on_io = bl_tn_sock_io;
     t->sock->stream.owner = t;
     t->state = BL_TUN_CONNECTING;
