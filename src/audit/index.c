@@ -15,7 +15,7 @@
 #include "audit/reader.h"
 #include "audit/when.h"
 
-#define BL_INDEX_SCHEMA  1           /* PRAGMA user_version; another one is rebuilt */
+#define BL_INDEX_SCHEMA  1           /* PRAGMA user_version (set in bl_index_schema); another is rebuilt */
 #define BL_INDEX_RAW_MAX (20u << 20) /* one merged record: two entries of at most 8 MiB each */
 #define BL_INDEX_PASSES  8           /* rebuilds / restarts in one update before giving up */
 #define BL_INDEX_SLOTS   (4 * BL_INDEX_BATCH) /* rows a batch keeps in memory (a power of two) */
@@ -141,8 +141,9 @@ static int bl_index_schema(bl_index_t *ix, bl_buf_t *err)
         if (bl_index_exec(ix, "DROP TABLE IF EXISTS pos; DROP TABLE IF EXISTS records", err) != BL_OK)
             return BL_ERROR;
     }
+    /* on an existing index none of this writes, so it needs no lock */
     if (bl_index_exec(ix, bl_index_schema_sql, err) != BL_OK ||
-        bl_index_exec(ix, "PRAGMA user_version=1", err) != BL_OK ||
+        (v != BL_INDEX_SCHEMA && bl_index_exec(ix, "PRAGMA user_version=1", err) != BL_OK) ||
         sqlite3_prepare_v2(ix->db, "SELECT seq, raw FROM records WHERE id = ?1", -1, &ix->get, NULL) ||
         sqlite3_prepare_v2(ix->db, bl_index_put_sql, -1, &ix->put, NULL)) {
         int code = sqlite3_errcode(ix->db) & 0xff;
@@ -631,6 +632,7 @@ static int bl_index_pass(bl_index_t *ix, bl_index_stats_t *st, bl_buf_t *err)
 {
     bl_index_pos_t pos;
     int rc = bl_index_pos_get(ix, &pos, err), more = 1;
+    int strict = pos.valid; /* a rebuild does not judge the chain, in any batch */
     if (rc != BL_OK)
         return rc;
     bl_reader_t *r = bl_reader_open(ix->dir, err);
@@ -645,7 +647,7 @@ static int bl_index_pass(bl_index_t *ix, bl_index_stats_t *st, bl_buf_t *err)
                                                                     "version; replaced" : "there was no index yet");
     }
     while (rc == BL_OK && more)
-        rc = bl_index_batch(ix, r, &pos, pos.valid, &more, st, err);
+        rc = bl_index_batch(ix, r, &pos, strict, &more, st, err);
     bl_reader_close(r);
     return rc;
 }
@@ -666,8 +668,8 @@ int bl_index_update(bl_index_t *ix, bl_index_stats_t *st, bl_buf_t *err)
             ix->replaced = 1;
             continue;
         }
-        if (rc != BL_AGAIN)
-            return BL_ERROR; /* another query moved the index: read its position again */
+        if (rc != BL_AGAIN) /* BL_AGAIN: another query moved the index; start from where it is */
+            return BL_ERROR;
     }
     bl_buf_printf(err, "%s: the index kept changing during the update; try again", ix->path);
     return BL_ERROR;

@@ -512,6 +512,33 @@ static void rebuild_when_chain_breaks(void **state)
     rebuilt_after(break_chain, "does not follow", "20");
 }
 
+/* A rebuild takes the ledger as it is, over many batches: damage in the
+ * chain (entries missing) is for `audit verify`, not a reason to stop. */
+static void rebuild_over_many_batches_ignores_the_chain(void **state)
+{
+    (void)state;
+    notice("start", 0);
+    for (int i = 0; i < BL_INDEX_BATCH + 500; i++)
+        notice("space", 1);
+    L.seq += 3; /* three entries missing */
+    intent(1, "zed", "get", "pods", "web", 2);
+    result(1, "allowed", 200, 2);
+    bl_index_t *ix = open_index();
+    bl_index_stats_t st;
+    update(ix, &st);
+    assert_int_equal(st.rebuilt, 1);
+    assert_int_equal(st.entries, BL_INDEX_BATCH + 503);
+    assert_int_equal(st.batches, 2);
+    bl_index_filter_t f;
+    bl_index_filter_init(&f);
+    f.actor = "zed";
+    assert_string_equal(pick(ix, &f), "1");
+    result(1, "allowed", 200, 3); /* after it, the chain is judged again: this one continues it */
+    update(ix, &st);
+    assert_int_equal(st.rebuilt, 0);
+    bl_index_close(ix);
+}
+
 static void damaged_index_file_is_replaced(void **state)
 {
     (void)state;
@@ -647,6 +674,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(rebuild_when_line_differs, setup, teardown),
         cmocka_unit_test_setup_teardown(rebuild_when_segment_gone, setup, teardown),
         cmocka_unit_test_setup_teardown(rebuild_when_chain_breaks, setup, teardown),
+        cmocka_unit_test_setup_teardown(rebuild_over_many_batches_ignores_the_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(damaged_index_file_is_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(no_ledger_is_an_empty_index, setup, teardown),
         cmocka_unit_test(rfc3339_times),
