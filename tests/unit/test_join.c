@@ -39,6 +39,8 @@ static int teardown(void **state)
 
 /* --- building inputs --- */
 
+static char *cat(char *acc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static char *cat(char *acc, const char *fmt, ...)
 {
     va_list ap;
