@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <malloc.h>
 #include <expat.h>
 #include <openssl/crypto.h>
 #include "aws/http.h"
@@ -190,6 +191,30 @@ static int x_result(bl_sts_xml_t *x, char *err, size_t errlen)
     return BL_OK;
 }
 
+/* expat's memory: every block is cleansed before it is freed, since the
+ * parser's buffers hold the response, secret key and session token included. */
+static void x_free(void *p)
+{
+    if (p) {
+        OPENSSL_cleanse(p, malloc_usable_size(p));
+        free(p);
+    }
+}
+
+static void *x_realloc(void *p, size_t n)
+{
+    if (!p)
+        return malloc(n);
+    void *q = n ? malloc(n) : NULL;
+    if (q)
+        memcpy(q, p, BL_MIN(n, malloc_usable_size(p)));
+    if (q || n == 0)
+        x_free(p);
+    return q;
+}
+
+static const XML_Memory_Handling_Suite bl_sts_xml_mem = { malloc, x_realloc, x_free };
+
 int bl_aws_sts_parse(const char *xml, size_t len, const char *action, bl_aws_creds_t *out,
                      char *err, size_t errlen)
 {
@@ -201,7 +226,7 @@ int bl_aws_sts_parse(const char *xml, size_t len, const char *action, bl_aws_cre
     x->out = out;
     bl_aws_creds_clear(out);
     bl_buf_init(&x->text, BL_STS_XML_TEXT);
-    if ((x->p = XML_ParserCreate("UTF-8")) == NULL) {
+    if ((x->p = XML_ParserCreate_MM("UTF-8", &bl_sts_xml_mem, NULL)) == NULL) {
         sf(err, errlen, "out of memory");
         goto end;
     }
