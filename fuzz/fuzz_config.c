@@ -223,6 +223,10 @@ static void check_conn(const bl_config_t *cfg, const bl_connection_t *c)
     bl_url_t u;
     CHECK(c->name != NULL && bl_connection_name_check(c->name, strlen(c->name), &why) == BL_OK);
     CHECK(bl_config_connection(cfg, c->name, strlen(c->name)) == c);
+    if (c->via_agent) { /* a byline agent holds the address and the credential */
+        CHECK(!c->url && !c->host && !c->server_name && !c->ca_file && !c->token_file && !c->cert_file && !c->key_file);
+        return;
+    }
     CHECK(c->url != NULL && bl_url_parse(c->url, strlen(c->url), &u, &why) == BL_OK);
     CHECK(c->host != NULL && strcmp(c->host, u.host) == 0);
     check_host(c->host);
