@@ -277,6 +277,8 @@ static int bl_join_ledger_line(bl_join_t *j, const bl_line_t *ln)
 
 int bl_join_read_ledger(bl_join_t *j, const char *dir, bl_buf_t *err)
 {
+    if ((j->o.since_us == BL_JOIN_NO_TIME || j->o.until_us == BL_JOIN_NO_TIME) && j->ev_min == BL_JOIN_NO_TIME)
+        return BL_OK; /* no window to judge in: bl_join_run says so; no need to read a long ledger */
     bl_reader_t *r = bl_reader_open(dir, err);
     bl_line_t ln;
     int rc = BL_ERROR;

@@ -119,8 +119,10 @@ void bl_join_free(bl_join_t *j);
 int bl_join_read_cluster(bl_join_t *j, int fd, const char *name, bl_buf_t *err);
 
 /* Reads the ledger in audit directory `dir`, keeping the requests inside
- * the window (plus grace). Call after the cluster log. Returns BL_OK, or
- * BL_ERROR with the reason (no ledger, unreadable, too many records). */
+ * the window (plus grace). Call after the cluster log: with an end of the
+ * window not given, the cluster log's first or last event is that end (and
+ * with no events either, nothing is read). Returns BL_OK, or BL_ERROR with
+ * the reason (no ledger, unreadable, too many records). */
 int bl_join_read_ledger(bl_join_t *j, const char *dir, bl_buf_t *err);
 
 /* Pairs, classifies and orders the rows. Returns BL_OK, or BL_DECLINED when
