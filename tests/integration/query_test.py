@@ -304,8 +304,8 @@ def run(env):
         if os.path.exists(index_file(env) + suffix):
             os.unlink(index_file(env) + suffix)
     rc, lines, err = query(env, "-n", "0", "--actor", "agent-reporting")
-    check("a damaged index.sqlite is replaced", rc == 0 and ids_of(lines) ==
-          [r["id"] for r in select(recs2, actor="agent-reporting")], err)
+    check("a damaged index.sqlite is replaced, and stderr says so", rc == 0 and ids_of(lines) ==
+          [r["id"] for r in select(recs2, actor="agent-reporting")] and "damaged" in err, err)
     rc, lines, err = query(env, "-n", "0", "--rebuild")
     check("--rebuild", rc == 0 and "--rebuild" in err and ids_of(lines) == [r["id"] for r in recs2], err)
 
