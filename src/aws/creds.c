@@ -17,6 +17,7 @@
 #define BL_AWS_IMDS_MS    1000
 #define BL_AWS_ECS_HOST   "http://169.254.170.2"
 
+/* Writes a message into err. Returns BL_ERROR. */
 static int cf(char *err, size_t errlen, const char *fmt, ...) BL_PRINTF(3, 4);
 static int cf(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -53,6 +54,7 @@ static int put(char *dst, size_t cap, const char *p, size_t n)
     return BL_OK;
 }
 
+/* Returns the value of n decimal digits at s, or -1 if one is not a digit. */
 static int digits(const char *s, int n)
 {
     int v = 0;
@@ -117,6 +119,7 @@ static int read_file(const char *path, bl_buf_t *buf)
     return rc;
 }
 
+/* Cleanses the whole allocation of b, then frees it. */
 static void wipe_buf(bl_buf_t *b)
 {
     if (b->base)

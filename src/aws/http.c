@@ -197,6 +197,7 @@ static int conn_tls(bl_aws_conn_t *c, const bl_aws_url_t *u, char *err, size_t e
     return BL_OK;
 }
 
+/* Releases the TLS objects and the socket (each may be absent). */
 static void conn_close(bl_aws_conn_t *c)
 {
     if (c->ssl)

@@ -1,6 +1,7 @@
 /* ini.c - the AWS shared files' INI dialect. See ini.h. */
 #include "aws/ini.h"
 
+/* Returns s without leading SP/HTAB and trailing SP/HTAB/CR. */
 static bl_str_t ini_trim(bl_str_t s)
 {
     s = bl_str_trim(s);

@@ -15,6 +15,7 @@ typedef struct {
     size_t order;   /* position given, to keep repeated headers in order */
 } bl_sigv4_kv_t;
 
+/* Writes "sigv4: msg" into err. Returns BL_ERROR. */
 static int sv_fail(char *err, size_t errlen, const char *msg)
 {
     if (errlen)
@@ -50,6 +51,7 @@ void bl_sigv4_result_free(bl_sigv4_result_t *r)
     OPENSSL_cleanse(r->signature, sizeof(r->signature));
 }
 
+/* Returns 1 for the RFC 3986 unreserved bytes SigV4 leaves unencoded. */
 static int sv_unreserved(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
@@ -73,6 +75,7 @@ int bl_sigv4_uri_encode(bl_buf_t *b, const char *s, size_t n, int keep_slash)
     return BL_OK;
 }
 
+/* Writes n bytes as lower-case hex and a NUL into out[2n+1]. */
 static void sv_hex(const unsigned char *md, size_t n, char *out)
 {
     static const char hex[] = "0123456789abcdef";
@@ -216,7 +219,8 @@ static int sv_param_add(bl_buf_t *pool, bl_sigv4_kv_t *kv, size_t *n, bl_str_t k
         }
     }
     e->order = (*n)++;
-    OPENSSL_cleanse(tmp, sizeof(tmp));
+    if (decode)
+        OPENSSL_cleanse(tmp, sizeof(tmp));
     return BL_OK;
 }
 
@@ -243,6 +247,7 @@ static int sv_parse_query(bl_buf_t *pool, bl_sigv4_kv_t *kv, size_t *n, bl_str_t
     return BL_OK;
 }
 
+/* Byte-wise comparison, a shorter prefix first. Returns <0, 0 or >0. */
 static int sv_cmp_bytes(const char *a, size_t an, const char *b, size_t bn)
 {
     int c = memcmp(a, b, BL_MIN(an, bn));

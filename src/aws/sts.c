@@ -13,6 +13,7 @@
 #define BL_STS_XML_TEXT  (16 * 1024)
 #define BL_STS_MAX_BODY  (256 * 1024)
 
+/* Writes a message into err. Returns BL_ERROR. */
 static int sf(char *err, size_t errlen, const char *fmt, ...) BL_PRINTF(3, 4);
 static int sf(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -80,6 +81,7 @@ typedef struct {
     int have_id, have_sk, have_tok;
 } bl_sts_xml_t;
 
+/* A DOCTYPE (entities, external references) has no place in an STS answer: stop. */
 static void XMLCALL x_doctype(void *ud, const XML_Char *name, const XML_Char *sys,
                               const XML_Char *pub, int internal)
 {
@@ -89,6 +91,7 @@ static void XMLCALL x_doctype(void *ud, const XML_Char *name, const XML_Char *sy
     XML_StopParser(x->p, XML_FALSE);
 }
 
+/* Pushes the element name (deeper than 8 levels only counted) and starts its text. */
 static void XMLCALL x_start(void *ud, const XML_Char *name, const XML_Char **attrs)
 {
     bl_sts_xml_t *x = ud;
@@ -101,6 +104,7 @@ static void XMLCALL x_start(void *ud, const XML_Char *name, const XML_Char **att
     bl_buf_reset(&x->text);
 }
 
+/* Collects an element's text, bounded; over the bound stops the parse. */
 static void XMLCALL x_text(void *ud, const XML_Char *s, int len)
 {
     bl_sts_xml_t *x = ud;
@@ -137,6 +141,7 @@ static int x_take(bl_sts_xml_t *x, char *dst, size_t cap)
     return t.len > 0;
 }
 
+/* Takes the text of the leaves we want, by their exact path. */
 static void XMLCALL x_end(void *ud, const XML_Char *name)
 {
     bl_sts_xml_t *x = ud;
@@ -201,6 +206,7 @@ static void x_free(void *p)
     }
 }
 
+/* realloc() that never leaves a cleartext copy behind: copy, then cleanse the old. */
 static void *x_realloc(void *p, size_t n)
 {
     if (!p)
