@@ -48,6 +48,14 @@ static const char ledger[] =
     "\"kind\":\"result\",\"method\":\"GET\",\"result\":\"unauthenticated\",\"status\":401,"
     "\"ts\":\"2026-11-28T09:54:29.000000Z\"},\"prev\":\"x\",\"seq\":4}\n";
 
+static void cleanup(void)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/ledger-000001.jsonl", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -60,6 +68,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     CHECK(f != NULL);
     CHECK(fwrite(ledger, 1, sizeof(ledger) - 1, f) == sizeof(ledger) - 1);
     fclose(f);
+    atexit(cleanup);
     return 0;
 }
 
