@@ -200,7 +200,9 @@ def run_all(env, result, versions=("1.27", "1.33")):
                 recs.append(rec)
             stdin_checks(g, v, seen, result)
     finally:
-        g.stop()
+        rc = g.stop()
+    result("capture: the capturing gateway exits cleanly (no sanitizer or valgrind report)", rc == 0,
+           "exit %r; %s" % (rc, open(g.log.name).read()[-1500:]))
     p = g.verify()
     result("capture: audit verify passes on the capturing gateway's ledger", p.returncode == 0,
            (p.stdout + p.stderr)[-800:])
