@@ -18,6 +18,7 @@ enum { BL_QUERY_LOGFMT, BL_QUERY_JSON, BL_QUERY_OCSF };
 
 typedef struct {
     const char *dir;
+    const char *index;          /* --index FILE, or NULL: AUDIT_DIR/index.sqlite */
     bl_index_filter_t f;
     int format;
     int rebuild;
@@ -50,6 +51,7 @@ static void bl_query_usage(FILE *f)
             "  --notices             also gateway notices (start, stop, relaxed, space);\n"
             "                        they match time filters only; ocsf leaves them out\n"
             "  --rebuild             rebuild the index from the ledger first\n"
+            "  --index FILE          keep the index in FILE instead of AUDIT_DIR/index.sqlite\n"
             "  --dir DIR             configuration directory (its audit.dir is read)\n\n"
             "Exit status: 0 (also when nothing matches), 1 on failure, 2 on bad usage.\n",
             BL_QUERY_LIMIT, BL_OCSF_VERSION);
@@ -110,6 +112,7 @@ static int bl_query_opt(bl_query_opts_t *o, int c, const char *v)
     case 'j': o->format = BL_QUERY_JSON; return BL_OK;
     case 'T': f->notices = 1; return BL_OK;
     case 'B': o->rebuild = 1; return BL_OK;
+    case 'I': o->index = v; return BL_OK;
     case 'h': bl_query_usage(stdout); return BL_DECLINED;
     default: bl_query_usage(stderr); return BL_ERROR;
     }
@@ -126,7 +129,8 @@ static int bl_query_args(int argc, char **argv, bl_query_opts_t *o)
         { "since", required_argument, NULL, 's' },    { "until", required_argument, NULL, 'u' },
         { "limit", required_argument, NULL, 'n' },    { "format", required_argument, NULL, 'f' },
         { "json", no_argument, NULL, 'j' },           { "notices", no_argument, NULL, 'T' },
-        { "rebuild", no_argument, NULL, 'B' },        { "help", no_argument, NULL, 'h' },
+        { "rebuild", no_argument, NULL, 'B' },        { "index", required_argument, NULL, 'I' },
+        { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     int c, rc = BL_OK;
@@ -177,13 +181,14 @@ static int bl_query_row(void *arg, const char *json, size_t len)
     return BL_OK; /* a record that does not render (a notice in OCSF) is left out */
 }
 
-/* Opens the index in the audit directory, or (when that cannot be written)
- * a throwaway one in memory. Returns the index or NULL (said why). */
-static bl_index_t *bl_query_open(const char *adir)
+/* Opens the index (`path`, or the one in the audit directory), or (when
+ * that cannot be written) a throwaway one in memory. Returns the index or
+ * NULL (said why). */
+static bl_index_t *bl_query_open(const char *adir, const char *path)
 {
     bl_buf_t err;
     bl_buf_init(&err, 4096);
-    bl_index_t *ix = bl_index_open(adir, NULL, &err);
+    bl_index_t *ix = bl_index_open(adir, path, &err);
     if (ix == NULL) {
         fprintf(stderr, "byline audit query: %s; using a temporary index in memory\n", bl_buf_cstr(&err));
         bl_buf_reset(&err);
@@ -220,7 +225,7 @@ static int bl_query_run(const bl_query_opts_t *o, const char *adir)
     long long n = BL_ERROR;
     bl_buf_init(&err, 4096);
     bl_buf_init(&out.line, 1 << 20);
-    bl_index_t *ix = bl_query_open(adir);
+    bl_index_t *ix = bl_query_open(adir, o->index);
     if (ix && bl_query_update(ix, o->rebuild, &err) == BL_OK)
         n = bl_index_query(ix, &o->f, bl_query_row, &out, &matched, &err);
     if (n >= 0 && matched > (uint64_t)n)

@@ -326,6 +326,12 @@ def run(env):
     check("an index that cannot be written: a temporary one in memory, the same answer",
           rc == 0 and ids_of(lines) == want and "temporary index in memory" in err, err)
     os.rmdir(index_file(env))
+    elsewhere = os.path.join(env.dir, "auditor", "byline-index.sqlite")
+    os.makedirs(os.path.dirname(elsewhere))
+    rc, lines, err = query(env, "-n", "0", "--index", elsewhere)
+    check("--index FILE keeps the index elsewhere (mode 0600), the same answer",
+          rc == 0 and ids_of(lines) == want and stat.S_IMODE(os.stat(elsewhere).st_mode) == 0o600 and
+          not os.path.exists(index_file(env)), err)
 
 
 def main():
