@@ -454,7 +454,7 @@ static int bl_init_yaml(bl_buf_t *b, const bl_init_t *o)
         "  # space_refuse: 2%     # refuse requests below this much\n"
         "  # level: Metadata      # Metadata | Request | RequestResponse (adds bodies)\n"
         "  # body_max: 16KiB      # body bytes kept at the Request levels (up to 1MiB)\n"
-        "  # capture_max: 0       # exec/attach bytes kept per channel (0 = none, up to 64MiB)\n\n"
+        "  # capture_max: 0       # exec/attach session bytes kept, all streams (0 = none, up to 64MiB)\n\n"
         "# Prometheus metrics at http://ADDR:PORT/metrics: counters only, plain HTTP\n"
         "# without authentication, so keep it on loopback or behind your own access control.\n"
         "# metrics:\n"

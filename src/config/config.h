@@ -101,7 +101,7 @@ typedef struct {
     unsigned audit_space_refuse_pct;/* ...or percentage; default 2; both 0: never */
     int audit_level;           /* BL_LEVEL_*; default BL_LEVEL_METADATA */
     size_t audit_body_max;     /* bytes of a body kept at the Request levels; default 16 KiB */
-    size_t audit_capture_max;  /* exec/attach session capture per channel; 0 (default) = off */
+    size_t audit_capture_max;  /* exec/attach session capture, bytes per session (all channels); 0 (default) = off */
     char *metrics_listen;      /* "host:port" for Prometheus /metrics, as written ("[::1]:9402" for
                                   IPv6); NULL (default) = off */
     struct bl_policy_s *policy; /* the `policy:` rules, compiled (policy/policy.h); never NULL after
