@@ -734,6 +734,7 @@ void bl_req_record(bl_req_t *r)
     if (bl_rec_result_json(&r->rec, !r->has_intent, line) != BL_OK ||
         bl_audit_batch_add(&w->audit, BL_ENT_RESULT, r->rec.id, bl_buf_data(line), bl_buf_size(line), NULL) != BL_OK)
         bl_error("audit: result record for %s not written", r->rec.id);
+    r->rec.capture = BL_STR_NULL; /* it pointed at capjson, gone now */
 }
 
 void bl_req_finish(bl_req_t *r)
