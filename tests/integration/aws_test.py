@@ -19,6 +19,7 @@ too, and the CLI's errors are clear and secret-free.
 Ends with "N passed, N failed"."""
 
 import base64
+import calendar
 import json
 import os
 import shutil
@@ -269,8 +270,7 @@ def case(world, source, role, expect_user, minor=33):
     check(doc.get("kind") == "ExecCredential" and
           doc.get("apiVersion") == "client.authentication.k8s.io/v1beta1" and
           tok.startswith("k8s-aws-v1.") and "=" not in tok, "%s: ExecCredential shape" % name)
-    exp = time.mktime(time.strptime(st.get("expirationTimestamp", ""), "%Y-%m-%dT%H:%M:%SZ")) \
-        - time.timezone
+    exp = calendar.timegm(time.strptime(st.get("expirationTimestamp", ""), "%Y-%m-%dT%H:%M:%SZ"))
     check(13 * 60 <= exp - time.time() <= 14 * 60 + 5, "%s: expires in 14 minutes" % name,
           st.get("expirationTimestamp"))
     url = token_url(tok)
