@@ -53,7 +53,7 @@ static int bl_fetch_connect(const char *host, int port, uint64_t deadline, bl_bu
 {
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
     char ps[8];
-    int fd = -1;
+    int fd = -1, why = 0;
     snprintf(ps, sizeof(ps), "%d", port);
     int g = getaddrinfo(host, ps, &hints, &res);
     if (g != 0) {
@@ -66,16 +66,21 @@ static int bl_fetch_connect(const char *host, int port, uint64_t deadline, bl_bu
             continue;
         int soerr = 0;
         socklen_t sl = sizeof(soerr);
-        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0 ||
-            (errno == EINPROGRESS && bl_fetch_wait(fd, POLLOUT, deadline) == BL_OK &&
-             getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0))
+        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
             break;
+        why = errno;
+        if (why == EINPROGRESS) {
+            why = bl_fetch_wait(fd, POLLOUT, deadline) == BL_OK ? 0 : ETIMEDOUT;
+            if (why == 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0)
+                break;
+            why = why ? why : soerr;
+        }
         close(fd);
         fd = -1;
     }
     freeaddrinfo(res);
     if (fd < 0)
-        bl_buf_printf(err, "cannot connect to %s:%d", host, port);
+        bl_buf_printf(err, "cannot connect to %s:%d: %s", host, port, strerror(why ? why : EHOSTUNREACH));
     return fd;
 }
 
@@ -220,15 +225,18 @@ int bl_https_get(const char *url, const bl_fetch_opts_t *o, bl_buf_t *body, long
     int rc = BL_ERROR, fd = -1;
     SSL_CTX *ctx = NULL;
     SSL *ssl = NULL;
-    uint64_t deadline = bl_fetch_now() + o->timeout_ms;
+    uint64_t deadline;
     bl_buf_init(&resp, o->max_body + BL_FETCH_HEAD_MAX + 4096);
     *max_age = -1;
     if (bl_url_parse(url, strlen(url), &u, &why) != BL_OK) {
         bl_buf_printf(err, "%.200s %s", url, why);
         goto end;
     }
-    if ((ctx = bl_tls_client_ctx(o->ca, NULL, NULL, err)) == NULL ||
-        (fd = bl_fetch_connect(u.host, u.port, deadline, err)) < 0)
+    if ((ctx = bl_tls_client_ctx(o->ca, NULL, NULL, err)) == NULL)
+        goto end;
+    /* The deadline bounds the network, not loading the CA bundle. */
+    deadline = bl_fetch_now() + o->timeout_ms;
+    if ((fd = bl_fetch_connect(u.host, u.port, deadline, err)) < 0)
         goto end;
     if ((ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1 || !bl_fetch_verify_name(ssl, &u)) {
         bl_tls_errors(err);

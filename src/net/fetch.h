@@ -4,7 +4,8 @@
  *
  * The server certificate is verified against `ca` (or the system store)
  * and the URL's host name; TLS 1.2 is the floor. Everything is bounded:
- * one deadline covers resolve, connect, handshake and the whole response;
+ * one deadline covers connect, handshake and the whole response (not
+ * name resolution, which has no timeout of its own);
  * the body is at most `max_body` bytes; only 200 is success.
  */
 #ifndef BL_NET_FETCH_H
