@@ -4,7 +4,9 @@ issuers, to the stand-in cluster.
 
   - "k8s": a Kubernetes ServiceAccount-style issuer whose JWKS is a file;
   - "web": an issuer whose JWKS is served over HTTPS by this test (checked
-    against the stand-in's CA), which rotates its key mid-test.
+    against the stand-in's CA), which rotates its key mid-test;
+  - the same server as an OIDC issuer whose jwks_uri byline discovers;
+  - an issuer on that server configured without its CA (untrusted).
 
 Tokens are signed here with the openssl command line (RS256 is PKCS#1 v1.5
 over SHA-256; ES256 is converted from DER to r||s here), never with byline.
@@ -98,13 +100,17 @@ class JwksServer(threading.Thread):
         super().__init__(daemon=True)
         self.keys = []
         self.gets = 0
+        self.discoveries = 0
         outer = self
 
         class H(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 outer.gets += 1
                 body = json.dumps({"keys": outer.keys}).encode()
-                self.send_response(200 if self.path == "/jwks" else 404)
+                if self.path == "/.well-known/openid-configuration":  # OIDC discovery
+                    outer.discoveries += 1
+                    body = json.dumps({"issuer": outer.url, "jwks_uri": outer.url + "/jwks"}).encode()
+                self.send_response(200 if self.path in ("/jwks", "/.well-known/openid-configuration") else 404)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "public, max-age=3600")
@@ -131,6 +137,7 @@ class JwksServer(threading.Thread):
 
         self.httpd = S(("127.0.0.1", 0), H)
         self.port = self.httpd.server_address[1]
+        self.url = "https://127.0.0.1:%d" % self.port  # also an issuer found by discovery
 
     def run(self):
         self.httpd.serve_forever()
@@ -162,7 +169,8 @@ class Gateway:
                     "    groups_prefix: \"web:\"\n    claims:\n      repository: acme/deploy\n"
                     "  - issuer: %s\n    audience: byline\n    jwks_url: https://127.0.0.1:%d/jwks\n"
                     "    username_prefix: \"u:\"\n"
-                    % (K8S_ISS, self.jwks_file, WEB_ISS, web.port, env.ca, UNTRUSTED_ISS, web.port))
+                    "  - issuer: %s\n    audience: byline\n    ca: \"%s\"\n    username_prefix: \"oidc:\"\n"
+                    % (K8S_ISS, self.jwks_file, WEB_ISS, web.port, env.ca, UNTRUSTED_ISS, web.port, web.url, env.ca))
         allow_all(self.dir)
         p = run([env.byline, "identity", "add", "agent-static", "--dir", self.dir])
         if p.returncode != 0:
@@ -276,6 +284,8 @@ def run_all(env, result, versions=("1.33", "1.27")):
                           repository="acme/deploy", groups=["deployers"])
         accepted(gw, env, result, v, "ES256 JWT (HTTPS JWKS) with groups",
                  token(web_key, "w1", web_claims), "web:repo:acme/deploy:ref:refs/heads/main", ["web:deployers"])
+        accepted(gw, env, result, v, "JWT from an issuer whose keys OIDC discovery found",
+                 token(web_key, "w1", sa_claims(sub="discovered", iss=web.url)), "oidc:discovered")
         refused(gw, result, v, "expired JWT is 401 with the reason",
                 token(gw.k8s_key, "sa-1", sa_claims(exp=-120)), r"JWT expired \d+ s ago")
         refused(gw, result, v, "wrong-audience JWT is 401 with the reason",
@@ -298,6 +308,7 @@ def run_all(env, result, versions=("1.33", "1.27")):
     web_claims = dict(sa_claims(sub="rotated", iss=WEB_ISS), repository="acme/deploy")
     accepted(gw, env, result, v, "a key published after the last fetch works at once (unknown kid refresh)",
              token(web_key2, "w2", web_claims), "web:rotated", slow_retry=True)
+    result("jwt: byline read the discovery document", web.discoveries >= 1, "%d" % web.discoveries)
     result("jwt: the unknown kid made byline fetch the JWKS again", web.gets > gets, "gets %d -> %d" % (gets, web.gets))
     t0 = time.time()
     refused(gw, result, v, "a kid the issuer never published is 401 after the bounded wait",
