@@ -339,8 +339,15 @@ static void bl_view_init(bl_view_t *v, const bl_policy_req_t *q)
     if (k->argv_truncated)
         v->unknown |= BL_UNK_ARGV;
     v->exec = k->is_resource && !strcmp(k->resource, "pods") && !strcmp(k->subresource, "exec");
-    v->reslen = (size_t)snprintf(v->res, sizeof(v->res), k->subresource[0] ? "%s/%s" : "%s",
-                                 k->resource, k->subresource);
+    size_t rl = strnlen(k->resource, sizeof(k->resource) - 1), sl = strnlen(k->subresource, sizeof(k->subresource) - 1);
+    memcpy(v->res, k->resource, rl); /* "resource[/subresource]": fits by BL_RES_MAX */
+    v->reslen = rl;
+    if (sl) {
+        v->res[v->reslen++] = '/';
+        memcpy(v->res + v->reslen, k->subresource, sl);
+        v->reslen += sl;
+    }
+    v->res[v->reslen] = '\0';
     v->pathlen = 0;
     v->path[0] = '\0';
     if (!k->is_resource && bl_view_path(v) != BL_OK)
