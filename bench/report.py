@@ -221,7 +221,7 @@ def table(meta, res, cmp, low_commit):
             cpu = "-" if c["cpu_per_request_ratio"] is None else f"{c['cpu_per_request_ratio']:.2f}x"
             lines.append(f"{label if i == 0 else '':<19} {peer:<{W}} {c['throughput_ratio']:>9.2f}x "
                          f"{ms(c['p50_added_us']):>10} {ms(c['p99_added_us']):>10} {cpu:>12}")
-    lines += [""] + goal_lines(cmp, res) + [""] + commit_lines(res, meta, low_commit)
+    lines += [""] + goal_lines(cmp, res, meta) + [""] + commit_lines(res, meta, low_commit)
     if any_noisy:
         lines += ["", "WARNING: other processes used CPU during the marked (!) measurements; rerun on an "
                       "idle machine before trusting them."]
@@ -254,7 +254,7 @@ def audit_fs_line(meta):
     return line
 
 
-def goal_lines(cmp, res):
+def goal_lines(cmp, res, meta):
     out = [f"goal (issue 3): audited byline within {100 * (1 - GOAL):.0f}% of byline-noaudit's req/s, "
            "every record fdatasync'ed before its request is forwarded:"]
     for body, label, _ in BODIES:
@@ -263,7 +263,8 @@ def goal_lines(cmp, res):
         busy = max(res[body][s]["other_cores_max"] for s in ("byline", "byline-noaudit"))
         out.append(f"  {label:<19} audited/noaudit {g['audited_over_noaudit']:.2f}  "
                    f"{'met' if g['met'] else 'NOT MET'}   (per round: {rounds})"
-                   + (f"  ! other processes used up to {busy:.2f} cores: not a verdict" if busy >= 0.05 else ""))
+                   + (f"  ! other processes used up to {busy:.2f} cores: not a verdict" if busy >= 0.05 else "")
+                   + ("  ! ledger on a RAM file system: not a verdict" if meta["audit_fs"]["ram"] else ""))
     return out
 
 
