@@ -422,7 +422,7 @@ EOF
 # byline writes one "result" entry per request (in ledger segments); wrk counts only answers it
 # read before its clock stopped, so up to $CONNS per wrk run may be extra. $1: the ledger dir.
 check_audit() {
-    local log=$RUN/results.jsonl sent=${SENT[byline]} results allowed runs=$((ROUNDS * 4 + 2)) slack lines sync
+    local log=$RUN/results.jsonl sent=${SENT[byline]} results allowed runs=$((ROUNDS * 4 + 2)) slack lines
     ls "$1"/ledger-*.jsonl >/dev/null 2>&1 || die "no audit ledger in $1"
     grep -h '"kind":"result"' "$1"/ledger-*.jsonl >"$log" || true
     lines=$(cat "$1"/ledger-*.jsonl | wc -l)
