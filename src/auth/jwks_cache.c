@@ -342,6 +342,21 @@ bl_jwks_keys_t *bl_jwks_cache_keys(bl_jwks_cache_t *c, size_t i)
     return k;
 }
 
+/* Asks the thread for an early load of s unless the rate limit refuses
+ * (lock held). Returns 1 if a load is asked for now, else 0. */
+static int bl_jwks_force(bl_jwks_cache_t *c, bl_jwks_src_t *s, uint64_t now)
+{
+    if (s->want)
+        return 1;
+    if (s->forced_once && now - s->forced_at < c->o.min_refresh_ms)
+        return 0;
+    s->forced_once = 1;
+    s->forced_at = now;
+    s->want = 1;
+    pthread_cond_signal(&c->cv);
+    return 1;
+}
+
 int bl_jwks_cache_refresh(bl_jwks_cache_t *c, size_t i, bl_jwks_waiter_t *w)
 {
     int rc = BL_AGAIN;
@@ -350,19 +365,18 @@ int bl_jwks_cache_refresh(bl_jwks_cache_t *c, size_t i, bl_jwks_waiter_t *w)
     pthread_mutex_lock(&c->mu);
     bl_jwks_src_t *s = &c->src[i];
     uint64_t now = bl_mono_ms();
-    if (!s->want && s->next_at > now) { /* nothing due: this asks for an early load */
-        if (s->forced_once && now - s->forced_at < c->o.min_refresh_ms) {
-            rc = BL_DECLINED;
-            goto end;
-        }
-        s->forced_once = 1;
-        s->forced_at = now;
-        s->want = 1;
-        pthread_cond_signal(&c->cv);
+    if (s->busy) {
+        /* The running load may have started before what the token needs
+         * was published: wait for one more after it if the rate limit
+         * allows, else for the running one (never refuse: many requests
+         * with a new kid arrive together while the first one's load runs). */
+        w->gen = s->gen + (bl_jwks_force(c, s, now) ? 2 : 1);
+    } else if (s->next_at <= now || bl_jwks_force(c, s, now)) {
+        w->gen = s->gen + 1; /* due anyway, or asked for */
+    } else {
+        rc = BL_DECLINED;
+        goto end;
     }
-    /* A load already running may have started before what the token
-     * needs was published: wait for the one after it. */
-    w->gen = s->gen + (s->busy ? 2 : 1);
     w->issuer = i;
     w->ready = 0;
     w->linked = 1;
