@@ -253,9 +253,14 @@ static int bl_tn_shutdown_wr(bl_stream_t *s)
 {
     bl_tun_t *t = (bl_tun_t *)s;
     t->want_shut = 1;
-    if (t->state == BL_TUN_OPEN)
+    if (t->state == BL_TUN_HEAD) { /* the gateway gave up before a whole head: nothing to do */
+        bl_buf_free(&t->head);
+        t->state = BL_TUN_REPLY;
+        bl_tn_notify(t);
+    } else if (t->state == BL_TUN_OPEN) {
         bl_tn_flush(t);
-    return BL_OK;
+    }
+    return BL_OK; /* CONNECTING: passed on once open (bl_tn_flush) */
 }
 
 static void bl_tn_reap(bl_defer_t *d)

@@ -394,8 +394,39 @@ def cred_sources(gw, result):
               "agent: a kubeconfig with a relative tokenFile", SHARED_USER)
 
 
+def cli_checks(gw, result):
+    b = gw.env.byline
+    cases = [
+        ([b, "agent"], 2, "--gateway URL is required"),
+        ([b, "agent", "--gateway", "https://x", "--key-file", gw.keys["vpc-a"]], 2, "--config FILE is required"),
+        ([b, "agent", "--gateway", "http://x", "--key-file", gw.keys["vpc-a"], "--config", gw.agent_cfg], 1, "--gateway"),
+        ([b, "agent-key", "add", "x", "--dir", gw.dir], 2, "--connection C is required"),
+        ([b, "agent-key", "add", "x", "--connection", "default", "--dir", gw.dir], 1,
+         'connection "default" is not configured in %s/byline.yaml with via: agent' % gw.dir),
+        ([b, "agent-key", "add", "vpc-a", "--connection", CONN, "--dir", gw.dir], 1, 'agent "vpc-a" already has a key'),
+        ([b, "agent-key", "remove", "nobody", "--dir", gw.dir], 1, 'no agent named "nobody"'),
+        ([b, "agent-key", "frob"], 2, "unknown verb"),
+    ]
+    bad = os.path.join(gw.dir, "bad-agent.yaml")
+    with open(bad, "w") as f:
+        f.write("connections:\n  - name: x\n    server: https://a\n    token: t\n    in_cluster: true\n")
+    cases.append(([b, "agent", "--gateway", "https://x", "--key-file", gw.keys["vpc-a"], "--config", bad], 1,
+                  "bad-agent.yaml:2:5: connection \"x\": give exactly one of"))
+    for argv, want_rc, want in cases:
+        p = run(argv)
+        result("cli: %s -> exit %d, %r" % (" ".join(argv[1:3]), want_rc, want[:40]),
+               p.returncode == want_rc and want in p.stderr, "rc=%d stderr=%r" % (p.returncode, p.stderr[-300:]))
+    p = run([b, "agent-key", "list", "--dir", gw.dir])
+    result("cli: agent-key list shows the agents and their connection", p.returncode == 0 and
+           re.search(r"vpc-a +prod-eks", p.stdout) and "bya_" not in p.stdout, p.stdout + p.stderr)
+    for argv in ([b, "agent", "--help"], [b, "agent-key", "--help"]):
+        p = run(argv)
+        result("cli: %s --help" % argv[1], p.returncode == 0 and p.stdout.startswith("usage: byline " + argv[1]), p.stdout[:80])
+
+
 def run_all(env, result, versions):
     gw = AgentGw(env)
+    cli_checks(gw, result)
     for v in versions:
         no_agent(gw, result, v)
     gw.start_agent("vpc-a")
