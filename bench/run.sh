@@ -427,9 +427,10 @@ check_audit() {
     grep -h '"kind":"result"' "$1"/ledger-*.jsonl >"$log" || true
     lines=$(cat "$1"/ledger-*.jsonl | wc -l)
     results=$(wc -l <"$log")
-    allowed=$(grep -c '"result":"allowed","status":200' "$log" || true)
+    # Keys are in canonical (sorted) order, but others (e.g. "rule") may sit between these two.
+    allowed=$(grep '"result":"allowed"' "$log" | grep -c '"status":200,' || true)
     slack=$((runs * CONNS + 2))  # +2: the pre-flight check's requests
-    grep -v '"result":"allowed","status":200' "$log" >"$OUT/raw/audit-other.jsonl" || true
+    grep -v -e '"result":"allowed".*"status":200,' "$log" >"$OUT/raw/audit-other.jsonl" || true
     say "audit: $results result records ($allowed allowed with 200) for $sent requests wrk counted"
     [ "$allowed" = "$results" ] || say "audit: the other $((results - allowed)) are in $OUT/raw/audit-other.jsonl"
     [ "$results" -ge "$sent" ] && [ "$results" -le $((sent + slack)) ] ||
