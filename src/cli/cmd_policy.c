@@ -105,10 +105,9 @@ static size_t bl_policy_groups(const bl_config_t *cfg, const bl_popt_t *o, char 
  * Returns BL_OK or BL_ERROR after printing why. */
 static int bl_policy_request(const char *s, bl_kcmd_req_t *r)
 {
-    const char *sp = strchr(s, ' ');
     while (*s == ' ')
         s++;
-    sp = strchr(s, ' ');
+    const char *sp = strchr(s, ' ');
     if (sp == NULL || sp - s >= (long)sizeof(r->method) || sp == s) {
         bl_cli_usage("policy check", "--request: expected 'METHOD /path', e.g. 'GET /api/v1/namespaces/web/pods'");
         return BL_ERROR;
@@ -205,12 +204,10 @@ static int bl_policy_one(const bl_config_t *cfg, const bl_popt_t *o, char **grou
 static int bl_policy_reqs(const bl_popt_t *o, bl_kcmd_req_t *reqs)
 {
     bl_buf_t err;
-    int n = 1;
-    if (o->request) {
+    if (o->request)
         return bl_policy_request(o->request, &reqs[0]) == BL_OK ? 1 : -1;
-    }
     bl_buf_init(&err, 4096);
-    n = bl_kcmd_parse(o->argc, o->argv, reqs, BL_KCMD_MAX_REQS, &err);
+    int n = bl_kcmd_parse(o->argc, o->argv, reqs, BL_KCMD_MAX_REQS, &err);
     if (n < 0) {
         while (bl_buf_size(&err) && bl_buf_data(&err)[bl_buf_size(&err) - 1] == '\n')
             err.len--;

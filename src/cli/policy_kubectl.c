@@ -344,12 +344,14 @@ static int bl_kdelete(bl_kreqs_t *R)
         return bl_kerr(R->err, "delete --all / -l: kubectl lists and then deletes each object; name them "
                                "(policy check evaluates named objects)", NULL);
     int n = bl_kobjects(R, &t, names, bufs);
+    if (n < 0)
+        return BL_ERROR;
     if (n == 0)
         return bl_kerr(R->err, "delete needs object names", NULL);
     for (int i = 0; i < n; i++)
         if (bl_kone(R, "DELETE", t, names[i], NULL) != BL_OK)
             return BL_ERROR;
-    return n < 0 ? BL_ERROR : BL_OK;
+    return BL_OK;
 }
 
 /* create TYPE NAME: a POST whose body names the object. */
@@ -435,9 +437,8 @@ static int bl_kstream(bl_kreqs_t *R, const char *sub)
         bl_kenc(&b, a->container);
         sep = "&";
     }
-    if (q)
-        bl_buf_printf(&b, "%s%sstdout=true%s%s", sep, a->in ? "stdin=true&" : "",
-                      a->tty ? "&tty=true" : "&stderr=true", "");
+    if (q) /* kubectl sends stderr only without a TTY (the TTY merges it into stdout) */
+        bl_buf_printf(&b, "%s%sstdout=true&%s", sep, a->in ? "stdin=true&" : "", a->tty ? "tty=true" : "stderr=true");
     return bl_kdone(R, &b, q);
 }
 
