@@ -301,17 +301,23 @@ fail:
     return BL_ERROR;
 }
 
-/* Appends {"bytes":..,"file":..,"sha256":..,"truncated":..}. */
-static int bl_cap_json_ok(bl_buf_t *json, const char *id, const unsigned char sha[32], uint64_t size,
-                          int truncated)
+/* Writes the 64 lower-case hex digits of a SHA-256 and a NUL into h. */
+static void bl_cap_hex(const unsigned char sha[32], char h[65])
 {
     static const char hex[] = "0123456789abcdef";
-    char h[65];
     for (int i = 0; i < 32; i++) {
         h[2 * i] = hex[sha[i] >> 4];
         h[2 * i + 1] = hex[sha[i] & 15];
     }
     h[64] = '\0';
+}
+
+/* Appends {"bytes":..,"file":..,"sha256":..,"truncated":..}. */
+static int bl_cap_json_ok(bl_buf_t *json, const char *id, const unsigned char sha[32], uint64_t size,
+                          int truncated)
+{
+    char h[65];
+    bl_cap_hex(sha, h);
     return bl_buf_printf(json, "{\"bytes\":%llu,\"file\":\"" BL_CAPTURE_SUBDIR "/%s.cap\",\"sha256\":\"%s\","
                          "\"truncated\":%s}", (unsigned long long)size, id, h, truncated ? "true" : "false");
 }
@@ -544,7 +550,7 @@ fail:
  * symlink) into *out (malloc'd, the caller frees). BL_OK or BL_ERROR. */
 static int bl_cap_slurp(const char *path, uint64_t max, char **out, size_t *len, bl_buf_t *err)
 {
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not block */
     struct stat st;
     char *buf = NULL;
     size_t got = 0;
@@ -578,11 +584,30 @@ fail:
     return BL_ERROR;
 }
 
+/* Compares a file's size and SHA-256 with what the ledger recorded (the
+ * one comparison replay and verify share). Returns BL_OK when both match,
+ * else BL_DECLINED with what differs in err. */
+static int bl_cap_compare(uint64_t size, const unsigned char md[32], const char *want_sha_hex, uint64_t want_bytes,
+                          bl_buf_t *err)
+{
+    char got[65];
+    if (size != want_bytes) {
+        bl_buf_printf(err, "it has %llu bytes, the ledger recorded %llu", (unsigned long long)size,
+                      (unsigned long long)want_bytes);
+        return BL_DECLINED;
+    }
+    bl_cap_hex(md, got);
+    if (want_sha_hex == NULL || strcmp(got, want_sha_hex) != 0) {
+        bl_buf_printf(err, "its SHA-256 is %s, the ledger recorded %.64s", got, want_sha_hex ? want_sha_hex : "none");
+        return BL_DECLINED;
+    }
+    return BL_OK;
+}
+
 int bl_capture_load(const char *path, const char *want_sha_hex, uint64_t want_bytes, bl_capture_t *c,
                     bl_buf_t *err)
 {
-    static const char hex[] = "0123456789abcdef";
-    char *buf = NULL, got[65];
+    char *buf = NULL;
     size_t len = 0;
     unsigned char md[32];
     unsigned int mdlen = 0;
@@ -592,7 +617,7 @@ int bl_capture_load(const char *path, const char *want_sha_hex, uint64_t want_by
         return BL_ERROR;
     int rc = BL_DECLINED;
     if (len != want_bytes) {
-        bl_buf_printf(err, "it has %zu bytes, the ledger recorded %llu", len, (unsigned long long)want_bytes);
+        bl_cap_compare(len, md, want_sha_hex, want_bytes, err); /* says the sizes; md is not read */
         goto end;
     }
     if (EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
@@ -600,19 +625,191 @@ int bl_capture_load(const char *path, const char *want_sha_hex, uint64_t want_by
         rc = BL_ERROR;
         goto end;
     }
-    for (int i = 0; i < 32; i++) {
-        got[2 * i] = hex[md[i] >> 4];
-        got[2 * i + 1] = hex[md[i] & 15];
-    }
-    got[64] = '\0';
-    if (want_sha_hex == NULL || strcmp(got, want_sha_hex) != 0) {
-        bl_buf_printf(err, "its SHA-256 is %s, the ledger recorded %.64s", got, want_sha_hex ? want_sha_hex : "none");
+    if (bl_cap_compare(len, md, want_sha_hex, want_bytes, err) != BL_OK)
         goto end;
-    }
     rc = bl_capture_parse(buf, len, c, err);
 end:
     free(buf);
     return rc;
+}
+
+/* ---- the ledger's reference, checked without loading the file ----------- */
+
+/* Copies the "error" or the file reference of a capture member into ref.
+ * Returns BL_OK or BL_ERROR with what is wrong. */
+static int bl_cap_ref_fields(const json_t *cap, bl_capture_ref_t *ref, bl_buf_t *err)
+{
+    const char *s = json_string_value(json_object_get(cap, "error"));
+    if (s != NULL) {
+        snprintf(ref->error, sizeof(ref->error), "%s", s[0] ? s : "(no reason given)");
+        return BL_OK;
+    }
+    const char *file = json_string_value(json_object_get(cap, "file"));
+    const char *sha = json_string_value(json_object_get(cap, "sha256"));
+    const json_t *b = json_object_get(cap, "bytes");
+    char want[128];
+    snprintf(want, sizeof(want), BL_CAPTURE_SUBDIR "/%s.cap", ref->id);
+    if (file == NULL || strcmp(file, want) != 0) {
+        bl_buf_printf(err, "its \"file\" is %s%.200s%s, not %s", file ? "\"" : "", file ? file : "absent",
+                      file ? "\"" : "", want);
+        if (file && (file[0] == '/' || strstr(file, "..")))
+            bl_buf_puts(err, " (it points outside the audit directory; not followed)");
+        return BL_ERROR;
+    }
+    if (sha == NULL || strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64) {
+        bl_buf_puts(err, "its \"sha256\" is not 64 lower-case hex digits");
+        return BL_ERROR;
+    }
+    if (!json_is_integer(b) || json_integer_value(b) < 0 || (uint64_t)json_integer_value(b) > BL_CAPTURE_FILE_MAX) {
+        bl_buf_printf(err, "its \"bytes\" is not an integer from 0 to %llu", (unsigned long long)BL_CAPTURE_FILE_MAX);
+        return BL_ERROR;
+    }
+    memcpy(ref->file, want, sizeof(ref->file));
+    memcpy(ref->sha256, sha, 65);
+    ref->bytes = (uint64_t)json_integer_value(b);
+    ref->truncated = json_is_true(json_object_get(cap, "truncated"));
+    return BL_OK;
+}
+
+int bl_capture_ref_get(const json_t *entry, bl_capture_ref_t *ref, bl_buf_t *err)
+{
+    const json_t *cap = json_object_get(entry, "capture");
+    const char *id = json_string_value(json_object_get(entry, "id"));
+    memset(ref, 0, sizeof(*ref));
+    bl_buf_reset(err);
+    if (cap == NULL)
+        return BL_DECLINED;
+    if (id != NULL && bl_cap_id_ok(id))
+        snprintf(ref->id, sizeof(ref->id), "%s", id);
+    if (!json_is_object(cap)) {
+        bl_buf_puts(err, "its \"capture\" is not an object");
+        return BL_ERROR;
+    }
+    if (ref->id[0] == '\0' && !json_is_string(json_object_get(cap, "error"))) {
+        bl_buf_puts(err, "the entry has no record id to name a capture file by");
+        return BL_ERROR;
+    }
+    return bl_cap_ref_fields(cap, ref, err);
+}
+
+int bl_capture_ref_path(const char *audit_dir, const bl_capture_ref_t *ref, char *path, size_t cap)
+{
+    int n = snprintf(path, cap, "%s/%s", audit_dir, ref->file);
+    return n < 0 || (size_t)n >= cap ? BL_ERROR : BL_OK;
+}
+
+int bl_capture_name_id(const char *name, char *id, size_t cap)
+{
+    size_t n = strlen(name);
+    if (n < 5 || n - 4 >= cap || strcmp(name + n - 4, ".cap") != 0)
+        return BL_DECLINED;
+    memcpy(id, name, n - 4);
+    id[n - 4] = '\0';
+    return bl_cap_id_ok(id) ? BL_OK : BL_DECLINED;
+}
+
+/* Opens the capture file ref names under audit_dir, following no symlink,
+ * as a regular file. Returns the fd, or -1 with *verdict and err set. */
+static int bl_cap_open_checked(const char *audit_dir, const bl_capture_ref_t *ref, struct stat *st,
+                               bl_capture_check_t *verdict, bl_buf_t *err)
+{
+    char path[4096];
+    int fd = -1, n = snprintf(path, sizeof(path), "%s/" BL_CAPTURE_SUBDIR, audit_dir);
+    *verdict = BL_CAPTURE_UNREADABLE;
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        bl_buf_puts(err, "the audit directory's path is too long");
+        return -1;
+    }
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) {
+        *verdict = errno == ENOENT ? BL_CAPTURE_MISSING : BL_CAPTURE_UNREADABLE;
+        bl_buf_printf(err, "%s", errno == ENOENT ? "there is no " BL_CAPTURE_SUBDIR " directory"
+                      : errno == ELOOP || errno == ENOTDIR ? BL_CAPTURE_SUBDIR " is not a directory (a symlink is not followed)"
+                      : strerror(errno));
+        return -1;
+    }
+    fd = openat(dfd, ref->file + sizeof(BL_CAPTURE_SUBDIR), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    int e = errno;
+    close(dfd);
+    if (fd < 0) {
+        *verdict = e == ENOENT ? BL_CAPTURE_MISSING : e == ELOOP ? BL_CAPTURE_MODIFIED : BL_CAPTURE_UNREADABLE;
+        bl_buf_printf(err, "%s", e == ENOENT ? "no such file" : e == ELOOP ? "a symbolic link is in its place"
+                                                                           : strerror(e));
+        return -1;
+    }
+    if (fstat(fd, st) != 0) {
+        bl_buf_puts(err, strerror(errno));
+    } else if (!S_ISREG(st->st_mode)) {
+        *verdict = BL_CAPTURE_MODIFIED;
+        bl_buf_puts(err, "not a regular file");
+    } else {
+        return fd;
+    }
+    close(fd);
+    return -1;
+}
+
+/* Hashes fd from where it is, at most `limit` bytes, in bounded pieces.
+ * Sets md and *size (the bytes read). Returns BL_OK, or BL_ERROR with err. */
+static int bl_cap_hash_fd(int fd, uint64_t limit, unsigned char md[32], uint64_t *size, bl_buf_t *err)
+{
+    unsigned char *buf = malloc(BL_CAPTURE_HASH_CHUNK);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned int mdlen = 0;
+    int rc = BL_ERROR;
+    *size = 0;
+    if (buf == NULL || ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+        bl_buf_puts(err, "out of memory");
+        goto end;
+    }
+    while (*size < limit) {
+        ssize_t k = read(fd, buf, (size_t)BL_MIN((uint64_t)BL_CAPTURE_HASH_CHUNK, limit - *size));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            bl_buf_printf(err, "reading it: %s", strerror(errno));
+            goto end;
+        }
+        if (k == 0)
+            break;
+        if (EVP_DigestUpdate(ctx, buf, (size_t)k) != 1)
+            goto sha;
+        *size += (uint64_t)k;
+    }
+    if (EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == 32) {
+        rc = BL_OK;
+        goto end;
+    }
+sha:
+    bl_buf_puts(err, "SHA-256 failed");
+end:
+    EVP_MD_CTX_free(ctx);
+    free(buf);
+    return rc;
+}
+
+bl_capture_check_t bl_capture_check(const char *audit_dir, const bl_capture_ref_t *ref, bl_buf_t *err)
+{
+    bl_capture_check_t verdict;
+    struct stat st;
+    unsigned char md[32];
+    uint64_t size;
+    bl_buf_reset(err);
+    int fd = bl_cap_open_checked(audit_dir, ref, &st, &verdict, err);
+    if (fd < 0)
+        return verdict;
+    if ((uint64_t)st.st_size != ref->bytes) { /* not worth reading */
+        bl_cap_compare((uint64_t)st.st_size, md, ref->sha256, ref->bytes, err);
+        verdict = BL_CAPTURE_MODIFIED;
+    } else if (bl_cap_hash_fd(fd, ref->bytes + 1, md, &size, err) != BL_OK) {
+        verdict = BL_CAPTURE_UNREADABLE;
+    } else {
+        /* a file that grew or shrank while read differs in size here */
+        verdict = bl_cap_compare(size, md, ref->sha256, ref->bytes, err) == BL_OK ? BL_CAPTURE_MATCH
+                                                                                 : BL_CAPTURE_MODIFIED;
+    }
+    close(fd);
+    return verdict;
 }
 
 /* ---- asciicast v2 ------------------------------------------------------- */

@@ -18,6 +18,7 @@
 #ifndef BL_AUDIT_CAPTURE_H
 #define BL_AUDIT_CAPTURE_H
 
+#include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <time.h>
@@ -28,6 +29,7 @@
 #define BL_CAPTURE_FILE_MAX  ((uint64_t)512 << 20) /* the largest file the reader loads: 64 MiB
                                                    * (audit.capture_max at most) escaped */
 #define BL_CAPTURE_JSON_MAX  512                   /* room for the result's "capture" member */
+#define BL_CAPTURE_HASH_CHUNK (64 * 1024)          /* bl_capture_check reads this much at a time */
 
 /* What the header says about the session. Strings may be NULL. */
 typedef struct {
@@ -111,6 +113,60 @@ int bl_capture_load(const char *path, const char *want_sha_hex, uint64_t want_by
                     bl_buf_t *err);
 
 void bl_capture_free(bl_capture_t *c);
+
+/* ---- the ledger's reference to a capture, and checking a file against it ---- */
+
+/* A result entry's "capture" member (docs/AUDIT-FORMAT.md section 7). */
+typedef struct {
+    char id[64];               /* the entry's id */
+    char file[128];            /* exactly "sessions/<id>.cap"; "" when error[0] */
+    char sha256[65];           /* 64 lower-case hex digits */
+    uint64_t bytes;            /* the file's size */
+    int truncated;
+    char error[512];           /* set: the capture was not written at the time (no file to check) */
+} bl_capture_ref_t;
+
+/*
+ * Reads the "capture" member of a result entry `entry` (borrowed) into
+ * *ref. Returns BL_DECLINED when there is none (capture was off); BL_OK
+ * when it is one byline writes: either {"error":..} (ref->error set) or a
+ * file reference whose "file" is exactly "sessions/<id>.cap" for the
+ * entry's own "id" (a record id: hex digits and dashes; so never an
+ * absolute path, never "..", never another session's file), "sha256" 64
+ * lower-case hex digits and "bytes" an integer 0..BL_CAPTURE_FILE_MAX;
+ * BL_ERROR otherwise, with what is wrong in `err` (ref->id is set when
+ * the entry has a usable id).
+ */
+int bl_capture_ref_get(const json_t *entry, bl_capture_ref_t *ref, bl_buf_t *err);
+
+/* Writes "<audit_dir>/<ref->file>" into path[0..cap). BL_OK, or BL_ERROR
+ * when it does not fit. */
+int bl_capture_ref_path(const char *audit_dir, const bl_capture_ref_t *ref, char *path, size_t cap);
+
+/* If `name` (a directory entry of sessions/) is "<record id>.cap", copies
+ * the id into id[0..cap) and returns BL_OK; else BL_DECLINED. */
+int bl_capture_name_id(const char *name, char *id, size_t cap);
+
+/* What bl_capture_check found. */
+typedef enum {
+    BL_CAPTURE_MATCH = 0,      /* the size and SHA-256 the ledger recorded */
+    BL_CAPTURE_MISSING,        /* no file there (nor a sessions/ directory) */
+    BL_CAPTURE_MODIFIED,       /* another size or SHA-256, or a symlink or other non-regular file in its place */
+    BL_CAPTURE_UNREADABLE,     /* there, but it cannot be read (permissions, I/O error, sessions/ not a
+                                * directory): nothing is known about its content */
+} bl_capture_check_t;
+
+/*
+ * Checks the file a reference (from bl_capture_ref_get, without error)
+ * names, under audit_dir: opens sessions/ and the file in it without
+ * following a symlink at either step (nor blocking on a FIFO), compares
+ * the size first (a file of another size is not read) and then hashes
+ * the file BL_CAPTURE_HASH_CHUNK bytes at a time: memory is bounded
+ * whatever the file's size; time is one read of at most ref->bytes + 1
+ * bytes. Returns the verdict; for all but MATCH, `err` (reset first) says
+ * what differs or why it could not be read, without the file's name.
+ */
+bl_capture_check_t bl_capture_check(const char *audit_dir, const bl_capture_ref_t *ref, bl_buf_t *err);
 
 typedef struct {
     int width, height;         /* terminal size; 0: 80 x 24 */

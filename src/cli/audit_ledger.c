@@ -199,6 +199,23 @@ void bl_ledger_ids_del(bl_ledger_ids_t *s, const char *id)
     }
 }
 
+int bl_ledger_ids_get(const bl_ledger_ids_t *s, const char *id, uint64_t *seq)
+{
+    const struct bl_ledger_id_s *e = bl_ledger_ids_find(s, id, 0);
+    if (e == NULL)
+        return BL_DECLINED;
+    if (seq)
+        *seq = e->seq;
+    return BL_OK;
+}
+
+void bl_ledger_ids_each(const bl_ledger_ids_t *s, void (*fn)(const char *id, uint64_t seq, void *arg), void *arg)
+{
+    for (size_t i = 0; i < s->cap; i++)
+        if (s->slot[i].state == 1)
+            fn(s->slot[i].id, s->slot[i].seq, arg);
+}
+
 static int bl_ledger_u64_cmp(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;

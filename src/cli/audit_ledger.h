@@ -47,6 +47,11 @@ typedef struct {
  * or BL_ERROR past BL_LEDGER_IDS_MAX or out of memory. */
 int bl_ledger_ids_put(bl_ledger_ids_t *s, const char *id, uint64_t seq);
 void bl_ledger_ids_del(bl_ledger_ids_t *s, const char *id);
+/* Returns BL_OK and sets *seq (may be NULL) when id is held, else BL_DECLINED. */
+int bl_ledger_ids_get(const bl_ledger_ids_t *s, const char *id, uint64_t *seq);
+/* Calls fn(id, seq, arg) for each id held, in no particular order; fn must
+ * not change the set. */
+void bl_ledger_ids_each(const bl_ledger_ids_t *s, void (*fn)(const char *id, uint64_t seq, void *arg), void *arg);
 /* Sets *out (malloc'd, ascending) to the sequence numbers held; returns their count. */
 size_t bl_ledger_ids_seqs(const bl_ledger_ids_t *s, uint64_t **out);
 void bl_ledger_ids_free(bl_ledger_ids_t *s);

@@ -30,10 +30,9 @@ typedef struct {
 typedef struct {
     int found;                    /* a result entry for the id */
     int has_capture;
-    char file[128];
-    char sha256[65];
-    uint64_t bytes;
-    char error[512];              /* the capture's "error", if it was not written */
+    int bad;                      /* the capture member is not one byline writes: why says so */
+    bl_capture_ref_t cap;         /* cap.error: it was not written at the time */
+    char why[512];
 } bl_replay_ref_t;
 
 static void bl_replay_usage(FILE *f)
@@ -61,25 +60,20 @@ static int bl_replay_id_ok(const char *id)
     return strlen(id) == 36 && strspn(id, "0123456789abcdef-") == 36;
 }
 
-/* Copies the result entry's "capture" member into *ref. */
+/* Reads the result entry's "capture" member into *ref (the checks are
+ * bl_capture_ref_get's, shared with `audit verify`). */
 static void bl_replay_take(bl_replay_ref_t *ref, const json_t *entry)
 {
-    const json_t *cap = json_object_get(entry, "capture");
-    const char *s;
+    bl_buf_t err;
+    bl_buf_init(&err, sizeof(ref->why));
+    int rc = bl_capture_ref_get(entry, &ref->cap, &err);
     ref->found = 1;
-    if (!json_is_object(cap))
-        return;
-    ref->has_capture = 1;
-    if ((s = json_string_value(json_object_get(cap, "error"))) != NULL) {
-        snprintf(ref->error, sizeof(ref->error), "%s", s);
-        return;
+    ref->has_capture = rc != BL_DECLINED;
+    if (rc == BL_ERROR) {
+        ref->bad = 1;
+        snprintf(ref->why, sizeof(ref->why), "%s", bl_buf_cstr(&err) ? bl_buf_cstr(&err) : "malformed");
     }
-    if ((s = json_string_value(json_object_get(cap, "file"))) != NULL)
-        snprintf(ref->file, sizeof(ref->file), "%s", s);
-    if ((s = json_string_value(json_object_get(cap, "sha256"))) != NULL)
-        snprintf(ref->sha256, sizeof(ref->sha256), "%s", s);
-    json_int_t b = json_integer_value(json_object_get(cap, "bytes"));
-    ref->bytes = b > 0 ? (uint64_t)b : 0;
+    bl_buf_free(&err);
 }
 
 /* Walks the ledger for the result entry of `id`. BL_OK (ref->found says
@@ -210,11 +204,11 @@ static int bl_replay_load(const char *audit_dir, const bl_replay_opts_t *o, bl_c
 {
     bl_replay_ref_t ref;
     bl_buf_t err;
-    char want[128], path[4096];
+    char path[4096];
+    const char *want = ref.cap.file;
     int st = 1;
     memset(&ref, 0, sizeof(ref));
     bl_buf_init(&err, 4096);
-    snprintf(want, sizeof(want), BL_CAPTURE_SUBDIR "/%s.cap", o->id);
     if (bl_replay_find(audit_dir, o->id, &ref, &err) != BL_OK)
         fprintf(stderr, "byline audit replay: reading the ledger: %s\n", bl_buf_cstr(&err));
     else if (!ref.found)
@@ -223,17 +217,18 @@ static int bl_replay_load(const char *audit_dir, const bl_replay_opts_t *o, bl_c
     else if (!ref.has_capture)
         fprintf(stderr, "byline audit replay: session %s was not captured (audit.capture_max was 0, or it was "
                         "not an exec/attach session)\n", o->id);
-    else if (ref.error[0])
-        fprintf(stderr, "byline audit replay: the capture of %s was not written at the time: %s\n", o->id, ref.error);
-    else if (strcmp(ref.file, want) != 0 || strlen(ref.sha256) != 64)
-        fprintf(stderr, "byline audit replay: the ledger's capture entry for %s is not one byline writes "
-                        "(file \"%s\")\n", o->id, ref.file);
-    else if (snprintf(path, sizeof(path), "%s/%s", audit_dir, want) >= (int)sizeof(path))
+    else if (ref.bad)
+        fprintf(stderr, "byline audit replay: the ledger's capture entry for %s is not one byline writes: %s\n",
+                o->id, ref.why);
+    else if (ref.cap.error[0])
+        fprintf(stderr, "byline audit replay: the capture of %s was not written at the time: %s\n", o->id,
+                ref.cap.error);
+    else if (bl_capture_ref_path(audit_dir, &ref.cap, path, sizeof(path)) != BL_OK)
         fprintf(stderr, "byline audit replay: audit directory path too long\n");
     else
         st = 0;
     if (st == 0) {
-        int rc = bl_capture_load(path, ref.sha256, ref.bytes, cap, &err);
+        int rc = bl_capture_load(path, ref.cap.sha256, ref.cap.bytes, cap, &err);
         if (rc == BL_DECLINED)
             fprintf(stderr, "byline audit replay: %s does not match the ledger: %s. The capture was modified "
                             "or replaced after it was recorded; not replaying it\n", want, bl_buf_cstr(&err));

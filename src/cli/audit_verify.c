@@ -10,11 +10,20 @@
  * checkpoint whose root differs only because of damage already found at a
  * lower sequence number is counted invalid but not reported again as a
  * fork; a root mismatch no damage explains is a fork.
+ *
+ * Session captures: each result entry's "capture" member is checked once
+ * the next leaf's prev vouches for that entry (an entry found modified is
+ * not trusted to name a file), so one capture is in hand at a time. The
+ * files in sessions/ are listed before the ledger is read; those no
+ * result names are warnings, not failures (see bl_verify_orphan).
  */
+#include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include "audit/capture.h"
 #include "audit/jcs.h"
 #include "audit/merkle.h"
 #include "audit/note.h"
@@ -23,15 +32,41 @@
 #include "cli/audit_ledger.h"
 
 #define BL_VERIFY_FAILURES_MAX 10000 /* kept in detail; past that, counted */
+#define BL_VERIFY_WARNINGS_MAX 1000  /* likewise */
 
 typedef struct {
-    const char *kind;   /* modified, missing, reordered, truncated, fork, bad-signature, unclosed */
+    const char *kind;   /* modified, missing, reordered, truncated, fork, bad-signature, unclosed,
+                         * capture-missing, capture-modified, capture-unreadable, capture-invalid */
     int has_at;
     uint64_t at;        /* the sequence number or tree size after '@' */
     unsigned segment;   /* where (0: not in a segment) */
     uint64_t lineno;
-    char detail[200];
+    char detail[320];
 } bl_vfail_t;
+
+typedef struct {
+    const char *kind;   /* capture-unreferenced, sessions-unlisted */
+    char file[160];     /* relative to the audit directory */
+    char detail[240];
+} bl_vwarn_t;
+
+/* The newest leaf's capture reference, not yet checked. */
+typedef struct {
+    int have;
+    int skip;           /* the entry itself was found modified */
+    int bad;            /* the member is not one byline writes: why */
+    uint64_t seq;
+    unsigned segment;
+    uint64_t lineno;
+    bl_capture_ref_t ref;
+    char why[240];
+} bl_vcap_t;
+
+/* What the ledger said about a file listed in sessions/ (the low 2 bits of
+ * its value in bl_verify_t.sessions; the entry's seq is the rest). */
+#define BL_VSESS_LISTED  0u /* nothing yet */
+#define BL_VSESS_ABORTED 1u /* its request was aborted at seq */
+#define BL_VSESS_NOFILE  2u /* its result at seq names no file, or names one badly */
 
 typedef struct {
     const char *label;  /* "trusted checkpoint" or "checkpoint file" */
@@ -73,6 +108,12 @@ typedef struct {
     int torn;
     unsigned last_seg;
     uint64_t last_lineno;
+    int no_captures;            /* --no-captures: no capture file is looked at */
+    bl_vcap_t cap;
+    uint64_t captures, captures_checked, captures_valid, captures_unwritten, captures_untrusted;
+    bl_ledger_ids_t sessions;   /* files in sessions/ no result has named yet: id -> BL_VSESS_* | seq << 2 */
+    bl_vwarn_t *warn;
+    size_t nwarn, warns_dropped;
     char error[512];            /* a reason verification could not run at all */
 } bl_verify_t;
 
@@ -80,20 +121,27 @@ static void bl_verify_usage(FILE *f)
 {
     fprintf(f,
             "usage: byline audit verify --dir DIR [--key PUBKEY] [--origin NAME]\n"
-            "                           [--trusted-checkpoint FILE] [--live] [--json]\n\n"
+            "                           [--trusted-checkpoint FILE] [--live] [--no-captures] [--json]\n\n"
             "Checks the whole audit ledger: every line canonical, sequence numbers without gaps,\n"
             "each entry chained to the previous one, every checkpoint signed and matching the\n"
-            "recomputed Merkle tree, every intent closed by a result or an abort, and the tree\n"
-            "against a checkpoint kept elsewhere (and the audit directory's checkpoint file).\n\n"
+            "recomputed Merkle tree, every intent closed by a result or an abort, the tree\n"
+            "against a checkpoint kept elsewhere (and the audit directory's checkpoint file),\n"
+            "and every session capture a result names: sessions/<id>.cap of that entry's id,\n"
+            "present, of the recorded size and SHA-256 (hashed in 64 KiB pieces). Files in\n"
+            "sessions/ that no result names (a crash between writing the capture and its result)\n"
+            "are warnings, not failures.\n\n"
             "  --dir DIR                 configuration directory (its audit.dir is read)\n"
             "  --key PUBKEY              the signing key's public half (default DIR/audit-signing.pub)\n"
             "  --origin NAME             the checkpoints' origin (default: what the checkpoints say)\n"
             "  --trusted-checkpoint FILE a checkpoint published earlier: the ledger must extend it\n"
             "  --live                    the gateway is running: open intents are in flight\n"
+            "  --no-captures             do not look at capture files (the ledger was shipped without\n"
+            "                            sessions/); the summary says they were not checked\n"
             "  --json                    one JSON object instead of the summary\n\n"
             "Exits 0 when everything checks out, 1 when something does not (each failure named:\n"
             "modified@SEQ, missing@SEQ, reordered@SEQ, truncated, fork@SIZE, bad-signature,\n"
-            "unclosed@SEQ), 2 on bad usage.\n");
+            "unclosed@SEQ, and for the capture named by the result entry SEQ: capture-missing@SEQ,\n"
+            "capture-modified@SEQ, capture-unreadable@SEQ, capture-invalid@SEQ), 2 on bad usage.\n");
 }
 
 /* Records a failure; deduplicates a repeat of the last one (same kind and place). */
@@ -133,6 +181,169 @@ static void bl_vfail(bl_verify_t *vf, const char *kind, int has_at, uint64_t at,
     va_start(ap, fmt);
     vsnprintf(f->detail, sizeof(f->detail), fmt, ap);
     va_end(ap);
+}
+
+/* Records a warning (it does not change the verdict). */
+static void bl_vwarn(bl_verify_t *vf, const char *kind, const char *file, const char *detail)
+{
+    if (vf->nwarn == BL_VERIFY_WARNINGS_MAX) {
+        vf->warns_dropped++;
+        return;
+    }
+    if (vf->nwarn % 64 == 0) {
+        bl_vwarn_t *p = realloc(vf->warn, (vf->nwarn + 64) * sizeof(*p));
+        if (p == NULL) {
+            vf->warns_dropped++;
+            return;
+        }
+        vf->warn = p;
+    }
+    bl_vwarn_t *w = &vf->warn[vf->nwarn++];
+    w->kind = kind;
+    snprintf(w->file, sizeof(w->file), "%s", file);
+    snprintf(w->detail, sizeof(w->detail), "%s", detail);
+}
+
+/* ---- session captures ---- */
+
+/* Lists sessions/ before the ledger is read: on a running gateway a
+ * capture is on disk before its result is queued, so every file whose
+ * result the pass below reads is in the list. */
+static void bl_verify_sessions_list(bl_verify_t *vf)
+{
+    char path[4200], id[64];
+    snprintf(path, sizeof(path), "%s/" BL_CAPTURE_SUBDIR, vf->lc.audit_dir);
+    DIR *d = opendir(path);
+    struct dirent *de;
+    if (d == NULL) {
+        if (errno != ENOENT)
+            bl_vwarn(vf, "sessions-unlisted", BL_CAPTURE_SUBDIR, strerror(errno));
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        snprintf(path, sizeof(path), BL_CAPTURE_SUBDIR "/%s", de->d_name);
+        if (bl_capture_name_id(de->d_name, id, sizeof(id)) != BL_OK) {
+            bl_vwarn(vf, "capture-unreferenced", path, "not a capture file's name (<record id>.cap)");
+        } else if (bl_ledger_ids_put(&vf->sessions, id, BL_VSESS_LISTED) != BL_OK) {
+            bl_vwarn(vf, "sessions-unlisted", BL_CAPTURE_SUBDIR,
+                     "too many files to hold: files no result names are not looked for");
+            bl_ledger_ids_free(&vf->sessions);
+            break;
+        }
+    }
+    closedir(d);
+}
+
+/* Notes what the ledger said about a listed capture file's request. */
+static void bl_verify_session_mark(bl_verify_t *vf, const char *id, unsigned tag, uint64_t seq)
+{
+    if (bl_ledger_ids_get(&vf->sessions, id, NULL) == BL_OK)
+        bl_ledger_ids_put(&vf->sessions, id, tag | seq << 2);
+}
+
+/* Takes a result entry's capture member as the one pending (the previous
+ * one was settled before). `self_bad`: the entry was already found modified. */
+static void bl_verify_capture_take(bl_verify_t *vf, const json_t *entry, uint64_t seq, const bl_line_t *l,
+                                   int self_bad)
+{
+    bl_vcap_t *c = &vf->cap;
+    bl_buf_t err;
+    bl_buf_init(&err, sizeof(c->why));
+    int rc = bl_capture_ref_get(entry, &c->ref, &err);
+    if (rc == BL_DECLINED)
+        goto end;
+    if (rc == BL_OK && c->ref.error[0]) {
+        vf->captures_unwritten++;
+        if (c->ref.id[0])
+            bl_verify_session_mark(vf, c->ref.id, BL_VSESS_NOFILE, seq);
+        goto end;
+    }
+    vf->captures++;
+    c->have = 1;
+    c->skip = self_bad;
+    c->bad = rc == BL_ERROR;
+    c->seq = seq;
+    c->segment = l->segment;
+    c->lineno = l->lineno;
+    snprintf(c->why, sizeof(c->why), "%s", c->bad && bl_buf_cstr(&err) ? bl_buf_cstr(&err) : "");
+    if (rc == BL_OK)
+        bl_ledger_ids_del(&vf->sessions, c->ref.id);
+    else if (c->ref.id[0])
+        bl_verify_session_mark(vf, c->ref.id, BL_VSESS_NOFILE, seq);
+end:
+    bl_buf_free(&err);
+}
+
+/* Checks the pending capture. `modified`: the next leaf's prev showed the
+ * entry naming it was modified; then its reference is not trusted and the
+ * modified@ already reported covers it. */
+static void bl_verify_capture_settle(bl_verify_t *vf, int modified)
+{
+    static const char *kinds[] = { [BL_CAPTURE_MISSING] = "capture-missing", [BL_CAPTURE_MODIFIED] = "capture-modified",
+                                   [BL_CAPTURE_UNREADABLE] = "capture-unreadable" };
+    bl_vcap_t *c = &vf->cap;
+    if (!c->have)
+        return;
+    c->have = 0;
+    if (modified || c->skip) {
+        vf->captures_untrusted++;
+        return;
+    }
+    if (c->bad) {
+        bl_vfail(vf, "capture-invalid", 1, c->seq, c->segment, c->lineno, "the capture member: %s", c->why);
+        return;
+    }
+    if (vf->no_captures)
+        return;
+    bl_buf_t err;
+    bl_buf_init(&err, 512);
+    vf->captures_checked++;
+    bl_capture_check_t v = bl_capture_check(vf->lc.audit_dir, &c->ref, &err);
+    if (v == BL_CAPTURE_MATCH)
+        vf->captures_valid++;
+    else
+        bl_vfail(vf, kinds[v], 1, c->seq, c->segment, c->lineno, "%s: %s", c->ref.file,
+                 bl_buf_cstr(&err) ? bl_buf_cstr(&err) : "?");
+    bl_buf_free(&err);
+}
+
+/*
+ * A file in sessions/ that no result names. A warning, not a failure: the
+ * gateway writes and syncs a capture before it queues the result that
+ * names it, so a crash in between leaves exactly this (the restart then
+ * writes an aborted entry for the intent); the ledger vouches only for
+ * files it names, replay refuses a file no result names, and an extra
+ * file falsifies no recorded fact. The detail says which case it looks
+ * like, so an operator can tell a crash's leftover from a stray file.
+ */
+static void bl_verify_orphan(const char *id, uint64_t v, void *arg)
+{
+    bl_verify_t *vf = arg;
+    char file[128], detail[240];
+    unsigned long long seq = (unsigned long long)(v >> 2);
+    uint64_t open;
+    snprintf(file, sizeof(file), BL_CAPTURE_SUBDIR "/%s.cap", id);
+    if ((v & 3) == BL_VSESS_ABORTED)
+        snprintf(detail, sizeof(detail), "no result names it; its request was aborted at entry %llu (the gateway "
+                 "stopped after writing the capture, before the result)", seq);
+    else if ((v & 3) == BL_VSESS_NOFILE)
+        snprintf(detail, sizeof(detail), "the request's result, entry %llu, does not name it", seq);
+    else if (bl_ledger_ids_get(&vf->open, id, &open) == BL_OK)
+        snprintf(detail, sizeof(detail), "no result names it yet; its intent, entry %llu, is %s",
+                 (unsigned long long)open, vf->live ? "in flight" : "unclosed");
+    else
+        snprintf(detail, sizeof(detail), "no entry in the ledger has its id (not a capture of this ledger, or "
+                 "the entries about it are missing)");
+    bl_vwarn(vf, "capture-unreferenced", file, detail);
+}
+
+static int bl_vwarn_cmp(const void *a, const void *b)
+{
+    const bl_vwarn_t *x = a, *y = b;
+    int k = strcmp(x->kind, y->kind);
+    return k ? k : strcmp(x->file, y->file);
 }
 
 /* ---- the trusted checkpoints ---- */
@@ -212,7 +423,7 @@ static void bl_verify_settle_gaps(bl_verify_t *vf, unsigned keep)
     }
 }
 
-static void bl_verify_entry(bl_verify_t *vf, json_t *entry, uint64_t seq, const bl_line_t *l)
+static void bl_verify_entry(bl_verify_t *vf, json_t *entry, uint64_t seq, const bl_line_t *l, int self_bad)
 {
     const char *kind = json_string_value(json_object_get(entry, "kind"));
     const char *id = json_string_value(json_object_get(entry, "id"));
@@ -224,6 +435,10 @@ static void bl_verify_entry(bl_verify_t *vf, json_t *entry, uint64_t seq, const 
         kind[0] == 'r' ? vf->results++ : vf->aborted++;
         if (id)
             bl_ledger_ids_del(&vf->open, id);
+        if (kind[0] == 'r')
+            bl_verify_capture_take(vf, entry, seq, l, self_bad);
+        else if (id)
+            bl_verify_session_mark(vf, id, BL_VSESS_ABORTED, seq);
     } else if (kind && !strcmp(kind, "notice")) {
         vf->notices++;
     } else {
@@ -238,12 +453,15 @@ static void bl_verify_leaf(bl_verify_t *vf, const bl_line_t *l, json_t *o, const
     bl_hash_t prev;
     bl_str_t p64 = { json_string_value(json_object_get(o, "prev")), json_string_length(json_object_get(o, "prev")) };
     int prev_ok = bl_note_b64_decode(p64, prev.h, sizeof(prev.h)) == (long)sizeof(prev.h);
+    int before_bad = 0, self_bad = !prev_ok;
     if (!prev_ok) {
         bl_vfail(vf, "modified", 1, seq, l->segment, l->lineno, "prev is not the base64 of 32 bytes");
         vf->entries_bad++;
     }
     if (seq == vf->expect) {
         if (prev_ok && vf->prev_known && memcmp(prev.h, vf->prev.h, sizeof(prev.h)) != 0) {
+            self_bad = seq == 0;
+            before_bad = seq > 0;
             if (seq == 0)
                 bl_vfail(vf, "modified", 1, 0, l->segment, l->lineno, "entry 0's prev is not 32 zero bytes");
             else
@@ -292,7 +510,8 @@ static void bl_verify_leaf(bl_verify_t *vf, const bl_line_t *l, json_t *o, const
     if (!vf->have_seq || seq > vf->last_seq)
         vf->last_seq = seq;
     vf->have_seq = 1;
-    bl_verify_entry(vf, entry, seq, l);
+    bl_verify_capture_settle(vf, before_bad);
+    bl_verify_entry(vf, entry, seq, l, self_bad);
 }
 
 /* Chooses the key name from the first checkpoint seen, unless given. */
@@ -346,6 +565,7 @@ static void bl_verify_broken(bl_verify_t *vf, const bl_line_t *l, const bl_hash_
         return;
     }
     vf->entries_bad++;
+    bl_verify_capture_settle(vf, 0); /* whether the entry before was modified cannot be told now */
     vf->unknown = BL_MAX(vf->unknown, vf->expect + 1);
     bl_merkle_append(&vf->tree, h); /* taken as the leaf expected here */
     vf->leaves++;
@@ -439,6 +659,10 @@ static int bl_verify_read(bl_verify_t *vf, bl_reader_t *r, unsigned nseg)
 static void bl_verify_finish(bl_verify_t *vf)
 {
     int truncated = 0;
+    bl_verify_capture_settle(vf, 0); /* the last entry: only checkpoints cover it */
+    bl_ledger_ids_each(&vf->sessions, bl_verify_orphan, vf);
+    if (vf->nwarn)
+        qsort(vf->warn, vf->nwarn, sizeof(*vf->warn), bl_vwarn_cmp);
     bl_verify_settle_fork(vf);
     bl_verify_settle_gaps(vf, 0);
     for (unsigned i = 0; i < vf->ntrust; i++) {
@@ -488,6 +712,31 @@ static size_t bl_verify_open_count(const bl_verify_t *vf)
     return vf->open.live;
 }
 
+/* The captures line of the summary. */
+static void bl_verify_print_captures(const bl_verify_t *vf)
+{
+    if (vf->no_captures) {
+        printf("captures not checked (--no-captures): %llu named by the ledger\n", (unsigned long long)vf->captures);
+        return;
+    }
+    printf("%llu/%llu captures valid (%llu checked", (unsigned long long)vf->captures_valid,
+           (unsigned long long)vf->captures, (unsigned long long)vf->captures_checked);
+    if (vf->captures_untrusted)
+        printf("; %llu named by modified entries, not checked", (unsigned long long)vf->captures_untrusted);
+    if (vf->captures_unwritten)
+        printf("; %llu not written at the time", (unsigned long long)vf->captures_unwritten);
+    printf(")\n");
+}
+
+static void bl_verify_print_warnings(const bl_verify_t *vf)
+{
+    for (size_t i = 0; i < vf->nwarn && i < 10; i++)
+        printf("WARNING %s: %s: %s\n", vf->warn[i].kind, vf->warn[i].file, vf->warn[i].detail);
+    if (vf->nwarn + vf->warns_dropped > 10)
+        printf("(and %zu more warnings; --json lists %s)\n", vf->nwarn + vf->warns_dropped - 10,
+               vf->warns_dropped ? "the first 1000" : "them all");
+}
+
 static void bl_verify_print_text(const bl_verify_t *vf, unsigned nseg)
 {
     char name[64], place[64];
@@ -507,6 +756,7 @@ static void bl_verify_print_text(const bl_verify_t *vf, unsigned nseg)
     printf("\n%llu/%llu checkpoints valid\n", (unsigned long long)vf->checkpoints_ok,
            (unsigned long long)vf->checkpoints);
     printf("%u segment(s)\n", nseg);
+    bl_verify_print_captures(vf);
     printf("%llu intents, %llu results, %llu aborted, %llu notices; %zu request(s) %s\n",
            (unsigned long long)vf->intents, (unsigned long long)vf->results, (unsigned long long)vf->aborted,
            (unsigned long long)vf->notices, bl_verify_open_count(vf), vf->live ? "in flight" : "unclosed");
@@ -521,8 +771,9 @@ static void bl_verify_print_text(const bl_verify_t *vf, unsigned nseg)
                (unsigned long long)vf->torn_len, vf->torn_seg, (unsigned long long)vf->torn_off,
                vf->live ? "being written" : "a write cut short; the gateway drops it when it starts");
     /* the first of each kind, with its place; the count of the rest */
-    static const char *kinds[] = { "modified", "missing", "reordered", "truncated", "fork", "bad-signature", "unclosed" };
-    if (vf->nfail)
+    static const char *kinds[] = { "modified", "missing", "reordered", "truncated", "fork", "bad-signature", "unclosed",
+                                   "capture-missing", "capture-modified", "capture-unreadable", "capture-invalid" };
+    if (vf->nfail || vf->nwarn)
         printf("\n");
     for (size_t k = 0; k < BL_ARRAY_LEN(kinds); k++) {
         size_t count = 0;
@@ -541,12 +792,33 @@ static void bl_verify_print_text(const bl_verify_t *vf, unsigned nseg)
     }
     if (vf->fails_dropped)
         printf("(%zu more failures not kept)\n", vf->fails_dropped);
+    bl_verify_print_warnings(vf);
     printf("\nVerdict: %s", vf->nfail || vf->fails_dropped ? "INVALID" : "VALID");
     for (size_t i = 0; i < vf->nfail && i < 8; i++) {
         bl_verify_name(&vf->fail[i], name, sizeof(name));
         printf("%s%s", i ? ", " : " (", name);
     }
-    printf("%s\n", vf->nfail > 8 ? ", ...)" : vf->nfail ? ")" : "");
+    printf("%s", vf->nfail > 8 ? ", ...)" : vf->nfail ? ")" : "");
+    if (vf->nwarn + vf->warns_dropped)
+        printf(", with %zu warning(s)", vf->nwarn + vf->warns_dropped);
+    printf("%s\n", vf->no_captures ? "; captures not checked" : "");
+}
+
+/* Adds the captures' counts and the warnings to o. */
+static void bl_verify_json_captures(const bl_verify_t *vf, json_t *o)
+{
+    json_t *warns = json_array();
+    for (size_t i = 0; i < vf->nwarn; i++)
+        json_array_append_new(warns, json_pack("{s:s,s:s,s:s}", "warning", vf->warn[i].kind, "file", vf->warn[i].file,
+                                               "detail", vf->warn[i].detail));
+    json_object_set_new(o, "captures", json_integer((json_int_t)vf->captures));
+    json_object_set_new(o, "captures_skipped", json_boolean(vf->no_captures));
+    json_object_set_new(o, "captures_checked", json_integer((json_int_t)vf->captures_checked));
+    json_object_set_new(o, "captures_valid", json_integer((json_int_t)vf->captures_valid));
+    json_object_set_new(o, "captures_not_trusted", json_integer((json_int_t)vf->captures_untrusted));
+    json_object_set_new(o, "captures_not_written", json_integer((json_int_t)vf->captures_unwritten));
+    json_object_set_new(o, "warnings", warns);
+    json_object_set_new(o, "warnings_not_kept", json_integer((json_int_t)vf->warns_dropped));
 }
 
 static void bl_verify_print_json(const bl_verify_t *vf, unsigned nseg)
@@ -590,6 +862,7 @@ static void bl_verify_print_json(const bl_verify_t *vf, unsigned nseg)
     json_object_set_new(o, "notices", json_integer((json_int_t)vf->notices));
     json_object_set_new(o, vf->live ? "in_flight" : "unclosed", json_integer((json_int_t)bl_verify_open_count(vf)));
     json_object_set_new(o, "trusted", trust);
+    bl_verify_json_captures(vf, o);
     json_object_set_new(o, "torn", vf->torn ? json_pack("{s:i,s:I,s:I}", "segment", (int)vf->torn_seg, "offset",
                                                         (json_int_t)vf->torn_off, "bytes", (json_int_t)vf->torn_len)
                                             : json_null());
@@ -602,9 +875,15 @@ static void bl_verify_print_json(const bl_verify_t *vf, unsigned nseg)
     json_decref(o);
 }
 
-static int bl_verify_run(const char *dir, const char *key, const char *origin, const char *trusted, int live,
-                         int as_json)
+typedef struct {
+    const char *dir, *key, *origin, *trusted;
+    int live, as_json, no_captures;
+} bl_verify_opts_t;
+
+static int bl_verify_run(const bl_verify_opts_t *opt)
 {
+    const char *dir = opt->dir, *key = opt->key, *origin = opt->origin, *trusted = opt->trusted;
+    int live = opt->live, as_json = opt->as_json;
     bl_verify_t *vf = calloc(1, sizeof(*vf));
     char ckfile[4200];
     bl_buf_t err;
@@ -614,6 +893,7 @@ static int bl_verify_run(const char *dir, const char *key, const char *origin, c
     if (vf == NULL)
         return 1;
     vf->live = live;
+    vf->no_captures = opt->no_captures;
     vf->damage = UINT64_MAX;
     bl_merkle_init(&vf->tree);
     if (bl_ledger_ctx_init(&vf->lc, dir, key, origin, vf->error, sizeof(vf->error)) != BL_OK)
@@ -631,6 +911,8 @@ static int bl_verify_run(const char *dir, const char *key, const char *origin, c
         goto fatal;
     }
     unsigned nseg = bl_reader_segments(r);
+    if (!vf->no_captures)
+        bl_verify_sessions_list(vf);
     bl_verify_read(vf, r, nseg);
     bl_verify_finish(vf);
     if (as_json)
@@ -651,8 +933,10 @@ fatal:
 end:
     bl_reader_close(r);
     bl_ledger_ids_free(&vf->open);
+    bl_ledger_ids_free(&vf->sessions);
     bl_ledger_ctx_free(&vf->lc);
     free(vf->fail);
+    free(vf->warn);
     free(vf);
     bl_buf_free(&err);
     return rc;
@@ -664,6 +948,7 @@ int bl_audit_verify_mem(const char *p, size_t n, const bl_verifier_t *v, int liv
     if (vf == NULL)
         return BL_ERROR;
     vf->live = live;
+    vf->no_captures = 1; /* no audit directory */
     vf->damage = UINT64_MAX;
     vf->lc.v = (bl_verifier_t *)v; /* borrowed: not freed here */
     bl_merkle_init(&vf->tree);
@@ -681,6 +966,7 @@ int bl_audit_verify_mem(const char *p, size_t n, const bl_verifier_t *v, int liv
     int rc = (int)BL_MIN(vf->nfail + vf->fails_dropped, (size_t)INT32_MAX);
     bl_ledger_ids_free(&vf->open);
     free(vf->fail);
+    free(vf->warn);
     free(vf);
     return rc;
 }
@@ -691,26 +977,28 @@ int bl_audit_verify_cmd(int argc, char **argv)
         { "dir", required_argument, NULL, 'd' },  { "key", required_argument, NULL, 'k' },
         { "origin", required_argument, NULL, 'o' }, { "trusted-checkpoint", required_argument, NULL, 't' },
         { "live", no_argument, NULL, 'l' },       { "json", no_argument, NULL, 'j' },
-        { "help", no_argument, NULL, 'h' },       { NULL, 0, NULL, 0 },
+        { "no-captures", no_argument, NULL, 'C' }, { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
     };
-    const char *dir = NULL, *key = NULL, *origin = NULL, *trusted = NULL;
-    int as_json = 0, live = 0, c;
+    bl_verify_opts_t o = { 0 };
+    int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "d:k:o:t:ljh", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': dir = optarg; break;
-        case 'k': key = optarg; break;
-        case 'o': origin = optarg; break;
-        case 't': trusted = optarg; break;
-        case 'l': live = 1; break;
-        case 'j': as_json = 1; break;
+        case 'd': o.dir = optarg; break;
+        case 'k': o.key = optarg; break;
+        case 'o': o.origin = optarg; break;
+        case 't': o.trusted = optarg; break;
+        case 'l': o.live = 1; break;
+        case 'j': o.as_json = 1; break;
+        case 'C': o.no_captures = 1; break;
         case 'h': bl_verify_usage(stdout); return 0;
         default: bl_verify_usage(stderr); return 2;
         }
     }
-    if (dir == NULL || optind != argc) {
-        fprintf(stderr, "byline audit verify: %s\n", dir ? "unexpected argument" : "--dir is required");
+    if (o.dir == NULL || optind != argc) {
+        fprintf(stderr, "byline audit verify: %s\n", o.dir ? "unexpected argument" : "--dir is required");
         return 2;
     }
-    return bl_verify_run(dir, key, origin, trusted, live, as_json);
+    return bl_verify_run(&o);
 }

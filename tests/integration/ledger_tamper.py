@@ -10,7 +10,11 @@ flipped bytes, a deleted line, two swapped lines, a truncated tail against
 a trusted checkpoint, history rewritten and re-signed with another key,
 history rewritten and re-signed with the right key against a trusted
 checkpoint (a fork), an intent left without a result, a missing segment.
-The untouched ledger, a torn last line and --live pass.
+The untouched ledger, a torn last line and --live pass. Session captures
+(sections 6 and 8): a capture file modified, grown, deleted or replaced by
+a symlink, sessions/ gone, a result naming a file outside sessions/, and a
+result entry whose recorded hash was edited; --no-captures, and files no
+result names (warnings, not failures).
 
     tests/integration/ledger_tamper.py [BYLINE]      (default build/byline)
 
@@ -149,7 +153,8 @@ def write_ledger(cfgdir, key, ents):
     audit = os.path.join(cfgdir, "audit")
     os.makedirs(audit, exist_ok=True)
     for f in os.listdir(audit):
-        os.unlink(os.path.join(audit, f))
+        if not os.path.isdir(os.path.join(audit, f)):  # sessions/ is the capture tests' own
+            os.unlink(os.path.join(audit, f))
     segs, cks, hashes, prev = [[], []], {}, [], bytes(32)
     for seq, e in enumerate(ents):
         line = jcs({"entry": e, "prev": b64(prev), "seq": seq})
@@ -366,6 +371,157 @@ def run(work):
     segs[si][li] = jcs(e)
     save(cfg, segs)
     expect("last entry altered -> fork@22 (its checkpoint no longer matches)", cfg, ["fork@22"])
+    capture_checks(work, key)
+
+
+# ---- session captures (docs/AUDIT-FORMAT.md sections 6 and 8) ----
+
+CAPTURED = (1, 2, 3)  # requests whose result names a capture
+UNWRITTEN = 5         # a result whose capture could not be written
+
+
+def rid_of(i):
+    return "0190a5b2-0000-7000-8000-%012d" % i
+
+
+def capture_bytes(i):
+    text = "out %d\n\u00e9" % i
+    header = {"action": "kubectl exec api-0 -- sh", "actor": "agent-1", "bytes": len(text.encode()),
+              "connection": "prod", "format": "byline-capture", "id": rid_of(i),
+              "started": "2026-06-15T12:04:01.000000Z", "truncated": False, "version": 1}
+    return jcs(header) + b"\n" + jcs([1500, "o", text]) + b"\n"
+
+
+def captured_entries(member=None):
+    """entries() whose results of CAPTURED name capture files (member(i, data)
+    overrides the capture member) and whose result UNWRITTEN says the capture
+    was not written."""
+    ents = entries()
+    for e in ents:
+        if e["kind"] != "result" or "id" not in e:
+            continue
+        i = int(e["id"][-12:])
+        if i in CAPTURED:
+            data = capture_bytes(i)
+            e["capture"] = member(i, data) if member else {
+                "bytes": len(data), "file": "sessions/%s.cap" % rid_of(i),
+                "sha256": hashlib.sha256(data).hexdigest(), "truncated": False}
+        elif i == UNWRITTEN:
+            e["capture"] = {"error": "writing the capture file: No space left on device"}
+    return ents
+
+
+def write_sessions(cfgdir):
+    sessions = os.path.join(cfgdir, "audit", "sessions")
+    shutil.rmtree(sessions, ignore_errors=True)
+    os.makedirs(sessions, mode=0o700)
+    for i in CAPTURED:
+        with open(os.path.join(sessions, rid_of(i) + ".cap"), "wb") as f:
+            f.write(capture_bytes(i))
+    return sessions
+
+
+def result_seq(ents, i):
+    for seq, e in enumerate(ents):
+        if e["kind"] == "result" and e.get("id") == rid_of(i):
+            return seq
+    raise KeyError(i)
+
+
+def capture_checks(work, key):
+    cfg = os.path.join(work, "cfg-captures")
+    os.makedirs(cfg)
+    shutil.copy(key.pub, os.path.join(cfg, "audit-signing.pub"))
+    ents = captured_entries()
+    segs, _ = write_ledger(cfg, key, ents)
+    sessions = write_sessions(cfg)
+    s1, s2, s3 = (result_seq(ents, i) for i in CAPTURED)
+    cap1 = os.path.join(sessions, rid_of(1) + ".cap")
+
+    out = expect("captures: untouched ledger and captures verify", cfg, [])
+    check("captures: every capture named is checked and counted",
+          out.get("captures") == 3 and out.get("captures_checked") == 3 and out.get("captures_valid") == 3 and
+          out.get("captures_not_written") == 1 and out.get("captures_skipped") is False and
+          out.get("warnings") == [], out)
+    p = subprocess.run([BYLINE, "audit", "verify", "--dir", cfg], capture_output=True, text=True)
+    check("captures: the text summary counts them", p.returncode == 0 and
+          "3/3 captures valid (3 checked; 1 not written at the time)" in p.stdout and "Verdict: VALID\n" in p.stdout,
+          p.stdout + p.stderr)
+
+    data = bytearray(capture_bytes(1))
+    data[data.index(b"out")] = ord("O")  # same size, one byte
+    with open(cap1, "wb") as f:
+        f.write(data)
+    out = expect("captures: a byte changed -> capture-modified@%d" % s1, cfg, ["capture-modified@%d" % s1])
+    f0 = (out.get("failures") or [{}])[0]
+    check("captures: the failure names the result's place and the file", f0.get("seq") == s1 and
+          f0.get("segment") == 1 and "sessions/%s.cap" % rid_of(1) in f0.get("detail", "") and
+          "SHA-256" in f0.get("detail", "") and out.get("captures_valid") == 2, f0)
+    p = subprocess.run([BYLINE, "audit", "verify", "--dir", cfg], capture_output=True, text=True)
+    check("captures: the text summary names it", p.returncode == 1 and "2/3 captures valid" in p.stdout and
+          "INVALID capture-modified@%d: ledger-000001.jsonl line" % s1 in p.stdout, p.stdout)
+    with open(cap1, "ab") as f:
+        f.write(b"[2000,\"o\",\"more\"]\n")
+    expect("captures: a capture grown -> capture-modified@%d" % s1, cfg, ["capture-modified@%d" % s1])
+    os.unlink(cap1)
+    out = expect("captures: a capture deleted -> capture-missing@%d" % s1, cfg, ["capture-missing@%d" % s1])
+    out = expect("captures: --no-captures passes without the file", cfg, [], "--no-captures")
+    check("captures: --no-captures says they were skipped", out.get("captures_skipped") is True and
+          out.get("captures") == 3 and out.get("captures_checked") == 0, out)
+    p = subprocess.run([BYLINE, "audit", "verify", "--dir", cfg, "--no-captures"], capture_output=True, text=True)
+    check("captures: the text summary says they were not checked", p.returncode == 0 and
+          "captures not checked (--no-captures): 3 named by the ledger" in p.stdout and
+          "Verdict: VALID; captures not checked" in p.stdout, p.stdout)
+    os.symlink(os.path.join(sessions, rid_of(2) + ".cap"), cap1)
+    expect("captures: a symlink in the capture's place -> capture-modified@%d" % s1, cfg,
+           ["capture-modified@%d" % s1])
+    shutil.rmtree(sessions)
+    expect("captures: sessions/ gone -> capture-missing for each", cfg,
+           ["capture-missing@%d" % s for s in (s1, s2, s3)])
+    expect("captures: sessions/ gone, --no-captures passes", cfg, [], "--no-captures")
+
+    # files no result names: warnings
+    sessions = write_sessions(cfg)
+    stray = "0190ffff-0000-7000-8000-000000000000"
+    for name in (stray + ".cap", rid_of(6) + ".cap", "notes.txt"):  # request 6 was aborted
+        with open(os.path.join(sessions, name), "wb") as f:
+            f.write(b"x\n")
+    out = expect("captures: files no result names are not failures", cfg, [])
+    warns = {w.get("file"): w for w in out.get("warnings", [])}
+    check("captures: ... but warnings, each saying what the ledger knows of it",
+          set(warns) == {"sessions/%s.cap" % stray, "sessions/%s.cap" % rid_of(6), "sessions/notes.txt"} and
+          all(w.get("warning") == "capture-unreferenced" for w in warns.values()) and
+          "aborted at entry" in warns["sessions/%s.cap" % rid_of(6)].get("detail", "") and
+          "no entry in the ledger" in warns["sessions/%s.cap" % stray].get("detail", ""), out.get("warnings"))
+    p = subprocess.run([BYLINE, "audit", "verify", "--dir", cfg], capture_output=True, text=True)
+    check("captures: the text summary lists the warnings", p.returncode == 0 and
+          "WARNING capture-unreferenced: sessions/%s.cap" % stray in p.stdout and
+          "Verdict: VALID, with 3 warning(s)" in p.stdout, p.stdout)
+    write_sessions(cfg)
+
+    # the result entry's recorded hash edited: the entry is modified, not the capture
+    si, li = find(segs, s2)
+    line = segs[si][li]
+    h = hashlib.sha256(capture_bytes(2)).hexdigest()
+    segs[si][li] = line.replace(h.encode(), (("0" if h[0] != "0" else "1") + h[1:]).encode())
+    save(cfg, segs)
+    out = expect("captures: the hash in the result entry edited -> modified@%d only" % s2, cfg, ["modified@%d" % s2])
+    check("captures: that capture is counted not trusted, not checked", out.get("captures_not_trusted") == 1 and
+          out.get("captures_checked") == 2, out)
+
+    # results naming files outside sessions/<id>.cap: never opened
+    outside = os.path.join(work, "outside.cap")
+    with open(outside, "wb") as f:
+        f.write(capture_bytes(1))
+    for label, name in (("an absolute path", outside), ("'..'", "sessions/../../outside.cap"),
+                        ("another session's file", "sessions/%s.cap" % rid_of(2))):
+        def member(i, data, name=name):
+            return {"bytes": len(data), "file": name if i == 1 else "sessions/%s.cap" % rid_of(i),
+                    "sha256": hashlib.sha256(data).hexdigest(), "truncated": False}
+        write_ledger(cfg, key, captured_entries(member))
+        out = expect("captures: a result naming %s -> capture-invalid@%d" % (label, s1), cfg,
+                     ["capture-invalid@%d" % s1])
+        check("captures: %s is not opened" % label, out.get("captures_checked") == 2, out)
 
 
 def find_intent(i):
