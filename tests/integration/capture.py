@@ -3,7 +3,10 @@ real kubectl 1.27 (SPDY) and 1.33 (WebSocket) through byline to the
 stand-in: the capture file is durable, 0600 in a 0700 directory, and named
 in the result entry with its SHA-256; replay plays it back and exports
 valid asciicast v2; a modified capture is refused; with capture off (the
-default, or a connection's capture_max: 0) no file is written."""
+default, or a connection's capture_max: 0) no file is written. `audit verify`
+checks the gateway's captures: it counts them, names a modified capture
+capture-modified@seq and a deleted one capture-missing@seq, and passes with
+--no-captures."""
 
 import hashlib
 import json
@@ -138,7 +141,31 @@ def stdin_checks(g, v, seen, result):
            "replay=%r ins=%r" % (r.stdout[:200], ins[:200]))
 
 
-def tamper_checks(g, rec, result):
+def verify_json(g, *args):
+    p = g.verify("--json", *args)
+    try:
+        return p.returncode, json.loads(p.stdout)
+    except ValueError:
+        return p.returncode, {"raw": p.stdout + p.stderr}
+
+
+def seq_of(g, rec):
+    """The sequence number of the leaf holding entry rec."""
+    for name in sorted(os.listdir(g.audit)):
+        if name.startswith("ledger-"):
+            for line in open(os.path.join(g.audit, name), encoding="utf-8"):
+                o = json.loads(line)
+                if o.get("entry") == rec:
+                    return o["seq"]
+    return None
+
+
+def tamper_checks(g, rec, result, ncaptured):
+    rc, out = verify_json(g)
+    result("capture: audit verify checks every capture the gateway wrote",
+           rc == 0 and out.get("captures") == ncaptured and out.get("captures_checked") == ncaptured and
+           out.get("captures_valid") == ncaptured and out.get("warnings") == [], repr(out)[:800])
+    seq = seq_of(g, rec)
     path = os.path.join(g.audit, rec["capture"]["file"])
     data = bytearray(open(path, "rb").read())
     i = data.index(b"out")
@@ -147,12 +174,24 @@ def tamper_checks(g, rec, result):
         f.write(data)
     r = replay(g, rec["id"], "--no-wait")
     a = replay(g, rec["id"], "--asciicast")
+    rc, out = verify_json(g)
+    fails = [f.get("failure") for f in out.get("failures", [])]
+    result("capture: audit verify names the modified capture capture-modified@%s" % seq,
+           seq is not None and rc == 1 and fails == ["capture-modified@%d" % seq] and
+           out.get("captures_valid") == ncaptured - 1, repr(out)[:800])
     result("capture: a modified capture is refused by replay (exit 1, says it does not match the ledger)",
            r.returncode == 1 and "does not match the ledger" in r.stderr and "Out" not in r.stdout and
            a.returncode == 1 and a.stdout == "", "rc=%d out=%r err=%r" % (r.returncode, r.stdout[:100], r.stderr[:300]))
     os.unlink(path)
     r = replay(g, rec["id"], "--no-wait")
     result("capture: a deleted capture makes replay fail", r.returncode == 1 and r.stdout == "", r.stderr[:300])
+    rc, out = verify_json(g)
+    fails = [f.get("failure") for f in out.get("failures", [])]
+    result("capture: audit verify names the deleted capture capture-missing@%s" % seq,
+           rc == 1 and fails == ["capture-missing@%s" % seq], repr(out)[:800])
+    rc, out = verify_json(g, "--no-captures")
+    result("capture: audit verify --no-captures passes and says the captures were skipped",
+           rc == 0 and out.get("captures_skipped") is True and out.get("captures") == ncaptured, repr(out)[:800])
     r = replay(g, "0190abcd-0000-7000-8000-000000000000", "--no-wait")
     result("capture: replay of an unknown id says so (exit 1)",
            r.returncode == 1 and "no result entry" in r.stderr, r.stderr[:300])
@@ -207,5 +246,5 @@ def run_all(env, result, versions=("1.27", "1.33")):
     result("capture: audit verify passes on the capturing gateway's ledger", p.returncode == 0,
            (p.stdout + p.stderr)[-800:])
     if recs:
-        tamper_checks(g, recs[0], result)
+        tamper_checks(g, recs[0], result, 2 * len(versions))
     capture_off_checks(env, result)
