@@ -1,6 +1,8 @@
 /* test_capture.c - session capture files (src/audit/capture.c): writing
  * and reading back, the checks against the ledger's SHA-256 and size, the
- * format's strictness, asciicast v2 export, and bl_capture_save from a tap. */
+ * format's strictness, asciicast v2 export, bl_capture_save from a tap, and
+ * what `audit verify` and `replay` share: the result entry's reference
+ * (bl_capture_ref_get) and the streamed check of a file (bl_capture_check). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -383,6 +385,143 @@ static void save_from_tap(void **state)
     bl_tap_free(t);
 }
 
+/* Returns bl_capture_ref_get's verdict on a result entry given as JSON. */
+static int ref_of(const char *entry_json, bl_capture_ref_t *ref, bl_buf_t *err)
+{
+    json_error_t e;
+    json_t *j = json_loads(entry_json, 0, &e);
+    assert_non_null(j);
+    int rc = bl_capture_ref_get(j, ref, err);
+    json_decref(j);
+    return rc;
+}
+
+#define SHA64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+/* Only the reference byline writes is taken: sessions/<the entry's id>.cap,
+ * nothing absolute, no '..', another session's file or a malformed hash. */
+static void ref_is_strict(void **state)
+{
+    (void)state;
+    bl_capture_ref_t r;
+    bl_buf_t err;
+    bl_buf_init(&err, 1024);
+    assert_int_equal(ref_of("{\"id\":\"" ID "\",\"kind\":\"result\"}", &r, &err), BL_DECLINED);
+    assert_int_equal(ref_of("{\"id\":\"" ID "\",\"capture\":{\"bytes\":7,\"file\":\"sessions/" ID ".cap\","
+                            "\"sha256\":\"" SHA64 "\",\"truncated\":true}}", &r, &err), BL_OK);
+    assert_string_equal(r.file, "sessions/" ID ".cap");
+    assert_string_equal(r.sha256, SHA64);
+    assert_int_equal(r.bytes, 7);
+    assert_int_equal(r.truncated, 1);
+    assert_string_equal(r.error, "");
+    char path[64];
+    assert_int_equal(bl_capture_ref_path("/a", &r, path, sizeof(path)), BL_OK);
+    assert_string_equal(path, "/a/sessions/" ID ".cap");
+    assert_int_equal(bl_capture_ref_path("/a", &r, path, 20), BL_ERROR);
+    assert_int_equal(ref_of("{\"id\":\"" ID "\",\"capture\":{\"error\":\"disk full\"}}", &r, &err), BL_OK);
+    assert_string_equal(r.error, "disk full");
+    static const char *bad[] = {
+        "\"capture\":[]",
+        "\"capture\":{\"bytes\":7,\"file\":\"/etc/passwd\",\"sha256\":\"" SHA64 "\"}",
+        "\"capture\":{\"bytes\":7,\"file\":\"sessions/../../" ID ".cap\",\"sha256\":\"" SHA64 "\"}",
+        "\"capture\":{\"bytes\":7,\"file\":\"sessions/01900000-0000-7000-8000-0000000000bb.cap\",\"sha256\":\"" SHA64 "\"}",
+        "\"capture\":{\"bytes\":7,\"sha256\":\"" SHA64 "\"}",
+        "\"capture\":{\"bytes\":7,\"file\":\"sessions/" ID ".cap\",\"sha256\":\"" SHA64 "0\"}",
+        "\"capture\":{\"bytes\":7,\"file\":\"sessions/" ID ".cap\",\"sha256\":\"ABCDEF6789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}",
+        "\"capture\":{\"bytes\":-1,\"file\":\"sessions/" ID ".cap\",\"sha256\":\"" SHA64 "\"}",
+        "\"capture\":{\"bytes\":\"7\",\"file\":\"sessions/" ID ".cap\",\"sha256\":\"" SHA64 "\"}",
+        "\"capture\":{\"bytes\":9007199254740991,\"file\":\"sessions/" ID ".cap\",\"sha256\":\"" SHA64 "\"}",
+    };
+    char text[512];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "{\"id\":\"" ID "\",%s}", bad[i]);
+        assert_int_equal(ref_of(text, &r, &err), BL_ERROR);
+        assert_true(bl_buf_size(&err) > 0);
+    }
+    assert_int_equal(ref_of("{\"capture\":{\"bytes\":7,\"file\":\"sessions/" ID ".cap\",\"sha256\":\"" SHA64
+                            "\"}}", &r, &err), BL_ERROR); /* no id to name it by */
+    assert_int_equal(ref_of("{\"id\":\"../x\",\"capture\":{\"bytes\":7,\"file\":\"sessions/../x.cap\",\"sha256\":\""
+                            SHA64 "\"}}", &r, &err), BL_ERROR);
+    assert_non_null(strstr(bl_buf_cstr(&err), "no record id"));
+    char id[64];
+    assert_int_equal(bl_capture_name_id(ID ".cap", id, sizeof(id)), BL_OK);
+    assert_string_equal(id, ID);
+    assert_int_equal(bl_capture_name_id(ID ".cap.tmp", id, sizeof(id)), BL_DECLINED);
+    assert_int_equal(bl_capture_name_id(".cap", id, sizeof(id)), BL_DECLINED);
+    assert_int_equal(bl_capture_name_id("x y.cap", id, sizeof(id)), BL_DECLINED);
+    assert_int_equal(bl_capture_name_id(ID ".cap", id, 8), BL_DECLINED);
+    bl_buf_free(&err);
+}
+
+/* Writes n bytes of a pattern as the capture file; sets ref to match it. */
+static void put_capture(size_t n, bl_capture_ref_t *ref)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/sessions", tmpdir);
+    mkdir(path, 0700);
+    path_of(path, sizeof(path));
+    char *p = malloc(n);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (char)('a' + i % 23);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    fclose(f);
+    memset(ref, 0, sizeof(*ref));
+    snprintf(ref->id, sizeof(ref->id), "%s", ID);
+    snprintf(ref->file, sizeof(ref->file), "sessions/%s.cap", ID);
+    hex_sha(p, n, ref->sha256);
+    ref->bytes = n;
+    free(p);
+}
+
+/* The streamed check: sizes around the read piece match; a changed byte,
+ * another size, no file, a symlink or FIFO in its place, sessions/ not a
+ * directory each get their verdict (and a FIFO does not block). */
+static void check_verdicts(void **state)
+{
+    (void)state;
+    bl_capture_ref_t r;
+    bl_buf_t err;
+    bl_buf_init(&err, 1024);
+    static const size_t sizes[] = { 0, 1, BL_CAPTURE_HASH_CHUNK - 1, BL_CAPTURE_HASH_CHUNK,
+                                    BL_CAPTURE_HASH_CHUNK + 1, 3 * BL_CAPTURE_HASH_CHUNK + 17 };
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        put_capture(sizes[i], &r);
+        assert_int_equal(bl_capture_check(tmpdir, &r, &err), BL_CAPTURE_MATCH);
+    }
+    char path[256], other[256];
+    path_of(path, sizeof(path));
+    FILE *f = fopen(path, "r+b"); /* the last byte of the last size, changed */
+    assert_non_null(f);
+    fseek(f, -1, SEEK_END);
+    fputc('#', f);
+    fclose(f);
+    assert_int_equal(bl_capture_check(tmpdir, &r, &err), BL_CAPTURE_MODIFIED);
+    assert_non_null(strstr(bl_buf_cstr(&err), "SHA-256"));
+    put_capture(100, &r);
+    r.bytes = 99;
+    assert_int_equal(bl_capture_check(tmpdir, &r, &err), BL_CAPTURE_MODIFIED);
+    assert_non_null(strstr(bl_buf_cstr(&err), "100 bytes, the ledger recorded 99"));
+    r.bytes = 100;
+    snprintf(other, sizeof(other), "%s/elsewhere.cap", tmpdir);
+    assert_int_equal(rename(path, other), 0);
+    assert_int_equal(bl_capture_check(tmpdir, &r, &err), BL_CAPTURE_MISSING);
+    assert_int_equal(symlink(other, path), 0); /* the same bytes, through a link: not followed */
+    assert_int_equal(bl_capture_check(tmpdir, &r, &err), BL_CAPTURE_MODIFIED);
+    unlink(path);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(bl_capture_check(tmpdir, &r, &err), BL_CAPTURE_MODIFIED);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/sessions", tmpdir);
+    assert_int_equal(rmdir(path), 0);
+    assert_int_equal(bl_capture_check(tmpdir, &r, &err), BL_CAPTURE_MISSING);
+    assert_int_equal(symlink(tmpdir, path), 0); /* sessions/ -> elsewhere: not followed */
+    assert_int_equal(bl_capture_check(tmpdir, &r, &err), BL_CAPTURE_UNREADABLE);
+    bl_buf_free(&err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -391,6 +530,8 @@ int main(void)
         cmocka_unit_test(parse_is_strict),
         cmocka_unit_test(asciicast_v2),
         cmocka_unit_test_setup_teardown(save_from_tap, setup, teardown),
+        cmocka_unit_test(ref_is_strict),
+        cmocka_unit_test_setup_teardown(check_verdicts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
