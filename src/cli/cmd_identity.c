@@ -1,5 +1,6 @@
 /*
- * cmd_identity.c - `byline identity add|list|remove`: the identity registry.
+ * cmd_identity.c - `byline identity add|list|remove|revoke|rotate`: the
+ * identity registry.
  *
  * Changes take an exclusive flock(2) on DIR, reload the whole configuration
  * (so a change is checked against every identity, inline ones included)
@@ -16,6 +17,8 @@
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include "auth/identity.h"
+#include "auth/idtable.h"
+#include "auth/lifetime.h"
 #include "auth/pki.h"
 #include "auth/token.h"
 #include "cli/cli.h"
@@ -26,8 +29,11 @@
 #define BL_CLIENT_DAYS 365
 
 static const char bl_identity_help[] =
-    "usage: byline identity add NAME --dir DIR [--group GROUP]... [--cert [--ca-key FILE]]\n"
-    "       byline identity list --dir DIR\n"
+    "usage: byline identity add NAME --dir DIR [--group GROUP]... [--expires WHEN]\n"
+    "                                 [--cert [--ca-key FILE]]\n"
+    "       byline identity list --dir DIR [--json]\n"
+    "       byline identity revoke NAME --dir DIR [--reason TEXT]\n"
+    "       byline identity rotate NAME --dir DIR [--expires WHEN]\n"
     "       byline identity remove NAME --dir DIR\n"
     "\n"
     "add     registers identity NAME (1-64 of a-z 0-9 . _ @ : -, not system:...) and\n"
@@ -38,29 +44,44 @@ static const char bl_identity_help[] =
     "                        DIR/identities/NAME.crt and .key, CN=NAME, O=each group,\n"
     "                        signed with tls.client_ca and its key\n"
     "        --ca-key FILE   that CA's private key (default: DIR/tls/ca.key)\n"
-    "list    shows every identity: name, groups, credential kinds, created, source.\n"
+    "        --expires WHEN  refuse its credentials from then on: a duration (90d, 12h,\n"
+    "                        30m) or a UTC time (2027-01-01T00:00:00Z). With --cert the\n"
+    "                        certificate's notAfter is no later than that either.\n"
+    "list    shows every identity: name, groups, credential kinds, created, expires,\n"
+    "        revoked, last used (as a running gateway recorded it in\n"
+    "        DIR/" BL_LASTUSED_FILE ", written every minute), source.\n"
+    "        --json          one JSON array of objects instead of the table\n"
+    "revoke  refuses every credential of NAME from now on (401 \"revoked\", audited),\n"
+    "        also on a running gateway, within about a second. The record stays in\n"
+    "        the registry so the audit trail keeps naming it; an issued key is deleted.\n"
+    "        --reason TEXT   why (printable, at most 200 bytes); shown in the 401\n"
+    "rotate  gives token identity NAME a new token (printed once on stdout); the old\n"
+    "        token stops working at once. An identity with an expiry needs --expires.\n"
     "remove  deletes identity NAME from the registry (and its issued key). A removed\n"
     "        certificate stays cryptographically valid until it expires but maps to\n"
     "        no identity; `add --cert` refuses NAME until then.\n";
 
 typedef struct {
-    const char *dir, *ca_key, *name;
+    const char *dir, *ca_key, *name, *expires, *reason;
     const char *groups[BL_CONFIG_MAX_GROUPS];
     size_t ngroups;
-    int cert;
+    int cert, json;
 } bl_idopt_t;
 
 /* Parses the options after the verb. Returns BL_EXIT_OK, an exit status,
  * or -1 after printing help. */
 static int bl_id_args(int argc, char **argv, bl_idopt_t *o, int want_name)
 {
-    enum { O_DIR = 256, O_GROUP, O_CERT, O_CAKEY };
+    enum { O_DIR = 256, O_GROUP, O_CERT, O_CAKEY, O_EXPIRES, O_REASON, O_JSON };
     static const struct option opts[] = {
         { "help", no_argument, NULL, 'h' },
         { "dir", required_argument, NULL, O_DIR },
         { "group", required_argument, NULL, O_GROUP },
         { "cert", no_argument, NULL, O_CERT },
         { "ca-key", required_argument, NULL, O_CAKEY },
+        { "expires", required_argument, NULL, O_EXPIRES },
+        { "reason", required_argument, NULL, O_REASON },
+        { "json", no_argument, NULL, O_JSON },
         { NULL, 0, NULL, 0 },
     };
     const char *why;
@@ -79,6 +100,12 @@ static int bl_id_args(int argc, char **argv, bl_idopt_t *o, int want_name)
             o->cert = 1;
         else if (c == O_CAKEY)
             o->ca_key = optarg;
+        else if (c == O_EXPIRES)
+            o->expires = optarg;
+        else if (c == O_REASON)
+            o->reason = optarg;
+        else if (c == O_JSON)
+            o->json = 1;
         else if (o->ngroups == BL_CONFIG_MAX_GROUPS)
             return bl_cli_usage("identity", "more than %d groups", BL_CONFIG_MAX_GROUPS);
         else if (bl_identity_name_check(optarg, strlen(optarg), &why) != BL_OK)
@@ -199,6 +226,26 @@ static int bl_id_check_old_cert(const char *crt_path)
     return BL_EXIT_OK;
 }
 
+/* Days a new client certificate is valid: BL_CLIENT_DAYS, or fewer so
+ * that it ends no later than the identity's expiry (rounded up to a day). */
+static unsigned bl_id_days(const bl_identity_t *nid)
+{
+    int64_t left = nid->expires - (int64_t)time(NULL);
+    if (nid->expires == 0 || left >= (int64_t)BL_CLIENT_DAYS * 86400)
+        return BL_CLIENT_DAYS;
+    return left > 0 ? (unsigned)((left + 86399) / 86400) : 1;
+}
+
+/* Parses --expires into *at (0 when absent). Returns BL_EXIT_OK or fails. */
+static int bl_id_expires(const bl_idopt_t *o, int64_t *at)
+{
+    const char *why;
+    *at = 0;
+    if (o->expires != NULL && bl_expires_parse(o->expires, (int64_t)time(NULL), at, &why) != BL_OK)
+        return bl_cli_usage("identity", "--expires %s: %s", o->expires, why);
+    return BL_EXIT_OK;
+}
+
 /* Issues DIR/identities/NAME.{crt,key} and sets nid->cert_cn. */
 static int bl_id_issue(const bl_config_t *cfg, const bl_idopt_t *o, bl_identity_t *nid,
                        char crt_path[BL_PATH_MAX], char key_path[BL_PATH_MAX])
@@ -223,7 +270,7 @@ static int bl_id_issue(const bl_config_t *cfg, const bl_idopt_t *o, bl_identity_
         return bl_cli_fail("identity", "cannot create %s: %s", dir, strerror(errno));
     bl_buf_init(&err, 4096);
     bl_pki_req_t req = { .kind = BL_PKI_CLIENT, .cn = o->name, .orgs = o->groups,
-                         .norgs = o->ngroups, .days = BL_CLIENT_DAYS };
+                         .norgs = o->ngroups, .days = bl_id_days(nid) };
     if ((ca = bl_pki_read_cert(cfg->client_ca, &err)) == NULL ||
         (cakey = bl_pki_read_key(o->ca_key ? o->ca_key : cakey_path, &err)) == NULL)
         goto end;
@@ -301,6 +348,8 @@ static int bl_id_add(int argc, char **argv)
     int lock = -1, rc = bl_id_args(argc, argv, &o, 1);
     if (rc != BL_EXIT_OK)
         return rc < 0 ? BL_EXIT_OK : rc;
+    if (o.reason || o.json)
+        return bl_cli_usage("identity", "add does not take --reason or --json");
     umask(077);
     if ((lock = bl_id_lock(o.dir)) < 0 || (rc = bl_cli_load("identity", o.dir, &cfg)) != 0) {
         rc = BL_EXIT_FAIL;
@@ -317,15 +366,18 @@ static int bl_id_add(int argc, char **argv)
     nid.name = (char *)o.name;
     nid.groups = (char **)o.groups;
     nid.ngroups = o.ngroups;
+    if ((rc = bl_id_expires(&o, &nid.expires)) != BL_EXIT_OK)
+        goto end;
+    rc = BL_EXIT_FAIL;
     bl_id_created(&nid);
     if (nid.created == NULL || bl_id_register(cfg, &o, &nid) != BL_EXIT_OK)
         goto end;
     rc = BL_EXIT_OK;
     if (o.cert)
         fprintf(stderr, "byline: registered identity \"%s\" with a client certificate:\n"
-                        "  %s/identities/%s.crt and .key (CN=%s, valid %d days)\n"
+                        "  %s/identities/%s.crt and .key (CN=%s, valid %u days)\n"
                         "Next: byline kubeconfig %s --dir %s > %s.kubeconfig\n",
-                o.name, cfg->dir, o.name, o.name, BL_CLIENT_DAYS, o.name, o.dir, o.name);
+                o.name, cfg->dir, o.name, o.name, bl_id_days(&nid), o.name, o.dir, o.name);
     else
         fprintf(stderr, "byline: registered identity \"%s\". Its token, above, is shown only "
                         "once: store it now.\n"
@@ -361,33 +413,109 @@ static const char *bl_id_groups(const bl_identity_t *id, char *buf, size_t n)
     return buf[0] ? buf : "-";
 }
 
-static int bl_id_list(int argc, char **argv)
+/* Reads the gateway's last-used state (a damaged file is reported and
+ * treated as empty). Returns a new object (never NULL unless OOM). */
+static json_t *bl_id_lastused(const bl_config_t *cfg)
 {
-    bl_idopt_t o = { 0 };
-    bl_config_t *cfg = NULL;
-    char groups[BL_CONFIG_MAX_GROUPS * (BL_NAME_MAX + 1) + 1], kinds[32];
-    int rc = bl_id_args(argc, argv, &o, 0);
-    if (rc != BL_EXIT_OK)
-        return rc < 0 ? BL_EXIT_OK : rc;
-    if (bl_cli_load("identity", o.dir, &cfg) != BL_EXIT_OK)
-        return BL_EXIT_FAIL;
+    char path[BL_PATH_MAX];
+    bl_buf_t err;
+    json_t *m = NULL;
+    bl_buf_init(&err, 4096);
+    if (bl_file_pathf(path, sizeof(path), "%s/" BL_LASTUSED_FILE, cfg->dir) == BL_OK &&
+        (m = bl_lastused_read(path, &err)) == NULL)
+        fprintf(stderr, "byline identity: %s", bl_buf_cstr(&err));
+    bl_buf_free(&err);
+    return m ? m : json_object();
+}
+
+/* One identity as a JSON object for `list --json`. NULL when OOM. */
+static json_t *bl_id_json(const bl_config_t *cfg, size_t i, json_t *lastused)
+{
+    const bl_identity_t *id = &cfg->ids[i];
+    char ts[BL_TIME_LEN + 1], kinds[32];
+    const char *src = i < cfg->nids_inline ? cfg->path : cfg->identities_file;
+    json_t *o = json_object(), *g = json_array(), *lu = json_object_get(lastused, id->name);
+    for (size_t k = 0; g && k < id->ngroups; k++)
+        json_array_append_new(g, json_string(id->groups[k]));
+    json_object_set_new(o, "name", json_string(id->name));
+    json_object_set_new(o, "groups", g);
+    json_object_set_new(o, "credentials", json_string(bl_id_kinds(id, kinds, sizeof(kinds))));
+    json_object_set_new(o, "created", id->created ? json_string(id->created) : json_null());
+    json_object_set_new(o, "expires", id->expires ? json_string(bl_time_format(id->expires, ts)) : json_null());
+    json_object_set_new(o, "expired", json_boolean(id->expires && id->expires <= (int64_t)time(NULL)));
+    json_object_set_new(o, "revoked", id->revoked ? json_string(bl_time_format(id->revoked, ts)) : json_null());
+    if (id->revoked_reason)
+        json_object_set_new(o, "revoked_reason", json_string(id->revoked_reason));
+    json_object_set_new(o, "last_used", json_is_string(lu) ? json_incref(lu) : json_null());
+    json_object_set_new(o, "source", json_string(src));
+    return o;
+}
+
+static int bl_id_list_json(const bl_config_t *cfg, json_t *lastused)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < cfg->nids; i++)
+        json_array_append_new(a, bl_id_json(cfg, i, lastused));
+    int rc = a && json_dumpf(a, stdout, JSON_INDENT(2)) == 0 && putchar('\n') != EOF;
+    json_decref(a);
+    return rc ? BL_EXIT_OK : bl_cli_fail("identity", "cannot write the list");
+}
+
+/* The EXPIRES column: the time, "-", or the time and "(expired)". */
+static const char *bl_id_when(int64_t t, int past_note, char *buf, size_t n)
+{
+    char ts[BL_TIME_LEN + 1];
+    if (t == 0)
+        return "-";
+    snprintf(buf, n, "%s%s", bl_time_format(t, ts),
+             past_note && t <= (int64_t)time(NULL) ? " (expired)" : "");
+    return buf;
+}
+
+static void bl_id_list_table(const bl_config_t *cfg, json_t *lastused)
+{
+    char groups[BL_CONFIG_MAX_GROUPS * (BL_NAME_MAX + 1) + 1], kinds[32], exp[48], rev[32];
     int wn = 4, wg = 6;
     for (size_t i = 0; i < cfg->nids; i++) {
         wn = BL_MAX(wn, (int)strlen(cfg->ids[i].name));
         wg = BL_MAX(wg, (int)strlen(bl_id_groups(&cfg->ids[i], groups, sizeof(groups))));
     }
-    printf("%-*s  %-*s  %-22s  %-20s  %s\n", wn, "NAME", wg, "GROUPS", "CREDENTIALS", "CREATED",
-           "SOURCE");
+    printf("%-*s  %-*s  %-22s  %-20s  %-30s  %-20s  %-20s  %s\n", wn, "NAME", wg, "GROUPS",
+           "CREDENTIALS", "CREATED", "EXPIRES", "REVOKED", "LAST USED", "SOURCE");
     for (size_t i = 0; i < cfg->nids; i++) {
         const bl_identity_t *id = &cfg->ids[i];
         const char *src = i < cfg->nids_inline ? cfg->path : cfg->identities_file;
         const char *base = strrchr(src, '/');
-        printf("%-*s  %-*s  %-22s  %-20s  %s\n", wn, id->name, wg,
+        json_t *lu = json_object_get(lastused, id->name);
+        printf("%-*s  %-*s  %-22s  %-20s  %-30s  %-20s  %-20s  %s\n", wn, id->name, wg,
                bl_id_groups(id, groups, sizeof(groups)), bl_id_kinds(id, kinds, sizeof(kinds)),
-               id->created ? id->created : "-", base ? base + 1 : src);
+               id->created ? id->created : "-", bl_id_when(id->expires, 1, exp, sizeof(exp)),
+               bl_id_when(id->revoked, 0, rev, sizeof(rev)),
+               json_is_string(lu) ? json_string_value(lu) : "-", base ? base + 1 : src);
     }
+}
+
+static int bl_id_list(int argc, char **argv)
+{
+    bl_idopt_t o = { 0 };
+    bl_config_t *cfg = NULL;
+    int rc = bl_id_args(argc, argv, &o, 0);
+    if (rc != BL_EXIT_OK)
+        return rc < 0 ? BL_EXIT_OK : rc;
+    if (o.cert || o.ca_key || o.ngroups || o.expires || o.reason)
+        return bl_cli_usage("identity", "list takes only --dir and --json");
+    if (bl_cli_load("identity", o.dir, &cfg) != BL_EXIT_OK)
+        return BL_EXIT_FAIL;
+    json_t *lastused = bl_id_lastused(cfg);
+    if (o.json)
+        rc = bl_id_list_json(cfg, lastused);
+    else
+        bl_id_list_table(cfg, lastused);
+    json_decref(lastused);
     bl_config_free(cfg);
-    return fflush(stdout) == 0 ? BL_EXIT_OK : BL_EXIT_FAIL;
+    if (rc == BL_EXIT_OK && fflush(stdout) != 0)
+        rc = BL_EXIT_FAIL;
+    return rc;
 }
 
 /* Deletes the issued key and keeps the certificate as NAME.crt.removed,
@@ -435,10 +563,159 @@ end:
     return rc;
 }
 
+/* Loads DIR under the lock and finds NAME among the file's identities
+ * (an inline one is refused: it is edited in byline.yaml). Returns its
+ * index, or -1 after printing. */
+static long bl_id_find_mutable(const bl_idopt_t *o, int *lock, bl_config_t **cfg, const char *verb)
+{
+    if ((*lock = bl_id_lock(o->dir)) < 0 || bl_cli_load("identity", o->dir, cfg) != BL_EXIT_OK)
+        return -1;
+    const bl_identity_t *id = bl_identity_by_name(*cfg, o->name, strlen(o->name));
+    size_t idx = id ? (size_t)(id - (*cfg)->ids) : 0;
+    if (id == NULL) {
+        bl_cli_fail("identity", "no identity named \"%s\"", o->name);
+        return -1;
+    }
+    if (idx < (*cfg)->nids_inline) {
+        bl_cli_fail("identity", "\"%s\" is defined in %s; %s it there", o->name, (*cfg)->path, verb);
+        return -1;
+    }
+    return (long)idx;
+}
+
+/* Returns 1 if the reason is printable text of at most 200 bytes. */
+static int bl_id_reason_ok(const char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return 0;
+    return n > 0 && n <= 200;
+}
+
+/* Deletes the key `add --cert` issued for NAME, if it is there: a revoked
+ * identity has no use for it. The certificate stays, as the record. */
+static void bl_id_drop_key(const bl_config_t *cfg, const char *name)
+{
+    char key[BL_PATH_MAX];
+    if (bl_file_pathf(key, sizeof(key), "%s/identities/%s.key", cfg->dir, name) != BL_OK)
+        return;
+    if (unlink(key) == 0)
+        fprintf(stderr, "byline: deleted its private key %s\n", key);
+    else if (errno != ENOENT)
+        fprintf(stderr, "byline identity: cannot delete %s: %s\n", key, strerror(errno));
+}
+
+static int bl_id_revoke(int argc, char **argv)
+{
+    bl_idopt_t o = { 0 };
+    bl_config_t *cfg = NULL;
+    char ts[BL_TIME_LEN + 1];
+    int lock = -1, rc = bl_id_args(argc, argv, &o, 1);
+    if (rc != BL_EXIT_OK)
+        return rc < 0 ? BL_EXIT_OK : rc;
+    if (o.cert || o.ca_key || o.ngroups || o.expires || o.json)
+        return bl_cli_usage("identity", "revoke takes only NAME, --dir and --reason");
+    if (o.reason && !bl_id_reason_ok(o.reason))
+        return bl_cli_usage("identity", "--reason: 1-200 printable characters");
+    rc = BL_EXIT_FAIL;
+    long idx = bl_id_find_mutable(&o, &lock, &cfg, "revoke");
+    if (idx < 0)
+        goto end;
+    bl_identity_t *id = &cfg->ids[idx];
+    if (id->revoked) {
+        fprintf(stderr, "byline: identity \"%s\" was already revoked at %s\n", o.name,
+                bl_time_format(id->revoked, ts));
+        rc = BL_EXIT_OK;
+        goto end;
+    }
+    id->revoked = (int64_t)time(NULL);
+    if (o.reason && (id->revoked_reason = strdup(o.reason)) == NULL) {
+        bl_cli_fail("identity", "out of memory");
+        goto end;
+    }
+    if (bl_id_save(cfg, -1, NULL) != BL_EXIT_OK)
+        goto end;
+    fprintf(stderr, "byline: revoked identity \"%s\" at %s; a running gateway refuses it within "
+                    "about a second. Its record stays so the audit trail can name it.\n",
+            o.name, bl_time_format(id->revoked, ts));
+    if (id->cert_cn != NULL)
+        bl_id_drop_key(cfg, o.name);
+    rc = BL_EXIT_OK;
+end:
+    bl_config_free(cfg);
+    if (lock >= 0)
+        close(lock);
+    return rc;
+}
+
+/* Checks that NAME can get a new token and works out its expiry. */
+static int bl_id_rotate_check(const bl_idopt_t *o, const bl_identity_t *id, int64_t *expires)
+{
+    char ts[BL_TIME_LEN + 1];
+    if (id->revoked)
+        return bl_cli_fail("identity", "\"%s\" was revoked at %s; register a new identity instead",
+                           o->name, bl_time_format(id->revoked, ts));
+    if (!id->has_token)
+        return bl_cli_fail("identity", "\"%s\" has no token to rotate (it uses a client "
+                                       "certificate)", o->name);
+    if (id->expires && o->expires == NULL)
+        return bl_cli_fail("identity", "the token of \"%s\" had an expiry (%s); give the new one "
+                                       "--expires (e.g. --expires 90d)", o->name,
+                           bl_time_format(id->expires, ts));
+    return bl_id_expires(o, expires);
+}
+
+static int bl_id_rotate(int argc, char **argv)
+{
+    bl_idopt_t o = { 0 };
+    bl_config_t *cfg = NULL;
+    char token[BL_TOKEN_LEN + 1] = "";
+    int64_t expires = 0;
+    int lock = -1, rc = bl_id_args(argc, argv, &o, 1);
+    if (rc != BL_EXIT_OK)
+        return rc < 0 ? BL_EXIT_OK : rc;
+    if (o.cert || o.ca_key || o.ngroups || o.reason || o.json)
+        return bl_cli_usage("identity", "rotate takes only NAME, --dir and --expires");
+    rc = BL_EXIT_FAIL;
+    long idx = bl_id_find_mutable(&o, &lock, &cfg, "rotate");
+    if (idx < 0)
+        goto end;
+    bl_identity_t *id = &cfg->ids[idx], old = *id;
+    if ((rc = bl_id_rotate_check(&o, id, &expires)) != BL_EXIT_OK)
+        goto end;
+    rc = BL_EXIT_FAIL;
+    if (bl_token_generate(token) != BL_OK ||
+        bl_token_hash(token, BL_TOKEN_LEN, id->token_sha256) != BL_OK) {
+        bl_cli_fail("identity", "cannot generate a token (random generator failure)");
+        goto end;
+    }
+    id->expires = expires;
+    if (bl_id_save(cfg, -1, NULL) != BL_EXIT_OK)
+        goto end;
+    if (printf("%s\n", token) < 0 || fflush(stdout) != 0) {
+        /* Nobody saw the new token: put the old one back. */
+        bl_cli_fail("identity", "cannot write the token to stdout: %s", strerror(errno));
+        memcpy(id->token_sha256, old.token_sha256, sizeof(old.token_sha256));
+        id->expires = old.expires;
+        bl_id_save(cfg, -1, NULL);
+        goto end;
+    }
+    fprintf(stderr, "byline: identity \"%s\" has a new token, above, shown only once; the old one "
+                    "no longer works (a running gateway notices within about a second).\n", o.name);
+    rc = BL_EXIT_OK;
+end:
+    OPENSSL_cleanse(token, sizeof(token));
+    bl_config_free(cfg);
+    if (lock >= 0)
+        close(lock);
+    return rc;
+}
+
 int bl_cmd_identity(int argc, char **argv)
 {
     if (argc < 2)
-        return bl_cli_usage("identity", "expected add, list or remove");
+        return bl_cli_usage("identity", "expected add, list, revoke, rotate or remove");
     const char *verb = argv[1];
     if (!strcmp(verb, "--help") || !strcmp(verb, "-h") || !strcmp(verb, "help")) {
         fputs(bl_identity_help, stdout);
@@ -450,5 +727,10 @@ int bl_cmd_identity(int argc, char **argv)
         return bl_id_list(argc - 1, argv + 1);
     if (!strcmp(verb, "remove") || !strcmp(verb, "rm"))
         return bl_id_remove(argc - 1, argv + 1);
-    return bl_cli_usage("identity", "unknown subcommand '%s' (add, list, remove)", verb);
+    if (!strcmp(verb, "revoke"))
+        return bl_id_revoke(argc - 1, argv + 1);
+    if (!strcmp(verb, "rotate"))
+        return bl_id_rotate(argc - 1, argv + 1);
+    return bl_cli_usage("identity", "unknown subcommand '%s' (add, list, revoke, rotate, remove)",
+                        verb);
 }

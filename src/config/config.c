@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <openssl/crypto.h>
 #include "auth/identity.h"
+#include "auth/lifetime.h"
 #include "auth/pki.h"
 #include "auth/token.h"
 #include "config/config.h"
@@ -509,6 +510,19 @@ static int bl_cfg_token_hash(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_y
     return BL_OK;
 }
 
+/* An identity's expires / revoked time (dst: int64_t *), RFC 3339 UTC. */
+static int bl_cfg_id_time(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k)
+{
+    char *s = bl_yaml_strdup(y, v, k->name, 1);
+    int rc = BL_OK;
+    if (s != NULL && bl_time_parse(s, dst) != BL_OK) {
+        bl_yaml_error(y, v, "%s: expected a UTC time like 2027-01-01T00:00:00Z", k->name);
+        rc = BL_ERROR;
+    }
+    free(s);
+    return rc;
+}
+
 static const bl_yaml_key_t bl_id_keys[] = {
     { "name", bl_yaml_str, ID(name), 0, 0, NULL, BL_YAML_REQUIRED },
     { "groups", bl_cfg_groups, 0, 0, 0, NULL, 0 },
@@ -516,6 +530,9 @@ static const bl_yaml_key_t bl_id_keys[] = {
     { "cert_cn", bl_yaml_str, ID(cert_cn), 0, 0, NULL, 0 },
     { "cert_uri", bl_yaml_str, ID(cert_uri), 0, 0, NULL, 0 },
     { "created", bl_yaml_str, ID(created), 0, 0, NULL, 0 },
+    { "expires", bl_cfg_id_time, ID(expires), 0, 0, NULL, 0 },
+    { "revoked", bl_cfg_id_time, ID(revoked), 0, 0, NULL, 0 },
+    { "revoked_reason", bl_yaml_str, ID(revoked_reason), 0, 0, NULL, 0 },
     { NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
@@ -838,6 +855,7 @@ void bl_identity_clear(bl_identity_t *id)
     free(id->cert_cn);
     free(id->cert_uri);
     free(id->created);
+    free(id->revoked_reason);
     memset(id, 0, sizeof(*id));
 }
 

@@ -22,6 +22,9 @@ typedef struct {
     char *cert_cn;                   /* client-cert subject CN that maps here, or NULL */
     char *cert_uri;                  /* client-cert URI SAN that maps here, or NULL */
     char *created;                   /* RFC 3339 UTC time it was registered, or NULL */
+    int64_t expires;                 /* every credential is refused from then on (epoch s); 0 = never */
+    int64_t revoked;                 /* when `byline identity revoke` revoked it (epoch s); 0 = not */
+    char *revoked_reason;            /* the operator's reason, or NULL */
 } bl_identity_t;
 
 /* One upstream Kubernetes API server and the shared credential for it. */

@@ -1,4 +1,5 @@
 /* identities.c - writes the identity registry (bl_config_load reads it). */
+#include "auth/lifetime.h"
 #include "auth/token.h"
 #include "config/config.h"
 #include "config/file.h"
@@ -10,6 +11,8 @@ static const char bl_identities_header[] =
     "#   token_sha256  hex SHA-256 of its bearer token (the token itself is never stored)\n"
     "#   cert_cn       subject CN of its client certificate (signed by tls.client_ca)\n"
     "#   cert_uri      a URI subjectAltName of its client certificate\n"
+    "# and optionally expires and revoked (UTC times) and revoked_reason; a running\n"
+    "# gateway refuses an expired or revoked identity about a second after this file changes.\n"
     "# One credential maps to exactly one identity. Edits by hand are fine; comments are\n"
     "# not kept when byline rewrites this file. Reference: docs/CONFIG.md.\n";
 
@@ -25,7 +28,7 @@ static int bl_put_field(bl_buf_t *b, const char *key, const char *value)
 
 static int bl_put_identity(bl_buf_t *b, const bl_identity_t *id)
 {
-    char hex[2 * BL_TOKEN_HASH_LEN + 1];
+    char hex[2 * BL_TOKEN_HASH_LEN + 1], t1[BL_TIME_LEN + 1], t2[BL_TIME_LEN + 1];
     if (bl_buf_puts(b, "  - name: ") != BL_OK || bl_yaml_put_scalar(b, id->name) != BL_OK ||
         bl_buf_puts(b, "\n") != BL_OK)
         return BL_ERROR;
@@ -44,7 +47,10 @@ static int bl_put_identity(bl_buf_t *b, const bl_identity_t *id)
     if (bl_put_field(b, "token_sha256", id->has_token ? hex : NULL) != BL_OK ||
         bl_put_field(b, "cert_cn", id->cert_cn) != BL_OK ||
         bl_put_field(b, "cert_uri", id->cert_uri) != BL_OK ||
-        bl_put_field(b, "created", id->created) != BL_OK)
+        bl_put_field(b, "created", id->created) != BL_OK ||
+        bl_put_field(b, "expires", id->expires ? bl_time_format(id->expires, t1) : NULL) != BL_OK ||
+        bl_put_field(b, "revoked", id->revoked ? bl_time_format(id->revoked, t2) : NULL) != BL_OK ||
+        bl_put_field(b, "revoked_reason", id->revoked_reason) != BL_OK)
         return BL_ERROR;
     return BL_OK;
 }

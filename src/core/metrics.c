@@ -119,6 +119,9 @@ static const bl_family_t bl_families[] = {
       "audit.space_refuse.", 0, { BL_M_AUDIT_REFUSING } },
     { "audit_free_bytes", "gauge", "Free bytes on the audit file system.",
       0, { BL_M_AUDIT_FREE_BYTES } },
+    { "shared_credential_warnings_total", "counter", "Identities found to appear shared (one "
+      "credential used from interleaving source addresses); the audit ledger's shared-credential "
+      "notices name them.", 0, { BL_M_SHARED_CREDENTIAL_WARNINGS } },
 };
 
 static const char *const bl_results[] = { "allowed", "denied", "unauthenticated", "error" };

@@ -25,6 +25,7 @@ typedef enum {
     BL_M_AUDIT_FAILED,          /* gauge: 1 once the ledger latched failed */
     BL_M_AUDIT_REFUSING,        /* gauge: 1 while free space is below the refuse threshold */
     BL_M_AUDIT_FREE_BYTES,      /* gauge: free bytes on the audit file system */
+    BL_M_SHARED_CREDENTIAL_WARNINGS, /* counter: "identity X appears to be shared" notices */
     BL_M_COUNT
 } bl_metric_t;
 

@@ -18,6 +18,7 @@ static void bl_conn_free(bl_defer_t *d)
     bl_conn_t *c = d->data;
     bl_buf_free(&c->in);
     bl_buf_free(&c->out);
+    bl_idtable_unref(c->cert_ids);
     free(c);
 }
 
@@ -118,19 +119,24 @@ static void bl_conn_resume(bl_defer_t *d)
     bl_conn_process(d->data);
 }
 
-/* Maps a verified client certificate to an identity, or notes why not. */
-static void bl_conn_client_cert(bl_conn_t *c)
+/* Maps a verified client certificate to an identity in table t, or notes
+ * why not; the connection keeps a reference to t. */
+void bl_conn_client_cert(bl_conn_t *c, bl_idtable_t *t)
 {
     X509 *peer = SSL_get0_peer_certificate(c->sock->ssl);
-    if (peer == NULL)
+    if (peer == NULL || c->cert_ids == t)
         return;
+    bl_idtable_unref(c->cert_ids);
+    c->cert_ids = bl_idtable_ref(t);
+    c->cert_id = NULL;
+    c->cert_err[0] = '\0';
     long vr = SSL_get_verify_result(c->sock->ssl);
     if (vr != X509_V_OK) {
         snprintf(c->cert_err, sizeof(c->cert_err), "client certificate not trusted: %s",
                  X509_verify_cert_error_string(vr));
         return;
     }
-    c->cert_id = bl_identity_by_cert(c->w->srv->cfg, peer);
+    c->cert_id = bl_identity_by_cert(bl_idtable_cfg(t), peer);
     if (c->cert_id == NULL)
         snprintf(c->cert_err, sizeof(c->cert_err), "client certificate maps to no identity");
 }
@@ -286,7 +292,7 @@ static void bl_conn_step(bl_conn_t *c)
             bl_conn_close(c);
             return;
         }
-        bl_conn_client_cert(c);
+        bl_conn_client_cert(c, bl_idcache_get(c->w->srv->idreg, &c->w->ids));
         c->state = BL_CONN_HEAD;
         c->again = 1;
         return;

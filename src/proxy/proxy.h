@@ -14,6 +14,7 @@
 #include "audit/batch.h"
 #include "audit/ledger.h"
 #include "audit/record.h"
+#include "auth/idtable.h"
 #include "auth/jwks_cache.h"
 #include "config/config.h"
 #include "core/buf.h"
@@ -39,6 +40,7 @@ struct bl_server_s {
     SSL_CTX **upstream_tls;       /* one per cfg->conns[i] */
     bl_ledger_t *ledger;          /* the audit ledger and its writer thread */
     bl_jwks_cache_t *jwks;        /* JWT issuers' key sets and their refresher, or NULL */
+    bl_idreg_t *idreg;            /* the live identity table (auth/idtable.h): lookups go there */
     struct bl_hub_s *hub;         /* agent sessions (agent_hub.h), or NULL without via: agent */
     bl_worker_t *workers;
     int nworkers;
@@ -57,6 +59,7 @@ struct bl_worker_s {
     bl_http_header_t *hdrs;       /* parse scratch, cfg->max_headers entries */
     bl_buf_t scratch;             /* renders and audit lines, reused per request */
     bl_audit_batch_t audit;       /* this worker's audit lines, written once per loop turn */
+    bl_idcache_t ids;             /* this worker's reference to the current identity table */
     bl_conn_t *conns;             /* all open connections (doubly linked) */
     unsigned nconns;
     int draining;
@@ -82,7 +85,8 @@ struct bl_conn_s {
     bl_buf_t in;                  /* bytes from the client not yet used */
     bl_buf_t out;                 /* bytes for the client not yet written */
     bl_req_t *req;                /* the request in flight, or NULL */
-    const bl_identity_t *cert_id; /* identity from the client certificate, if any */
+    const bl_identity_t *cert_id; /* identity from the client certificate, if any (in cert_ids) */
+    bl_idtable_t *cert_ids;       /* the identity table cert_id was mapped in (a reference), or NULL */
     char cert_err[128];           /* why a presented certificate maps to nobody */
     const char *close_reason;     /* static; recorded for a request cut off by a close */
     bl_jwks_waiter_t auth_wait;   /* AUTHWAIT: for the issuer's key refresh */
@@ -139,6 +143,7 @@ struct bl_req_s {
     int expect_continue;          /* Expect: 100-continue: do not wait for the body */
     int close_requested;          /* Connection: close, or HTTP/1.0 */
     bl_identity_t *jwt_id;        /* the identity a JWT mapped to (owned; rec.actor points in), or NULL */
+    bl_idtable_t *ids;            /* the identity table rec.actor points into (a reference), or NULL */
 
     /* request body: client -> upstream */
     bl_body_t qbody;
@@ -179,6 +184,8 @@ void bl_conn_drain(bl_conn_t *c);            /* SIGTERM: close if idle, else aft
  * c->in) until c->auth_wait fires or BL_AUTH_WAIT_MS pass; then the head is
  * parsed again with auth_waited set. */
 void bl_conn_auth_park(bl_conn_t *c);
+/* Maps the client certificate in identity table t (once per table). */
+void bl_conn_client_cert(bl_conn_t *c, bl_idtable_t *t);
 #define BL_AUTH_WAIT_MS 3000
 
 /* request.c */

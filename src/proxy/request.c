@@ -13,6 +13,7 @@
 #include "audit/body.h"
 #include "audit/capture.h"
 #include "auth/identity.h"
+#include "auth/lifetime.h"
 #include "core/base64.h"
 #include "core/metrics.h"
 #include "kube/tap.h"
@@ -97,7 +98,7 @@ static int bl_req_token(bl_req_t *r, const char *tok, size_t len, const char *vi
     bl_conn_t *c = r->conn;
     const bl_config_t *cfg = c->w->srv->cfg;
     char why[BL_REC_REASON_MAX - 64] = "";
-    *id = bl_identity_by_token(cfg, tok, len);
+    *id = bl_identity_by_token(bl_idtable_cfg(r->ids), tok, len);
     if (*id != NULL) {
         r->rec.credential = "token";
         return BL_OK;
@@ -119,6 +120,29 @@ static int bl_req_token(bl_req_t *r, const char *tok, size_t len, const char *vi
     return BL_DECLINED;
 }
 
+/* Refuses an expired or revoked identity (the reason names it, never the
+ * credential); else records the use: last used, and a shared-credential
+ * notice for the ledger when the identity appears to be shared. */
+static int bl_req_lifetime(bl_req_t *r, const bl_identity_t *id)
+{
+    struct timespec now;
+    char why[BL_REC_REASON_MAX];
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (bl_lifetime_check(id, r->rec.credential, (int64_t)now.tv_sec, why, sizeof(why)) != BL_OK) {
+        bl_rec_reason(&r->rec, "%s", why);
+        return BL_DECLINED;
+    }
+    bl_buf_t notice;
+    bl_buf_init(&notice, 8192);
+    if (bl_idtable_used(r->ids, id, r->rec.source_ip, r->rec.kubectl_session,
+                        (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, &notice) == 1 &&
+        bl_audit_batch_add(&r->conn->w->audit, BL_ENT_OTHER, NULL, bl_buf_data(&notice),
+                           bl_buf_size(&notice), NULL) != BL_OK)
+        bl_warn("audit: the shared-credential notice for %s did not fit in the batch", id->name);
+    bl_buf_free(&notice);
+    return BL_OK;
+}
+
 /* Finds the identity behind the request. Returns BL_OK with rec.actor set,
  * BL_AGAIN when a JWT waits for its issuer's keys, or BL_DECLINED with
  * rec.reason saying why not (the caller answers 401). */
@@ -128,6 +152,10 @@ static int bl_req_authenticate(bl_req_t *r, const bl_http_request_t *hr)
     unsigned char wstok[BL_WS_TOKEN_MAX];
     long wsn;
     size_t pos = 0;
+    bl_worker_t *w = r->conn->w;
+    if (r->ids == NULL) /* the table this request authenticates in, for its whole life */
+        r->ids = bl_idtable_ref(bl_idcache_get(w->srv->idreg, &w->ids));
+    bl_conn_client_cert(r->conn, r->ids); /* again only when the table was reloaded */
     const bl_http_header_t *h = bl_http_find(hr->headers, hr->num_headers, "authorization", &pos);
     if (h && bl_http_find(hr->headers, hr->num_headers, "authorization", &pos)) {
         bl_rec_reason(&r->rec, "more than one Authorization header");
@@ -162,6 +190,8 @@ static int bl_req_authenticate(bl_req_t *r, const bl_http_request_t *hr)
         bl_rec_reason(&r->rec, "%s", r->conn->cert_err[0] ? r->conn->cert_err : "no credentials presented");
         return BL_DECLINED;
     }
+    if (id != r->jwt_id && bl_req_lifetime(r, id) != BL_OK)
+        return BL_DECLINED;
     r->rec.actor = id->name;
     r->rec.groups = id->groups;
     r->rec.ngroups = id->ngroups;
@@ -670,6 +700,7 @@ void bl_req_free(bl_req_t *r)
     free(r->action);
     free(r->kreq);
     bl_identity_free(r->jwt_id);
+    bl_idtable_unref(r->ids);
     bl_tap_free(r->tap);
     bl_buf_free(&r->reqbody);
     bl_buf_free(&r->respcap);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include "core/log.h"
 #include "core/metrics.h"
@@ -165,6 +166,7 @@ static void bl_worker_fini(bl_worker_t *w)
     /* One more pass runs the deferred frees of sockets and connections. */
     bl_loop_stop(w->loop);
     bl_loop_run_once(w->loop);
+    bl_idcache_release(&w->ids);
     bl_loop_free(w->loop);
     free(w->upstreams);
     free(w->hdrs);
@@ -234,6 +236,8 @@ static int bl_server_open(bl_server_t *srv)
         goto end;
     if (cfg->metrics_listen && bl_metrics_start(cfg->metrics_listen, &err) != BL_OK)
         goto end;
+    if ((srv->idreg = bl_idreg_new(cfg)) == NULL)
+        goto end;
     rc = BL_OK;
 end:
     if (rc != BL_OK)
@@ -254,6 +258,7 @@ static void bl_server_close(bl_server_t *srv)
     SSL_CTX_free(srv->tls);
     bl_ledger_close(srv->ledger); /* after the workers: their last results are in */
     bl_jwks_cache_free(srv->jwks);
+    bl_idreg_free(srv->idreg); /* after the workers: writes the last-used times */
     if (srv->cfg->metrics_listen)
         bl_metrics_stop();
 }
@@ -265,6 +270,10 @@ static void bl_server_signals(bl_server_t *srv, sigset_t *set)
     const struct timespec tick = { 0, 100 * 1000000 };
     while (__atomic_load_n(&srv->running, __ATOMIC_ACQUIRE) > 0) {
         int sig = sigtimedwait(set, NULL, &tick);
+        struct timespec mono;
+        clock_gettime(CLOCK_MONOTONIC, &mono);
+        /* The identities file changed (a revoke, say): reload it now. */
+        bl_idreg_tick(srv->idreg, (int64_t)mono.tv_sec * 1000 + mono.tv_nsec / 1000000, 0);
         if (sig < 0)
             continue;
         if (sig == SIGHUP) {
