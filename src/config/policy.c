@@ -42,6 +42,16 @@ typedef struct {
 /* What a match field's values must look like. */
 typedef enum { BL_PV_NAME, BL_PV_ANY, BL_PV_RESOURCE, BL_PV_PATH, BL_PV_VERB, BL_PV_CONN } bl_pv_t;
 
+/* Returns the index of the connection named s, or -1. Connections with
+ * errors (no name) may be in the array while the config is being read. */
+static long bl_pv_conn_index(const bl_config_t *cfg, const char *s, size_t len)
+{
+    for (size_t i = 0; i < cfg->nconns; i++)
+        if (cfg->conns[i].name && strlen(cfg->conns[i].name) == len && !memcmp(cfg->conns[i].name, s, len))
+            return (long)i;
+    return -1;
+}
+
 /* Checks one value. Returns NULL or a reason. */
 static const char *bl_pv_check(bl_yaml_t *y, bl_pv_t kind, const char *s, size_t len, int glob)
 {
@@ -74,10 +84,10 @@ static const char *bl_pv_check(bl_yaml_t *y, bl_pv_t kind, const char *s, size_t
                    "port-forward are create";
         return NULL;
     case BL_PV_CONN: {
-        const bl_connection_t *c = bl_config_connection(cfg, s, len);
-        if (c == NULL)
+        long c = bl_pv_conn_index(cfg, s, len);
+        if (c < 0)
             return "is not a connection in byline.yaml";
-        return c - cfg->conns > 63 ? "is past the 64th connection, which rules cannot name" : NULL;
+        return c > 63 ? "is past the 64th connection, which rules cannot name" : NULL;
     }
     default:
         return NULL;
@@ -171,7 +181,7 @@ static int bl_pv_conns(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_ke
     uint64_t mask = 0;
     int rc = bl_pv_list(y, v, &l, k->name, BL_PV_CONN, 0);
     for (uint32_t i = 0; i < l.n; i++) {
-        mask |= (uint64_t)1 << (bl_config_connection(cfg, l.v[i].s, l.v[i].len) - cfg->conns);
+        mask |= (uint64_t)1 << bl_pv_conn_index(cfg, l.v[i].s, l.v[i].len);
         free(l.v[i].s);
     }
     free(l.v);

@@ -521,6 +521,29 @@ static void test_errors(void **state)
                   (const char *const[]){ "byline.yaml:5:16: command: give one of", NULL });
 }
 
+/* While byline.yaml is read, a connection whose name was missing (an
+ * error already reported) is in the array without a name. */
+static void test_unnamed_connection(void **state)
+{
+    bl_config_t cfg;
+    bl_connection_t conns[3];
+    bl_buf_t errs;
+    bl_yaml_t y = { .file = "byline.yaml", .dir = root, .errors = &errs };
+    static const char text[] = "policy:\n  rules:\n    - {name: a, effect: allow, connections: [dev, staging]}\n";
+    (void)state;
+    fake_config(&cfg, conns);
+    conns[1].name = NULL;
+    bl_buf_init(&errs, 4096);
+    assert_int_equal(bl_yaml_load_mem(&y, text, strlen(text)), BL_OK);
+    yaml_node_t *top = bl_yaml_root(&y);
+    assert_int_equal(bl_cfg_policy(&y, bl_yaml_node(&y, top->data.mapping.pairs.start[0].value), &cfg), BL_ERROR);
+    assert_has(&errs, "byline.yaml:3:51: connections: \"staging\" is not a connection in byline.yaml");
+    assert_int_equal(count_lines(&errs), 1);
+    bl_yaml_free(&y);
+    bl_policy_free(cfg.policy);
+    bl_buf_free(&errs);
+}
+
 /* Included files: their own errors name them; a missing one, one others
  * may write, and a duplicate name across files are errors. */
 static void test_include_errors(void **state)
@@ -616,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_messages),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_include_errors),
+        cmocka_unit_test(test_unnamed_connection),
         cmocka_unit_test(test_many),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
