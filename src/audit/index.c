@@ -15,7 +15,9 @@
 #include "audit/reader.h"
 #include "audit/when.h"
 
-#define BL_INDEX_SCHEMA  1           /* PRAGMA user_version (set in bl_index_schema); another is rebuilt */
+#define BL_INDEX_SCHEMA  2           /* PRAGMA user_version (set in bl_index_schema); another is rebuilt */
+#define BL_INDEX_STR(x)  #x
+#define BL_INDEX_XSTR(x) BL_INDEX_STR(x) /* BL_INDEX_SCHEMA in SQL */
 #define BL_INDEX_RAW_MAX (20u << 20) /* one merged record: two entries of at most 8 MiB each */
 #define BL_INDEX_PASSES  8           /* rebuilds / restarts in one update before giving up */
 #define BL_INDEX_SLOTS   (4 * BL_INDEX_BATCH) /* rows a batch keeps in memory (a power of two) */
@@ -25,6 +27,7 @@ typedef struct {
     int valid;              /* 0: nothing indexed yet */
     unsigned seg;
     uint64_t off, len;      /* the last line read: segment, offset, length */
+    uint64_t lineno;        /* its 1-based line number: resuming jumps there, not counting lines */
     char line_hash[48];     /* base64 SHA-256(0x00 || that line) */
     int chained;            /* 1: an entry was read; seq and leaf_hash are set */
     uint64_t seq;           /* the next entry's seq */
@@ -57,7 +60,7 @@ static int bl_index_flush(bl_index_t *ix, int write, bl_buf_t *err);
 static const char bl_index_schema_sql[] =
     "CREATE TABLE IF NOT EXISTS pos(one INTEGER PRIMARY KEY CHECK (one = 1), seg INTEGER NOT NULL,"
     " off INTEGER NOT NULL, len INTEGER NOT NULL, line_hash TEXT NOT NULL, chained INTEGER NOT NULL,"
-    " seq INTEGER NOT NULL, leaf_hash TEXT NOT NULL);"
+    " seq INTEGER NOT NULL, leaf_hash TEXT NOT NULL, lineno INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS records(seq INTEGER PRIMARY KEY, id TEXT UNIQUE, kind TEXT NOT NULL,"
     " ts TEXT, ts_us INTEGER, actor TEXT, groups TEXT, connection TEXT, verb TEXT, resource TEXT,"
     " subresource TEXT, namespace TEXT, name TEXT, action TEXT, result TEXT, status INTEGER,"
@@ -143,7 +146,7 @@ static int bl_index_schema(bl_index_t *ix, bl_buf_t *err)
     }
     /* on an existing index none of this writes, so it needs no lock */
     if (bl_index_exec(ix, bl_index_schema_sql, err) != BL_OK ||
-        (v != BL_INDEX_SCHEMA && bl_index_exec(ix, "PRAGMA user_version=1", err) != BL_OK) ||
+        (v != BL_INDEX_SCHEMA && bl_index_exec(ix, "PRAGMA user_version=" BL_INDEX_XSTR(BL_INDEX_SCHEMA), err) != BL_OK) ||
         sqlite3_prepare_v2(ix->db, "SELECT seq, raw FROM records WHERE id = ?1", -1, &ix->get, NULL) ||
         sqlite3_prepare_v2(ix->db, bl_index_put_sql, -1, &ix->put, NULL)) {
         int code = sqlite3_errcode(ix->db) & 0xff;
@@ -258,7 +261,7 @@ static int bl_index_pos_get(bl_index_t *ix, bl_index_pos_t *p, bl_buf_t *err)
 {
     sqlite3_stmt *st = NULL;
     memset(p, 0, sizeof(*p));
-    if (sqlite3_prepare_v2(ix->db, "SELECT seg, off, len, line_hash, chained, seq, leaf_hash FROM pos", -1, &st,
+    if (sqlite3_prepare_v2(ix->db, "SELECT seg, off, len, line_hash, chained, seq, leaf_hash, lineno FROM pos", -1, &st,
                            NULL) != SQLITE_OK)
         return bl_index_sqlerr(ix, "reading the position", err);
     int rc = sqlite3_step(st);
@@ -271,6 +274,7 @@ static int bl_index_pos_get(bl_index_t *ix, bl_index_pos_t *p, bl_buf_t *err)
         p->chained = sqlite3_column_int(st, 4);
         p->seq = (uint64_t)sqlite3_column_int64(st, 5);
         bl_index_col_text(st, 6, p->leaf_hash, sizeof(p->leaf_hash));
+        p->lineno = (uint64_t)sqlite3_column_int64(st, 7);
     }
     sqlite3_finalize(st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? BL_OK : bl_index_sqlerr(ix, "reading the position", err);
@@ -279,7 +283,7 @@ static int bl_index_pos_get(bl_index_t *ix, bl_index_pos_t *p, bl_buf_t *err)
 static int bl_index_pos_put(bl_index_t *ix, const bl_index_pos_t *p, bl_buf_t *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(ix->db, "INSERT OR REPLACE INTO pos VALUES(1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, &st,
+    int rc = sqlite3_prepare_v2(ix->db, "INSERT OR REPLACE INTO pos VALUES(1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", -1, &st,
                                 NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, p->seg);
@@ -289,6 +293,7 @@ static int bl_index_pos_put(bl_index_t *ix, const bl_index_pos_t *p, bl_buf_t *e
         sqlite3_bind_int(st, 5, p->chained);
         sqlite3_bind_int64(st, 6, (sqlite3_int64)p->seq);
         sqlite3_bind_text(st, 7, p->leaf_hash, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 8, (sqlite3_int64)p->lineno);
         rc = sqlite3_step(st);
     }
     sqlite3_finalize(st);
@@ -298,6 +303,7 @@ static int bl_index_pos_put(bl_index_t *ix, const bl_index_pos_t *p, bl_buf_t *e
 static int bl_index_pos_eq(const bl_index_pos_t *a, const bl_index_pos_t *b)
 {
     return a->valid == b->valid && (!a->valid || (a->seg == b->seg && a->off == b->off && a->len == b->len &&
+                                                  a->lineno == b->lineno &&
                                                   !strcmp(a->line_hash, b->line_hash) && a->chained == b->chained &&
                                                   a->seq == b->seq && !strcmp(a->leaf_hash, b->leaf_hash)));
 }
@@ -532,6 +538,7 @@ static int bl_index_line(bl_index_t *ix, const bl_line_t *ln, bl_index_pos_t *po
     pos->seg = ln->segment;
     pos->off = ln->offset;
     pos->len = ln->len;
+    pos->lineno = ln->lineno;
     memcpy(pos->line_hash, hash, sizeof(hash));
 end:
     json_decref(line);
@@ -547,7 +554,7 @@ static int bl_index_resume(bl_reader_t *r, const bl_index_pos_t *pos, bl_index_s
     char hash[48];
     int rc = BL_OK;
     bl_buf_init(&e, 1024);
-    if (bl_reader_seek(r, pos->seg, pos->off, &e) != BL_OK) {
+    if (bl_reader_seek(r, pos->seg, pos->off, pos->lineno, &e) != BL_OK) {
         snprintf(st->why, sizeof(st->why), "the ledger changed: %s", bl_buf_cstr(&e));
         rc = BL_DECLINED;
     } else if (bl_reader_next(r, &ln, &e) != BL_OK || ln.torn || ln.len != pos->len ||

@@ -137,6 +137,11 @@ unsigned bl_reader_segments(const bl_reader_t *r)
     return r->nseg;
 }
 
+unsigned bl_reader_segment(const bl_reader_t *r, unsigned i)
+{
+    return i < r->nseg ? r->seg[i] : 0;
+}
+
 void bl_reader_close(bl_reader_t *r)
 {
     if (r == NULL)
@@ -338,7 +343,35 @@ static int bl_reader_skip_to(bl_reader_t *r, uint64_t offset, bl_buf_t *err)
     return BL_OK;
 }
 
-int bl_reader_seek(bl_reader_t *r, unsigned segment, uint64_t offset, bl_buf_t *err)
+/* Positions the open segment at `offset` without reading up to it: the
+ * byte before must be '\n' (one pread), the segment at least that long.
+ * Returns BL_OK or BL_ERROR. */
+static int bl_reader_jump_to(bl_reader_t *r, uint64_t offset, bl_buf_t *err)
+{
+    struct stat st;
+    char last = '\n';
+    if (fstat(r->fd, &st) != 0 || (uint64_t)st.st_size < offset) {
+        bl_buf_printf(err, "segment %06u is shorter than offset %llu", r->seg[r->idx], (unsigned long long)offset);
+        return BL_ERROR;
+    }
+    if (offset > 0 && pread(r->fd, &last, 1, (off_t)offset - 1) != 1) {
+        bl_buf_printf(err, "segment %06u: read: %s", r->seg[r->idx], strerror(errno));
+        return BL_ERROR;
+    }
+    if (last != '\n') {
+        bl_buf_printf(err, "offset %llu of segment %06u is not at the start of a line", (unsigned long long)offset,
+                      r->seg[r->idx]);
+        return BL_ERROR;
+    }
+    if (lseek(r->fd, (off_t)offset, SEEK_SET) < 0) {
+        bl_buf_printf(err, "segment %06u: seek: %s", r->seg[r->idx], strerror(errno));
+        return BL_ERROR;
+    }
+    r->buf_off = offset;
+    return BL_OK;
+}
+
+int bl_reader_seek(bl_reader_t *r, unsigned segment, uint64_t offset, uint64_t lineno, bl_buf_t *err)
 {
     unsigned idx = 0;
     while (idx < r->nseg && r->seg[idx] != segment)
@@ -350,5 +383,10 @@ int bl_reader_seek(bl_reader_t *r, unsigned segment, uint64_t offset, bl_buf_t *
     r->expect = segment + 1;
     if (bl_reader_open_seg(r, idx, err) != BL_OK)
         return BL_ERROR;
-    return offset == 0 ? BL_OK : bl_reader_skip_to(r, offset, err);
+    if (lineno == 0) /* unknown: count the lines before offset */
+        return offset == 0 ? BL_OK : bl_reader_skip_to(r, offset, err);
+    if (bl_reader_jump_to(r, offset, err) != BL_OK)
+        return BL_ERROR;
+    r->lineno = lineno - 1;
+    return BL_OK;
 }

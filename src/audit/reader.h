@@ -28,8 +28,16 @@ typedef struct {
  * reported by bl_reader_next as an error). */
 bl_reader_t *bl_reader_open(const char *dir, bl_buf_t *err);
 
-/* Starts at segment `segment`, byte `offset` (for restart from state.json). */
-int bl_reader_seek(bl_reader_t *r, unsigned segment, uint64_t offset, bl_buf_t *err);
+/*
+ * Starts at segment `segment`, byte `offset`, which must be the start of a
+ * line (0, or just after a '\n'; otherwise BL_ERROR saying so). `lineno`
+ * is the 1-based number of the line at `offset` when the caller knows it
+ * (the index stores it): the reader then jumps there, reading one byte to
+ * check it is a line start. With `lineno` 0 it counts the lines before
+ * `offset` by reading the segment up to it (up to a whole segment).
+ * Returns BL_OK or BL_ERROR with the reason in `err`.
+ */
+int bl_reader_seek(bl_reader_t *r, unsigned segment, uint64_t offset, uint64_t lineno, bl_buf_t *err);
 
 /* Returns BL_OK with the next line, BL_DECLINED at the end, BL_ERROR with
  * the reason (I/O error, line too long, missing segment). After a missing
@@ -39,6 +47,10 @@ int bl_reader_next(bl_reader_t *r, bl_line_t *line, bl_buf_t *err);
 
 /* Number of segments found. */
 unsigned bl_reader_segments(const bl_reader_t *r);
+
+/* Returns the number of the i-th segment found (0-based, ascending; i below
+ * bl_reader_segments), or 0 for an i past them. Numbers may have gaps. */
+unsigned bl_reader_segment(const bl_reader_t *r, unsigned i);
 
 void bl_reader_close(bl_reader_t *r);
 

@@ -11,7 +11,10 @@
 #include "audit/body.h"
 #include "audit/jcs.h"
 #include "audit/record.h"
+#include "audit/reader.h"
 #include "audit/tail.h"
+
+#define BL_TAIL_TEST_LONG (BL_READER_MAX_LINE + 100) /* a line the readers do not take */
 
 static json_t *parse_entry(bl_buf_t *b)
 {
@@ -168,6 +171,203 @@ static void tail_json_merges_intent_and_result(void **state)
     free(out);
 }
 
+/* ---- tail over several segments, read from the newest backwards ---- */
+
+/* Appends one ledger line holding an entry of `kind` for request `id` (a
+ * refused result when kind is "refused"; the action padded to `pad` bytes). */
+static void put_line(bl_buf_t *b, const char *kind, const char *id, size_t pad)
+{
+    if (!strcmp(kind, "notice")) {
+        bl_buf_printf(b, "{\"entry\":{\"event\":\"%s\",\"kind\":\"notice\",\"ts\":\"2026-06-15T12:00:00.000000Z\"}" P,
+                      id);
+        return;
+    }
+    if (!strcmp(kind, "intent")) {
+        bl_buf_puts(b, "{\"entry\":{\"action\":\"kubectl get pods");
+        for (size_t i = 0; i < pad; i++)
+            bl_buf_puts(b, "x");
+        bl_buf_printf(b, "\",\"actor\":\"agent-x\",\"id\":\"%s\",\"kind\":\"intent\",\"ts\":\"2026-06-15T12:00:00.000000Z\"}" P,
+                      id);
+    } else if (!strcmp(kind, "refused")) {
+        bl_buf_printf(b, "{\"entry\":{\"actor\":null,\"credential\":\"none\",\"id\":\"%s\",\"kind\":\"result\",\"method\":"
+                         "\"GET\",\"result\":\"unauthenticated\",\"status\":401,\"ts\":\"2026-06-15T12:00:00.000000Z\","
+                         "\"uri\":\"/api\"}" P, id);
+    } else {
+        bl_buf_printf(b, "{\"entry\":{\"id\":\"%s\",\"kind\":\"%s\",\"result\":\"allowed\",\"status\":200,\"ts\":\""
+                         "2026-06-15T12:00:01.000000Z\"}" P, id, kind);
+    }
+}
+
+/* Writes segment `seg` of `dir`: `spec` is "kind:id kind:id ..." (kinds
+ * I intent, R result, F refused, A aborted, N notice; X a line that is not
+ * JSON; L a line longer than the reader takes; W an intent with a 300 kB
+ * action; T torn bytes at the end). */
+static void put_seg(const char *dir, unsigned seg, const char *spec)
+{
+    char path[256], k, id[32];
+    bl_buf_t b;
+    bl_buf_init(&b, 16u << 20);
+    for (const char *p = spec; *p;) {
+        size_t n = strcspn(p, " ");
+        assert_true(n >= 3 && n - 2 < sizeof(id) && p[1] == ':');
+        k = p[0];
+        memcpy(id, p + 2, n - 2);
+        id[n - 2] = '\0';
+        p += n + (p[n] == ' ');
+        switch (k) {
+        case 'I': put_line(&b, "intent", id, 0); break;
+        case 'W': put_line(&b, "intent", id, 300000); break;
+        case 'R': put_line(&b, "result", id, 0); break;
+        case 'A': put_line(&b, "aborted", id, 0); break;
+        case 'F': put_line(&b, "refused", id, 0); break;
+        case 'N': put_line(&b, "notice", id, 0); break;
+        case 'X': bl_buf_puts(&b, "not json at all\n"); break;
+        case 'L':
+            for (size_t i = 0; i < BL_TAIL_TEST_LONG; i++)
+                bl_buf_puts(&b, "y");
+            bl_buf_puts(&b, "\n");
+            break;
+        case 'T': bl_buf_puts(&b, "{\"entry\":{\"kind\":\"int"); break;
+        default: fail_msg("bad spec %c", k);
+        }
+    }
+    snprintf(path, sizeof(path), "%s/ledger-%06u.jsonl", dir, seg);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bl_buf_data(&b), 1, bl_buf_size(&b), f), bl_buf_size(&b));
+    fclose(f);
+    bl_buf_free(&b);
+}
+
+/* Runs the tail of `dir` for n; returns "id/result ..." (a notice as its
+ * event; an action's length when it is not the usual one), owned by the
+ * caller. Sets *rc, *skipped and the error text in err. */
+static char *tail_rows(const char *dir, size_t n, int *rc, size_t *skipped, bl_buf_t *err)
+{
+    char *out = NULL, *save = NULL;
+    size_t outlen = 0;
+    FILE *o = open_memstream(&out, &outlen);
+    *skipped = 0;
+    bl_buf_reset(err);
+    *rc = bl_audit_tail(dir, n, BL_TAIL_JSON, o, skipped, err);
+    fclose(o);
+    bl_buf_t rows;
+    bl_buf_init(&rows, 1 << 20);
+    for (char *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        json_error_t e;
+        json_t *j = json_loads(l, 0, &e);
+        assert_non_null(j);
+        const char *id = json_string_value(json_object_get(j, "id"));
+        const char *res = json_string_value(json_object_get(j, "result"));
+        const char *action = json_string_value(json_object_get(j, "action"));
+        bl_buf_printf(&rows, "%s%s", bl_buf_size(&rows) ? " " : "",
+                      id ? id : json_string_value(json_object_get(j, "event")));
+        if (id)
+            bl_buf_printf(&rows, "/%s", res ? res : "pending");
+        if (action && strlen(action) != strlen("kubectl get pods"))
+            bl_buf_printf(&rows, "(%zu)", strlen(action));
+        json_decref(j);
+    }
+    free(out);
+    char *r = strdup(bl_buf_cstr(&rows));
+    bl_buf_free(&rows);
+    return r;
+}
+
+static void want_rows(const char *dir, size_t n, const char *want, size_t want_skipped)
+{
+    int rc;
+    size_t skipped;
+    bl_buf_t err;
+    bl_buf_init(&err, 1024);
+    char *got = tail_rows(dir, n, &rc, &skipped, &err);
+    if (rc != BL_OK)
+        fail_msg("tail -n %zu: %d %s", n, rc, bl_buf_cstr(&err));
+    if (strcmp(got, want) || skipped != want_skipped)
+        fail_msg("tail -n %zu: got '%s' (%zu skipped), want '%s' (%zu skipped)", n, got, skipped, want,
+                 want_skipped);
+    free(got);
+    bl_buf_free(&err);
+}
+
+static void clear_dir(const char *dir)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Requests are ordered by where they started (intent, refused result,
+ * notice) and shown whole: a result read before its intent waits for it,
+ * across segments; the reading stops once n requests are whole. */
+static void tail_reads_back_across_segments(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/byline-tail-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    put_seg(dir, 1, "I:a I:w R:a I:b");
+    put_seg(dir, 2, "R:b F:c I:d N:start R:w I:e");
+    want_rows(dir, 0, "", 0);
+    want_rows(dir, 1, "e/pending", 0);
+    want_rows(dir, 3, "d/pending start e/pending", 0);
+    want_rows(dir, 4, "c/unauthenticated d/pending start e/pending", 0);
+    want_rows(dir, 5, "b/allowed c/unauthenticated d/pending start e/pending", 0);
+    want_rows(dir, 6, "w/allowed b/allowed c/unauthenticated d/pending start e/pending", 0);
+    want_rows(dir, 10, "a/allowed w/allowed b/allowed c/unauthenticated d/pending start e/pending", 0);
+    clear_dir(dir);
+}
+
+/* Bad lines are skipped and counted (only those read); a line longer than
+ * a read chunk comes back whole; one longer than the reader takes is
+ * skipped; a result whose intent is nowhere is a request where it stands. */
+static void tail_skips_damage_and_keeps_orphans(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/byline-tail-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    put_seg(dir, 1, "X:- R:x W:y");
+    put_seg(dir, 2, "A:y L:- I:z T:-");
+    want_rows(dir, 1, "z/pending", 1);
+    want_rows(dir, 2, "y/aborted(300016) z/pending", 2);
+    want_rows(dir, 10, "x/allowed y/aborted(300016) z/pending", 3);
+    clear_dir(dir);
+}
+
+/* A missing segment is an error only when the rows asked for lie beyond it. */
+static void tail_stops_at_a_missing_segment(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/byline-tail-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    put_seg(dir, 2, "I:a R:a");
+    put_seg(dir, 4, "I:b R:b");
+    want_rows(dir, 1, "b/allowed", 0);
+    int rc;
+    size_t skipped;
+    bl_buf_t err;
+    bl_buf_init(&err, 1024);
+    char *got = tail_rows(dir, 2, &rc, &skipped, &err);
+    assert_int_equal(rc, BL_ERROR);
+    assert_non_null(strstr(bl_buf_cstr(&err), "ledger-000003.jsonl is missing"));
+    free(got);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/ledger-000004.jsonl", dir);
+    assert_int_equal(unlink(path), 0);
+    got = tail_rows(dir, 2, &rc, &skipped, &err);
+    assert_int_equal(rc, BL_ERROR);
+    assert_non_null(strstr(bl_buf_cstr(&err), "ledger-000001.jsonl is missing"));
+    free(got);
+    bl_buf_free(&err);
+    clear_dir(dir);
+    /* and no ledger at all is not an error: BL_DECLINED */
+    memcpy(dir + strlen(dir) - 6, "XXXXXX", 6);
+    assert_non_null(mkdtemp(dir));
+    got = tail_rows(dir, 2, &rc, &skipped, &err);
+    assert_int_equal(rc, BL_DECLINED);
+    free(got);
+    clear_dir(dir);
+}
+
 /* Bodies: Secret data redacted wherever it appears; markers otherwise. */
 static void bodies_are_redacted_and_bounded(void **state)
 {
@@ -201,6 +401,9 @@ int main(void)
         cmocka_unit_test(unauthenticated_result_is_complete_alone),
         cmocka_unit_test(tail_joins_and_renders_the_seed_format),
         cmocka_unit_test(tail_json_merges_intent_and_result),
+        cmocka_unit_test(tail_reads_back_across_segments),
+        cmocka_unit_test(tail_skips_damage_and_keeps_orphans),
+        cmocka_unit_test(tail_stops_at_a_missing_segment),
         cmocka_unit_test(bodies_are_redacted_and_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -238,22 +238,64 @@ static void seek_for_restart(void **state)
     bl_reader_t *r = open_ok();
     bl_buf_t err;
     bl_buf_init(&err, 512);
-    assert_int_equal(bl_reader_seek(r, 2, 7, &err), BL_OK);
+    assert_int_equal(bl_reader_seek(r, 2, 7, 0, &err), BL_OK);
     want(r, "eeee", 2, 7, 3, 0);
     want(r, "f", 3, 0, 1, 0);
     want_rc(r, BL_DECLINED, NULL);
-    assert_int_equal(bl_reader_seek(r, 2, 12, &err), BL_OK); /* the end of the segment */
+    assert_int_equal(bl_reader_seek(r, 2, 12, 0, &err), BL_OK); /* the end of the segment */
     want(r, "f", 3, 0, 1, 0);
-    assert_int_equal(bl_reader_seek(r, 1, 0, &err), BL_OK);
+    assert_int_equal(bl_reader_seek(r, 1, 0, 0, &err), BL_OK);
     want(r, "a", 1, 0, 1, 0);
     bl_buf_reset(&err);
-    assert_int_equal(bl_reader_seek(r, 2, 5, &err), BL_ERROR);
+    assert_int_equal(bl_reader_seek(r, 2, 5, 0, &err), BL_ERROR);
     assert_non_null(strstr(bl_buf_cstr(&err), "not at the start of a line"));
     bl_buf_reset(&err);
-    assert_int_equal(bl_reader_seek(r, 2, 13, &err), BL_ERROR);
+    assert_int_equal(bl_reader_seek(r, 2, 13, 0, &err), BL_ERROR);
     assert_non_null(strstr(bl_buf_cstr(&err), "shorter"));
     bl_buf_reset(&err);
-    assert_int_equal(bl_reader_seek(r, 4, 0, &err), BL_ERROR);
+    assert_int_equal(bl_reader_seek(r, 4, 0, 0, &err), BL_ERROR);
+    assert_non_null(strstr(bl_buf_cstr(&err), "does not exist"));
+    bl_buf_free(&err);
+    bl_reader_close(r);
+}
+
+/* A caller that knows the line number (the index) jumps without counting:
+ * the numbers it gives are the ones returned, and the offset is still
+ * checked to be a line start. */
+static void seek_with_known_line_number(void **state)
+{
+    (void)state;
+    clear();
+    put_seg(1, "a\nb\n");
+    put_seg(2, "cc\nddd\neeee\n");
+    put_seg(3, "f\n");
+    bl_reader_t *r = open_ok();
+    bl_buf_t err;
+    bl_buf_init(&err, 512);
+    assert_int_equal(bl_reader_seek(r, 2, 7, 3, &err), BL_OK);
+    want(r, "eeee", 2, 7, 3, 0);
+    want(r, "f", 3, 0, 1, 0);
+    want_rc(r, BL_DECLINED, NULL);
+    assert_int_equal(bl_reader_seek(r, 2, 3, 2, &err), BL_OK);
+    want(r, "ddd", 2, 3, 2, 0);
+    want(r, "eeee", 2, 7, 3, 0);
+    assert_int_equal(bl_reader_seek(r, 2, 7, 41, &err), BL_OK); /* trusted, not recounted */
+    want(r, "eeee", 2, 7, 41, 0);
+    assert_int_equal(bl_reader_seek(r, 2, 12, 4, &err), BL_OK); /* the end of the segment */
+    want(r, "f", 3, 0, 1, 0);
+    assert_int_equal(bl_reader_seek(r, 1, 0, 1, &err), BL_OK);
+    want(r, "a", 1, 0, 1, 0);
+    const uint64_t bad[] = { 1, 5, 6, 11 };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        bl_buf_reset(&err);
+        assert_int_equal(bl_reader_seek(r, 2, bad[i], 2, &err), BL_ERROR);
+        assert_non_null(strstr(bl_buf_cstr(&err), "not at the start of a line"));
+    }
+    bl_buf_reset(&err);
+    assert_int_equal(bl_reader_seek(r, 2, 13, 5, &err), BL_ERROR);
+    assert_non_null(strstr(bl_buf_cstr(&err), "shorter"));
+    bl_buf_reset(&err);
+    assert_int_equal(bl_reader_seek(r, 4, 0, 1, &err), BL_ERROR);
     assert_non_null(strstr(bl_buf_cstr(&err), "does not exist"));
     bl_buf_free(&err);
     bl_reader_close(r);
@@ -268,6 +310,7 @@ int main(void)
         cmocka_unit_test(bad_names_and_directories),
         cmocka_unit_test(over_long_line_is_skipped),
         cmocka_unit_test(seek_for_restart),
+        cmocka_unit_test(seek_with_known_line_number),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
