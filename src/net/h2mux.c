@@ -168,8 +168,11 @@ static int bl_h2_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *da
 {
     bl_mux_t *m = data;
     bl_tun_t *t = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
-    if (f->hd.type == NGHTTP2_GOAWAY)
+    if (f->hd.type == NGHTTP2_GOAWAY && !m->goaway) {
         m->goaway = 1;
+        if (m->cb.closing)
+            m->cb.closing(m->cb.data);
+    }
     if (f->hd.type == NGHTTP2_HEADERS && m->server && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
         bl_h2_accept(m, f->hd.stream_id);
         t = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
@@ -525,7 +528,10 @@ void bl_mux_goaway(bl_mux_t *m)
     if (m->dead_why)
         return;
     m->goaway = 1;
-    nghttp2_session_terminate_session2(m->s, nghttp2_session_get_last_proc_stream_id(m->s), NGHTTP2_NO_ERROR);
+    /* Not terminate_session(), which closes the connection once GOAWAY is
+     * out: open tunnels finish; the session ends when the last one does. */
+    nghttp2_submit_goaway(m->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(m->s),
+                          NGHTTP2_NO_ERROR, NULL, 0);
     bl_mux_run(m);
 }
 

@@ -38,6 +38,10 @@ typedef struct {
      * sides done after GOAWAY): the owner must bl_mux_free() it (it may in
      * this callback). Called at most once. */
     void (*dead)(void *data, const char *why);
+    /* Optional: the peer sent GOAWAY (it is draining); open tunnels go on,
+     * no new one should be opened. Called at most once, from inside the
+     * session's processing: only note it. */
+    void (*closing)(void *data);
     void *data;
 } bl_mux_cb_t;
 

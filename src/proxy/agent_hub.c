@@ -124,9 +124,20 @@ static void bl_hub_agent_dead(void *data, const char *why)
     bl_loop_defer(a->hub->loop, &a->reap);
 }
 
+/* The agent is draining (SIGTERM): it serves what it has, nothing new, so
+ * it no longer counts as online (new requests get the 503 if it was the last). */
+static void bl_hub_agent_closing(void *data)
+{
+    bl_hubagent_t *a = data;
+    if (a->counted)
+        bl_hub_count(a, -1);
+    bl_info("agent %s (%s) is draining; %zu tunnel(s) open", a->name, a->peer, a->ntuns);
+}
+
 static void bl_hub_adopt_msg(bl_hub_t *h, bl_hubmsg_t *m)
 {
-    static const bl_mux_cb_t cb = { .closed = bl_hub_tun_closed, .dead = bl_hub_agent_dead };
+    static const bl_mux_cb_t cb = { .closed = bl_hub_tun_closed, .dead = bl_hub_agent_dead,
+                                    .closing = bl_hub_agent_closing };
     bl_sock_t *s = bl_sock_adopt(h->loop, m->fd, m->ssl, m->peer);
     bl_hubagent_t *a = s ? calloc(1, sizeof(*a)) : NULL;
     if (a == NULL || bl_stream_write(&s->stream, BL_HUB_101, sizeof(BL_HUB_101) - 1) != sizeof(BL_HUB_101) - 1) {

@@ -282,6 +282,32 @@ def two_agents(gw, result):
     result("two agents: with one killed, no new request is lost", not fails, repr(fails[:3]))
 
 
+def draining(gw, result):
+    """SIGTERM with a watch open: the agent sends GOAWAY, the watch goes on,
+    new requests are not sent to it (503 when it was the only agent), and it
+    exits once the watch ends."""
+    k = gw.kubectl("agent-reporting", "1.33")
+    p = gw.agents["vpc-b"]
+    w = k.popen(["get", "pods", "-n", "web", "-w", "--request-timeout=4s"])
+    time.sleep(1.5)
+    p.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    rc, out, err = k.run(["get", "--raw", "/k8s/%s/api/v1/namespaces/web/configmaps/settings" % CONN])
+    alive = p.poll() is None
+    try:
+        w.wait(15)
+        prc = p.wait(15)
+    except subprocess.TimeoutExpired:
+        w.kill()
+        p.kill()
+        prc = None
+    wout = w.stdout.read().decode(errors="replace")
+    result("agent: draining (SIGTERM) keeps its open watch and takes no new request (503)",
+           alive and rc == 1 and "no agent online for connection prod-eks" in err and "api-0" in wout and
+           "disconnected" not in wout and prc == 0,
+           "alive=%r rc=%d err=%r watch=%r agent rc=%r" % (alive, rc, err[-200:], wout[-300:], prc))
+
+
 def refusals(gw, result):
     """Wrong keys and connections are refused at the upgrade."""
     bad = os.path.join(gw.dir, "bad.key")
@@ -443,6 +469,7 @@ def run_all(env, result, versions):
         kill_mid_watch(gw, result, v)
     gateway_restart_reconnects(gw, result)
     two_agents(gw, result)
+    draining(gw, result)
     for name, p in gw.agents.items():
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
