@@ -88,12 +88,12 @@ cleanup() {
             rm -rf "$OUT/failed"
             mkdir -p "$OUT/failed"
             cp "$RUN"/*.log "$RUN"/*.conf "$RUN"/*.out "$RUN"/*.err "$OUT/failed/" 2>/dev/null || true
-            [ -n "$AUDIT_RUN" ] && cp "$AUDIT_RUN"/status.json "$OUT/failed/audit-status.json" 2>/dev/null
+            [ -z "$AUDIT_RUN" ] || cp "$AUDIT_RUN"/ledger/status.json "$OUT/failed/audit-status.json" 2>/dev/null || true
             printf 'bench: logs of the failed run are in %s\n' "$OUT/failed" >&2
         fi
         rm -rf "$RUN"
     fi
-    [ -n "$AUDIT_RUN" ] && rm -rf "$AUDIT_RUN"
+    [ -z "$AUDIT_RUN" ] || rm -rf "$AUDIT_RUN"
     exit $rc
 }
 trap cleanup EXIT
