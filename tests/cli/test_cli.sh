@@ -221,6 +221,52 @@ expect "identity remove of a cert identity" 0 "$BYLINE" identity remove agent-c 
 expect "  ...re-adding the name with --cert is refused while the old cert is valid" 1 "$BYLINE" identity add agent-c --cert --dir "$G"
 has "  ...saying why" "$T/err" 'has not expired'
 
+# ---- expiry, revoke, rotate, list ----
+expect "identity add --expires 90d" 0 "$BYLINE" identity add agent-e --expires 90d --dir "$G"
+has "  ...stores expires as a UTC time" "$G/identities.yaml" '^    expires: "?20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z'
+expect "identity add --expires with a past time is a usage error" 2 "$BYLINE" identity add agent-p --expires 2020-01-01T00:00:00Z --dir "$G"
+has "  ...saying why" "$T/err" 'must be in the future'
+expect "identity add --expires 90 (no unit) is a usage error" 2 "$BYLINE" identity add agent-p --expires 90 --dir "$G"
+expect "identity add --cert --expires 10d" 0 "$BYLINE" identity add agent-ce --cert --expires 10d --dir "$G"
+has "  ...says the certificate is valid 10 days" "$T/err" 'valid 10 days'
+END=$(openssl x509 -in "$G/identities/agent-ce.crt" -noout -enddate | cut -d= -f2)
+DAYS=$(( ($(date -d "$END" +%s) - $(date +%s)) / 86400 ))
+[ "$DAYS" -ge 9 ] && [ "$DAYS" -le 10 ] && ok "  ...its notAfter is the expiry (in $DAYS days)" || bad "  ...notAfter $END"
+expect "identity revoke" 0 "$BYLINE" identity revoke agent-ce --reason "laptop lost" --dir "$G"
+has "  ...records when" "$G/identities.yaml" '^    revoked: "?20[0-9-]{8}T[0-9:]{8}Z'
+has "  ...and why" "$G/identities.yaml" '^    revoked_reason: "?laptop lost'
+has "  ...keeps the record" "$G/identities.yaml" 'name: "?agent-ce'
+[ ! -e "$G/identities/agent-ce.key" ] && ok "  ...deletes the issued key" || bad "  ...deletes the issued key"
+expect "identity revoke again is fine" 0 "$BYLINE" identity revoke agent-ce --dir "$G"
+has "  ...and says it was already revoked" "$T/err" 'already revoked at'
+expect "identity revoke of an unknown name fails" 1 "$BYLINE" identity revoke nobody --dir "$G"
+expect "identity revoke with a control character in --reason is a usage error" 2 "$BYLINE" identity revoke agent-e --reason $'a\nb' --dir "$G"
+expect "identity rotate of a revoked identity fails" 1 "$BYLINE" identity rotate agent-ce --dir "$G"
+expect "identity rotate of an identity with an expiry needs --expires" 1 "$BYLINE" identity rotate agent-e --dir "$G"
+OLDHASH=$(grep -A3 'name: "\?agent-e' "$G/identities.yaml" | grep token_sha256)
+expect "identity rotate --expires 30d" 0 "$BYLINE" identity rotate agent-e --expires 30d --dir "$G"
+NEWTOK=$(cat "$T/out")
+[[ "$NEWTOK" =~ ^byl_[A-Za-z0-9_-]{43}$ ]] && ok "  ...prints a new token" || bad "  ...prints a new token: [$NEWTOK]"
+has "  ...stores its hash" "$G/identities.yaml" "token_sha256: \"?$(printf '%s' "$NEWTOK" | sha256sum | cut -d' ' -f1)"
+hasnt "  ...and not the old one" "$G/identities.yaml" "${OLDHASH#*token_sha256: }"
+expect "identity list with the new columns" 0 "$BYLINE" identity list --dir "$G"
+has "  ...header" "$T/out" '^NAME +GROUPS +CREDENTIALS +CREATED +EXPIRES +REVOKED +LAST USED +SOURCE$'
+has "  ...a revoked identity shows when" "$T/out" '^agent-ce +- +cert_cn +[0-9T:Z-]+ +[0-9T:Z-]+ +20[0-9T:Z-]+ +- +identities.yaml$'
+mkdir -p "$G/state" && printf '{"last_used":{"agent-e":"2026-11-28T10:00:00Z"},"version":1}\n' >"$G/state/last-used.json"
+expect "identity list --json" 0 "$BYLINE" identity list --json --dir "$G"
+python3 - "$T/out" <<'PY' && ok "  ...is JSON with expires, revoked, reason and last used" || bad "  ...JSON" "$(cat "$T/out")"
+import json, sys
+ids = {i["name"]: i for i in json.load(open(sys.argv[1]))}
+e, c = ids["agent-e"], ids["agent-ce"]
+assert e["expires"] and e["revoked"] is None and e["expired"] is False and e["last_used"] == "2026-11-28T10:00:00Z"
+assert c["revoked"] and c["revoked_reason"] == "laptop lost" and c["credentials"] == "cert_cn" and c["last_used"] is None
+PY
+printf 'not json' >"$G/state/last-used.json"
+expect "identity list with a damaged last-used file still lists" 0 "$BYLINE" identity list --dir "$G"
+has "  ...and says the file is damaged" "$T/err" 'not a byline last-used state file'
+rm -rf "$G/state"
+expect "identity list --reason is a usage error" 2 "$BYLINE" identity list --reason x --dir "$G"
+
 # ---- a hand-edited error is reported with its position ----
 sed -i 's/^workers: 1$/workers: 100/' "$G/byline.yaml"
 expect "a bad byline.yaml fails the commands" 1 "$BYLINE" identity list --dir "$G"
@@ -330,6 +376,9 @@ if command -v valgrind >/dev/null && [ -x "$VB" ] && ! nm "$VB" 2>/dev/null | gr
         --request 'GET /version'
     BYLINE_TOKEN=$VT expect "valgrind: kubeconfig" 0 "${VG[@]}" "$VB" kubeconfig agent-v --dir "$T/gw3"
     expect "valgrind: kubeconfig (cert)" 0 "${VG[@]}" "$VB" kubeconfig agent-w --dir "$T/gw3"
+    expect "valgrind: identity revoke" 0 "${VG[@]}" "$VB" identity revoke agent-w --reason gone --dir "$T/gw3"
+    expect "valgrind: identity rotate" 0 "${VG[@]}" "$VB" identity rotate agent-v --dir "$T/gw3"
+    expect "valgrind: identity list --json" 0 "${VG[@]}" "$VB" identity list --json --dir "$T/gw3"
     expect "valgrind: identity remove" 0 "${VG[@]}" "$VB" identity remove agent-w --dir "$T/gw3"
     expect "valgrind: a failing load" 1 "${VG[@]}" "$VB" kubeconfig agent-v --dir "$G/nonexistent"
     expect "valgrind: every ledger, metrics and impersonation key set" 0 "${VG[@]}" "$VB" identity list --dir "$G4"

@@ -25,6 +25,7 @@ from env import ROOT, SHARED_USER, Env  # noqa: E402
 
 import agent  # noqa: E402
 import capture  # noqa: E402
+import identity_lifecycle  # noqa: E402
 import jwt_identity  # noqa: E402
 import ledger  # noqa: E402
 import limits  # noqa: E402
@@ -394,6 +395,7 @@ def main():
                ("policy", lambda: policy.run_all(env, result, VERSIONS)),
                ("agent", lambda: agent.run_all(env, result, VERSIONS)),
                ("jwt", lambda: jwt_identity.run_all(env, result, tuple(reversed(VERSIONS)))),
+               ("identity-lifecycle", lambda: identity_lifecycle.run_all(env, result, VERSIONS)),
                ("join", lambda: join_checks(env)),
                ("capture", lambda: capture.run_all(env, result, VERSIONS)),
                ("tail", lambda: audit_tail_check(env)), ("metrics", lambda: wire.metrics_check(env, result))]
