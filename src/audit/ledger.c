@@ -355,8 +355,9 @@ static long bl_ledger_take(bl_ledger_t *l, bl_ledger_batch_t *list)
     return count;
 }
 
-/* One group commit: leaves, maybe a checkpoint, one write, one fdatasync. */
-static void bl_ledger_commit(bl_ledger_t *l, bl_ledger_batch_t *list, int idle)
+/* One group commit: leaves, maybe a checkpoint, one write, one fdatasync;
+ * then each batch's done() with whether its entries are durable. */
+static void bl_ledger_commit(bl_ledger_t *l, bl_ledger_batch_t *list)
 {
     if (__atomic_load_n(&l->failed_flag, __ATOMIC_ACQUIRE)) {
         bl_ledger_finish(list, 0);
@@ -372,12 +373,14 @@ static void bl_ledger_commit(bl_ledger_t *l, bl_ledger_batch_t *list, int idle)
     }
     int rotate = l->seg_size + bl_buf_size(&l->out) >= l->segment_bytes;
     uint64_t now = bl_ledger_now_ms();
-    int ck = l->tree.size > l->ck_size && (idle || rotate || now - l->ck_ms >= BL_LEDGER_CK_INTERVAL_MS);
+    /* Signed with this commit when the last checkpoint is a second old (a
+     * quiet ledger: every commit), else by the tick bl_ledger_wait() sets
+     * for a second after the last one: at most one signature and one
+     * published file per second under load, whatever the batch pattern. */
+    int ck = l->tree.size > l->ck_size && (rotate || now - l->ck_ms >= BL_LEDGER_CK_INTERVAL_MS);
     if (ck && bl_ledger_checkpoint(l) != BL_OK)
         bl_ledger_latch(l, "cannot sign a checkpoint");
     int ok = !__atomic_load_n(&l->failed_flag, __ATOMIC_ACQUIRE) && bl_ledger_write(l) == BL_OK;
-    if (ok && ck)
-        bl_ledger_publish(l, "checkpoint", l->note, l->note_len);
     if (ok) {
         bl_metric_add(BL_M_AUDIT_ENTRIES, n);
         if (rotate) {
@@ -388,15 +391,19 @@ static void bl_ledger_commit(bl_ledger_t *l, bl_ledger_batch_t *list, int idle)
             bl_buf_free(&err);
         }
     }
+    /* The entries are durable: release the requests before the published
+     * copies (the checkpoint is already in the ledger itself). */
     bl_ledger_finish(list, ok);
+    if (ok && ck)
+        bl_ledger_publish(l, "checkpoint", l->note, l->note_len);
     if (ck || !ok)
         bl_ledger_status(l);
 }
 
 /* Waits for batches, or for the moment an unsigned commit needs its
- * checkpoint. Returns the batches taken (NULL on a checkpoint tick) and
- * sets *idle when nothing else was queued. Called with mu held. */
-static bl_ledger_batch_t *bl_ledger_wait(bl_ledger_t *l, int *idle)
+ * checkpoint (a second after the last one). Returns the batches taken, or
+ * NULL on a checkpoint tick or at stop. Called with mu held. */
+static bl_ledger_batch_t *bl_ledger_wait(bl_ledger_t *l)
 {
     while (l->qhead == NULL && !l->stop) {
         if (l->tree.size > l->ck_size) {
@@ -418,7 +425,6 @@ static bl_ledger_batch_t *bl_ledger_wait(bl_ledger_t *l, int *idle)
     }
     bl_ledger_batch_t *list = l->qhead;
     l->qhead = l->qtail = NULL;
-    *idle = 1;
     return list;
 }
 
@@ -444,18 +450,14 @@ static void *bl_ledger_main(void *arg)
 {
     bl_ledger_t *l = arg;
     for (;;) {
-        int idle = 0;
         pthread_mutex_lock(&l->mu);
-        bl_ledger_batch_t *list = bl_ledger_wait(l, &idle);
+        bl_ledger_batch_t *list = bl_ledger_wait(l);
         int stop = l->stop && list == NULL;
         pthread_mutex_unlock(&l->mu);
         if (stop)
-            break;
+            break; /* bl_ledger_close() writes the last, signed commit */
         bl_ledger_gather_more(l, &list);
-        pthread_mutex_lock(&l->mu);
-        idle = l->qhead == NULL; /* more waiting: sign later, at most once a second */
-        pthread_mutex_unlock(&l->mu);
-        bl_ledger_commit(l, list, idle);
+        bl_ledger_commit(l, list);
     }
     return NULL;
 }

@@ -231,9 +231,15 @@ static void segments_rotate_and_the_chain_goes_on(void **state)
     fixture_t *f = *state;
     bl_buf_t err;
     bl_buf_init(&err, 1024);
-    bl_ledger_t *l = open_ledger(f, 600, &err); /* tiny segments: rotate after almost every commit */
+    /* Tiny segments and entries of half a segment: a rotation after
+     * almost every commit, whether or not it signed a checkpoint. */
+    bl_ledger_t *l = open_ledger(f, 600, &err);
+    char entry[512], pad[301];
+    memset(pad, 'x', 300);
+    pad[300] = '\0';
+    snprintf(entry, sizeof(entry), "{\"detail\":\"%s\",\"event\":\"test\",\"kind\":\"notice\"}", pad);
     for (int i = 0; i < 6; i++)
-        assert_true(commit(l, BL_ENT_OTHER, NULL, "{\"detail\":\"x\",\"event\":\"test\",\"kind\":\"notice\"}"));
+        assert_true(commit(l, BL_ENT_OTHER, NULL, entry));
     bl_ledger_close(l);
     l = open_ledger(f, 600, &err);
     assert_non_null(l);
