@@ -37,7 +37,7 @@ void bl_rec_reason(bl_audit_rec_t *r, const char *fmt, ...)
 
 const char *bl_result_name(bl_result_t res)
 {
-    static const char *names[] = { "allowed", "denied", "unauthenticated", "error" };
+    static const char *names[] = { "allowed", "denied", "unauthenticated", "error", "limited" };
     return (unsigned)res < BL_ARRAY_LEN(names) ? names[res] : "error";
 }
 
@@ -147,6 +147,7 @@ static int bl_rec_entry(const bl_audit_rec_t *r, int res, int req, bl_buf_t *out
     bl_obj_str(&o, 1, "action", r->action);
     bl_obj_key(&o, "actor");
     o.err |= r->actor ? bl_buf_json_str(out, r->actor, strlen(r->actor)) : bl_buf_puts(out, "null");
+    bl_obj_str(&o, 1, "approved_by", r->approved_by);
     bl_obj_u64(&o, res, "bytes_in", r->bytes_in);
     bl_obj_u64(&o, res, "bytes_out", r->bytes_out);
     bl_obj_raw(&o, res, "capture", r->capture.p, r->capture.len);
@@ -166,6 +167,7 @@ static int bl_rec_entry(const bl_audit_rec_t *r, int res, int req, bl_buf_t *out
     bl_obj_raw(&o, req, "request_body", r->request_body.p, r->request_body.len);
     bl_obj_raw(&o, res, "response_body", r->response_body.p, r->response_body.len);
     bl_obj_str(&o, res, "result", bl_result_name(r->result));
+    bl_obj_str(&o, 1, "review", r->review);
     bl_obj_str(&o, 1, "rule", r->rule);
     bl_obj_str(&o, req, "source_ip", r->source_ip);
     bl_obj_u64(&o, res && r->status, "status", (uint64_t)r->status);

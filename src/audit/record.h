@@ -31,6 +31,7 @@ typedef enum {
     BL_RESULT_DENIED,          /* refused by byline (403) */
     BL_RESULT_UNAUTHENTICATED, /* no or bad credential (401) */
     BL_RESULT_ERROR,           /* malformed request, upstream failure, audit failure */
+    BL_RESULT_LIMITED,         /* refused by a rate limit (429) */
 } bl_result_t;
 
 typedef struct {
@@ -55,6 +56,8 @@ typedef struct {
                                       request was refused before the policy was asked */
     char rule[BL_REC_RULE_MAX];    /* the rule that decided ("default-deny" for none), "" if none */
     char reason[BL_REC_REASON_MAX];/* why denied / failed, "" otherwise */
+    char review[16];               /* the review (review/store.h) that held or approved it, or "" */
+    char approved_by[260];         /* the reviewer whose approval let it through, or "" */
     int status;                    /* HTTP status returned to the client; 0 if none */
     int upgraded;                  /* 1 if the exchange became a tunnel (101) */
     uint64_t bytes_in;             /* body/tunnel bytes client -> upstream */

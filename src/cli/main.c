@@ -16,6 +16,7 @@ static const struct {
     { "serve", bl_cmd_serve, "run the gateway in the foreground" },
     { "audit", bl_cmd_audit, "read the audit records (tail)" },
     { "policy", bl_cmd_policy, "what the policy decides for a request (check)" },
+    { "review", bl_cmd_review, "decide on requests a review rule held back (list, show, approve, deny)" },
     { "config", bl_cmd_config, "check the whole configuration, every error with file:line:col" },
     { "agent", bl_cmd_agent, "run a byline agent: carries a cluster's requests from inside its network" },
     { "agent-key", bl_cmd_agent_key, "register byline agents' keys on the gateway (add, list, remove)" },

@@ -879,6 +879,7 @@ void bl_config_free(bl_config_t *cfg)
         return;
     bl_identity_index_free(cfg->id_index);
     bl_policy_free(cfg->policy);
+    free(cfg->reviewer_group);
     for (size_t i = 0; i < cfg->nids; i++)
         bl_identity_clear(&cfg->ids[i]);
     free(cfg->ids);

@@ -109,6 +109,11 @@ typedef struct {
                                   IPv6); NULL (default) = off */
     struct bl_policy_s *policy; /* the `policy:` rules, compiled (policy/policy.h); never NULL after
                                    a successful load. No rules: every request is denied */
+    unsigned review_expire_ms;   /* policy.review_expire: a pending review expires; default 1 h */
+    unsigned review_window_ms;   /* policy.review_window: an approval's default window; default 15 m */
+    unsigned review_max_pending; /* policy.review_max_pending: open reviews at most; default 1000 */
+    char *reviewer_group;        /* policy.reviewer_group: identities that may decide reviews must be
+                                    in it; default "reviewers"; "*" = any identity (review/store.h) */
     int workers;               /* event-loop threads (default 1) */
     unsigned max_connections;  /* per worker; default 10000 */
     unsigned max_header_bytes; /* request head bound; default 32768 */

@@ -37,6 +37,8 @@ typedef struct {
     bl_policy_t *p;
     yaml_node_t *rules, *include;
     unsigned nfiles;
+    unsigned review_expire_ms, review_window_ms, review_max_pending;
+    char *reviewer_group;
 } bl_pload_t;
 
 /* What a match field's values must look like. */
@@ -326,6 +328,11 @@ static int bl_cfg_node(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_ke
 static const bl_yaml_key_t bl_policy_keys[] = {
     { "include", bl_cfg_node, offsetof(bl_pload_t, include), 0, 0, NULL, 0 },
     { "rules", bl_cfg_node, offsetof(bl_pload_t, rules), 0, 0, NULL, 0 },
+    /* the review flow (docs/POLICY.md "Review") */
+    { "review_expire", bl_yaml_duration, offsetof(bl_pload_t, review_expire_ms), 10000, 7u * 86400000u, NULL, 0 },
+    { "review_window", bl_yaml_duration, offsetof(bl_pload_t, review_window_ms), 1000, 86400000u, NULL, 0 },
+    { "review_max_pending", bl_yaml_uint, offsetof(bl_pload_t, review_max_pending), 1, 100000, NULL, 0 },
+    { "reviewer_group", bl_yaml_str, offsetof(bl_pload_t, reviewer_group), 0, 0, NULL, 0 },
     { NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
@@ -444,7 +451,8 @@ static void bl_cfg_rule_dups(bl_yaml_t *y, bl_policy_t *p)
 
 int bl_cfg_policy(bl_yaml_t *y, yaml_node_t *v, bl_config_t *cfg)
 {
-    bl_pload_t P = { .cfg = cfg };
+    bl_pload_t P = { .cfg = cfg, .review_expire_ms = 3600u * 1000u, .review_window_ms = 15u * 60u * 1000u,
+                     .review_max_pending = 1000 };
     void *saved_ctx = y->ctx;
     unsigned before = y->nerrors;
     cfg->policy = P.p = bl_policy_new();
@@ -461,6 +469,11 @@ int bl_cfg_policy(bl_yaml_t *y, yaml_node_t *v, bl_config_t *cfg)
         return BL_ERROR;
     }
     y->ctx = saved_ctx;
+    cfg->review_expire_ms = P.review_expire_ms;
+    cfg->review_window_ms = P.review_window_ms;
+    cfg->review_max_pending = P.review_max_pending;
+    free(cfg->reviewer_group);
+    cfg->reviewer_group = P.reviewer_group ? P.reviewer_group : strdup("reviewers");
     bl_cfg_rule_dups(y, P.p);
     if (bl_policy_compile(P.p) != BL_OK)
         bl_yaml_error(y, v, "policy: out of memory");

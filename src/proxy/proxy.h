@@ -42,6 +42,7 @@ struct bl_server_s {
     bl_jwks_cache_t *jwks;        /* JWT issuers' key sets and their refresher, or NULL */
     bl_idreg_t *idreg;            /* the live identity table (auth/idtable.h): lookups go there */
     struct bl_hub_s *hub;         /* agent sessions (agent_hub.h), or NULL without via: agent */
+    struct bl_review_store_s *reviews; /* review/store.h, or NULL when no rule has effect review */
     bl_worker_t *workers;
     int nworkers;
     volatile int draining;        /* signals received: 1 drains, 2 stops now */
@@ -143,6 +144,7 @@ struct bl_req_s {
     int expect_continue;          /* Expect: 100-continue: do not wait for the body */
     int close_requested;          /* Connection: close, or HTTP/1.0 */
     bl_identity_t *jwt_id;        /* the identity a JWT mapped to (owned; rec.actor points in), or NULL */
+    uint64_t retry_after;         /* a 429's Retry-After seconds (guard.c), 0: none */
     bl_idtable_t *ids;            /* the identity table rec.actor points into (a reference), or NULL */
 
     /* request body: client -> upstream */

@@ -19,6 +19,7 @@
 #include "kube/tap.h"
 #include "core/log.h"
 #include "policy/policy.h"
+#include "review/store.h"
 #include "proxy/proxy.h"
 
 #define BL_ROUTE_PREFIX "/k8s/"
@@ -490,14 +491,98 @@ static void bl_req_intent_done(bl_audit_waiter_t *w, int ok)
     bl_conn_process(c);
 }
 
-/* THE REVIEW HOOK. A request a `review` rule matched: for now it is
- * refused with a 403 that says it needs human review. The review flow
- * (a pending review id, `byline review approve`, holding the request) goes
- * here and only here; `msg` is the policy's message naming the rule. */
-static void bl_req_review(bl_req_t *r, const bl_decision_t *d, const char *msg)
+/* Returns the wall clock in epoch milliseconds. */
+static int64_t bl_req_now_ms(void)
 {
-    (void)d;
-    bl_reply_status(r, 403, "Forbidden", "%s", msg);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* Writes the review outcomes decided since anyone last looked (approved,
+ * denied, expired) into the ledger as notices, ahead of this worker's next
+ * records: `byline review` records decisions in the store only, since the
+ * gateway is the ledger's one writer. Blocking store I/O: only called for
+ * requests a review rule matched. */
+static void bl_req_review_outcomes(bl_worker_t *w)
+{
+    bl_review_t got[4];
+    bl_buf_t err, line;
+    int64_t now = bl_req_now_ms();
+    long n = BL_ARRAY_LEN(got);
+    bl_buf_init(&err, 512);
+    bl_buf_init(&line, 16384);
+    for (int round = 0; round < 16 && n == (long)BL_ARRAY_LEN(got); round++) {
+        n = bl_review_take_outcomes(w->srv->reviews, now, w->srv->cfg->review_expire_ms, got, BL_ARRAY_LEN(got), &err);
+        if (n < 0)
+            bl_warn("%s", bl_buf_cstr(&err));
+        for (long i = 0; i < n; i++) {
+            bl_buf_reset(&line);
+            if (bl_review_notice_json(&got[i], now, &line) != BL_OK ||
+                bl_audit_batch_add(&w->audit, BL_ENT_OTHER, NULL, bl_buf_data(&line), bl_buf_size(&line), NULL) != BL_OK)
+                bl_warn("audit: the notice for review %s could not be written", got[i].id);
+        }
+    }
+    bl_buf_free(&err);
+    bl_buf_free(&line);
+}
+
+/* Fills the review the store would open for this request, with its
+ * command key in `key`. BL_OK, or BL_ERROR (err says) when the request
+ * cannot be reviewed exactly (a truncated field). */
+static int bl_req_review_want(bl_req_t *r, const bl_decision_t *d, bl_review_t *want, bl_buf_t *key, bl_buf_t *err)
+{
+    snprintf(want->identity, sizeof(want->identity), "%s", r->rec.actor);
+    snprintf(want->connection, sizeof(want->connection), "%s", r->connection->name);
+    snprintf(want->rule, sizeof(want->rule), "%s", d->name);
+    snprintf(want->action, sizeof(want->action), "%s", r->action ? r->action : "");
+    snprintf(want->record, sizeof(want->record), "%s", r->rec.id);
+    if (r->kreq == NULL || bl_review_key(r->kreq, r->connection->name, key) != BL_OK ||
+        bl_buf_cstr(key) == NULL) {
+        bl_buf_puts(err, "the request is too long to be reviewed exactly");
+        return BL_ERROR;
+    }
+    bl_review_key_hash(bl_buf_data(key), bl_buf_size(key), want->key_sha256);
+    return BL_OK;
+}
+
+/* THE REVIEW HOOK. A request a `review` rule matched; `msg` (room for
+ * `cap` bytes) holds the policy's message naming the rule. Returns BL_OK
+ * when an approval of exactly this command for this identity is active:
+ * the records carry the review id and the approver, and the request goes
+ * on. Else BL_DECLINED with rec.review naming the pending review (reused
+ * or opened now) and `msg` extended with how to approve it. */
+static int bl_req_review(bl_req_t *r, const bl_decision_t *d, char *msg, size_t cap)
+{
+    bl_worker_t *w = r->conn->w;
+    const bl_config_t *cfg = w->srv->cfg;
+    bl_review_limits_t lim = { cfg->review_expire_ms, cfg->review_max_pending };
+    bl_review_t want = { .state = BL_REVIEW_PENDING }, got;
+    bl_buf_t key, err;
+    size_t used = strlen(msg);
+    int rc = BL_ERROR;
+    if (w->srv->reviews == NULL)
+        return BL_DECLINED;
+    bl_req_review_outcomes(w);
+    bl_buf_init(&key, BL_REVIEW_KEY_MAX);
+    bl_buf_init(&err, 512);
+    if (bl_req_review_want(r, d, &want, &key, &err) == BL_OK)
+        rc = bl_review_request(w->srv->reviews, &want, bl_buf_cstr(&key), bl_req_now_ms(), &lim, &got, &err);
+    if (rc == BL_OK) {
+        snprintf(r->rec.review, sizeof(r->rec.review), "%s", got.id);
+        snprintf(r->rec.approved_by, sizeof(r->rec.approved_by), "%s", got.reviewer);
+        r->rec.decision = bl_effect_word(BL_EFFECT_ALLOW);
+    } else if (rc == BL_DECLINED) {
+        snprintf(r->rec.review, sizeof(r->rec.review), "%s", got.id);
+        snprintf(msg + used, cap - used, "; review %s is pending: an operator runs byline review approve %s",
+                 got.id, got.id);
+    } else {
+        bl_warn("review: %s", bl_buf_cstr(&err));
+        snprintf(msg + used, cap - used, "; no review could be opened: %s", bl_buf_cstr(&err));
+    }
+    bl_buf_free(&key);
+    bl_buf_free(&err);
+    return rc == BL_OK ? BL_OK : BL_DECLINED;
 }
 
 /* Asks the policy about the authenticated, parsed request (after the body's
@@ -510,20 +595,19 @@ static int bl_req_decide(bl_req_t *r)
     bl_policy_req_t q = { r->rec.actor, r->rec.groups, r->rec.ngroups,
                           (int)(r->connection - cfg->conns), r->kreq };
     bl_decision_t d = bl_policy_eval(cfg->policy, &q);
-    char msg[BL_REC_REASON_MAX + 64];
-    bl_buf_t m = { .base = msg, .cap = sizeof(msg) - 1, .max = sizeof(msg) - 1 };
+    char msg[BL_REC_REASON_MAX + 256]; /* the policy's message and a review's hint */
+    bl_buf_t m = { .base = msg, .cap = BL_REC_REASON_MAX + 63, .max = BL_REC_REASON_MAX + 63 };
     r->rec.decision = bl_effect_word(d.effect);
     snprintf(r->rec.rule, sizeof(r->rec.rule), "%s", d.name);
     if (d.effect == BL_EFFECT_ALLOW)
         return BL_OK;
     bl_policy_message(&d, &q, &m);
     msg[m.len] = '\0';
+    if (d.effect == BL_EFFECT_REVIEW && bl_req_review(r, &d, msg, sizeof(msg)) == BL_OK)
+        return BL_OK; /* approved: exactly this command, for this identity, for now */
     r->rec.result = BL_RESULT_DENIED;
     r->conn->close_after = r->conn->close_after || bl_req_body_pending(r);
-    if (d.effect == BL_EFFECT_REVIEW)
-        bl_req_review(r, &d, msg);
-    else
-        bl_reply_status(r, 403, "Forbidden", "%s", msg);
+    bl_reply_status(r, 403, "Forbidden", "%s", msg);
     return BL_DECLINED;
 }
 

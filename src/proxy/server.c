@@ -17,6 +17,8 @@
 #include "net/tls.h"
 #include "proxy/agent_hub.h"
 #include "proxy/proxy.h"
+#include "policy/policy.h"
+#include "review/store.h"
 
 #define BL_LISTEN_BACKLOG 4096
 #define BL_DRAIN_POLL_MS  50
@@ -203,6 +205,16 @@ static bl_ledger_t *bl_server_ledger(const bl_config_t *cfg, bl_buf_t *err)
     return bl_ledger_open(&lc, err);
 }
 
+/* Returns 1 if a rule has effect review: only then is the review store
+ * opened (docs/POLICY.md "Review"). */
+static int bl_server_has_review(const bl_config_t *cfg)
+{
+    for (size_t i = 0; i < bl_policy_count(cfg->policy); i++)
+        if (bl_policy_rule(cfg->policy, i)->effect == BL_EFFECT_REVIEW)
+            return 1;
+    return 0;
+}
+
 /* Creates the TLS contexts and the audit ledger. BL_OK or BL_ERROR (logged). */
 static int bl_server_open(bl_server_t *srv)
 {
@@ -238,6 +250,8 @@ static int bl_server_open(bl_server_t *srv)
         goto end;
     if ((srv->idreg = bl_idreg_new(cfg)) == NULL)
         goto end;
+    if (bl_server_has_review(cfg) && (srv->reviews = bl_review_open(cfg->dir, &err)) == NULL)
+        goto end;
     rc = BL_OK;
 end:
     if (rc != BL_OK)
@@ -259,6 +273,7 @@ static void bl_server_close(bl_server_t *srv)
     bl_ledger_close(srv->ledger); /* after the workers: their last results are in */
     bl_jwks_cache_free(srv->jwks);
     bl_idreg_free(srv->idreg); /* after the workers: writes the last-used times */
+    bl_review_close(srv->reviews);
     if (srv->cfg->metrics_listen)
         bl_metrics_stop();
 }

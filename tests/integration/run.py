@@ -30,6 +30,7 @@ import jwt_identity  # noqa: E402
 import ledger  # noqa: E402
 import limits  # noqa: E402
 import policy  # noqa: E402
+import review  # noqa: E402
 import wire  # noqa: E402
 
 result = ck.result
@@ -393,6 +394,7 @@ def main():
                ("streaming", lambda: wire.run_streaming(env, result)),
                ("limits", lambda: limits.run_all(env, result)), ("ledger", lambda: ledger.run_all(env, result)),
                ("policy", lambda: policy.run_all(env, result, VERSIONS)),
+               ("review", lambda: review.run_all(env, result, VERSIONS)),
                ("agent", lambda: agent.run_all(env, result, VERSIONS)),
                ("jwt", lambda: jwt_identity.run_all(env, result, tuple(reversed(VERSIONS)))),
                ("identity-lifecycle", lambda: identity_lifecycle.run_all(env, result, VERSIONS)),
