@@ -113,6 +113,15 @@ static const bl_family_t bl_families[] = {
     { "audit_bytes_total", "counter", "Audit ledger bytes written.", 0, { BL_M_AUDIT_BYTES } },
     { "audit_checkpoints_total", "counter", "Signed audit ledger checkpoints written.",
       0, { BL_M_AUDIT_CHECKPOINTS } },
+    { "config_reloads_total", "counter", "Configuration reloads applied (SIGHUP or a changed file).",
+      0, { BL_M_CONFIG_RELOADS } },
+    { "config_reload_failures_total", "counter", "Configuration reloads refused: the new config "
+      "did not load (errors in the log) or changed the connections; the old one stays.",
+      0, { BL_M_CONFIG_RELOAD_FAILURES } },
+    { "config_last_reload_successful", "gauge", "1 if the last configuration reload (or the start) "
+      "succeeded, 0 if it was refused.", 0, { BL_M_CONFIG_LAST_RELOAD_OK } },
+    { "config_last_reload_success_timestamp_seconds", "gauge", "When the configuration in force was "
+      "loaded (Unix time).", 0, { BL_M_CONFIG_LAST_RELOAD_TS } },
     { "audit_failed", "gauge", "1 once the audit ledger has failed and requests can no longer "
       "be recorded.", 0, { BL_M_AUDIT_FAILED } },
     { "audit_refusing", "gauge", "1 while free space on the audit file system is below "

@@ -22,6 +22,10 @@ typedef enum {
     BL_M_AUDIT_COMMITS,         /* counter: group commits (writev + fdatasync) */
     BL_M_AUDIT_BYTES,           /* counter: ledger bytes written */
     BL_M_AUDIT_CHECKPOINTS,     /* counter: signed checkpoints */
+    BL_M_CONFIG_RELOADS,        /* counter: configuration reloads applied (proxy/reload.h) */
+    BL_M_CONFIG_RELOAD_FAILURES,/* counter: reloads refused (the config did not load, or needs a restart) */
+    BL_M_CONFIG_LAST_RELOAD_OK, /* gauge: 1 if the last reload (or the start) succeeded */
+    BL_M_CONFIG_LAST_RELOAD_TS, /* gauge: when the config in force was loaded (epoch s) */
     BL_M_AUDIT_FAILED,          /* gauge: 1 once the ledger latched failed */
     BL_M_AUDIT_REFUSING,        /* gauge: 1 while free space is below the refuse threshold */
     BL_M_AUDIT_FREE_BYTES,      /* gauge: free bytes on the audit file system */

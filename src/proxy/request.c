@@ -592,9 +592,13 @@ static int bl_req_review(bl_req_t *r, const bl_decision_t *d, char *msg, size_t 
 static int bl_req_decide(bl_req_t *r)
 {
     const bl_config_t *cfg = r->conn->w->srv->cfg;
+    /* The rules of the snapshot this request authenticated in (proxy/reload.h):
+     * a reload mid-request does not change its decision. Connections keep
+     * their positions across reloads, so the index holds in either config. */
+    const bl_config_t *snap = r->ids ? bl_idtable_cfg(r->ids) : cfg;
     bl_policy_req_t q = { r->rec.actor, r->rec.groups, r->rec.ngroups,
                           (int)(r->connection - cfg->conns), r->kreq };
-    bl_decision_t d = bl_policy_eval(cfg->policy, &q);
+    bl_decision_t d = bl_policy_eval(snap->policy, &q);
     char msg[BL_REC_REASON_MAX + 256]; /* the policy's message and a review's hint */
     bl_buf_t m = { .base = msg, .cap = BL_REC_REASON_MAX + 63, .max = BL_REC_REASON_MAX + 63 };
     r->rec.decision = bl_effect_word(d.effect);

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "audit/note.h"
+#include "proxy/reload.h"
 #include "net/tls.h"
 #include "proxy/agent_hub.h"
 #include "proxy/proxy.h"
@@ -279,22 +280,25 @@ static void bl_server_close(bl_server_t *srv)
 }
 
 /* Waits for signals until every worker has stopped: the first SIGTERM or
- * SIGINT drains, the next one stops at once. */
+ * SIGINT drains, the next one stops at once; SIGHUP reloads the
+ * configuration (proxy/reload.h), as does a change to its files. */
 static void bl_server_signals(bl_server_t *srv, sigset_t *set)
 {
     const struct timespec tick = { 0, 100 * 1000000 };
+    bl_reload_t *rl = bl_reload_new(srv->cfg, srv->idreg, srv->ledger);
     while (__atomic_load_n(&srv->running, __ATOMIC_ACQUIRE) > 0) {
         int sig = sigtimedwait(set, NULL, &tick);
         struct timespec mono;
         clock_gettime(CLOCK_MONOTONIC, &mono);
-        /* The identities file changed (a revoke, say): reload it now. */
-        bl_idreg_tick(srv->idreg, (int64_t)mono.tv_sec * 1000 + mono.tv_nsec / 1000000, 0);
-        if (sig < 0)
+        int64_t now_ms = (int64_t)mono.tv_sec * 1000 + mono.tv_nsec / 1000000;
+        /* A config file changed (a revoke, a rule), or SIGHUP: reload now.
+         * Without a reloader (out of memory) the identities still reload. */
+        if (rl != NULL)
+            bl_reload_tick(rl, now_ms, sig == SIGHUP && !srv->draining);
+        else
+            bl_idreg_tick(srv->idreg, now_ms, 0);
+        if (sig < 0 || sig == SIGHUP)
             continue;
-        if (sig == SIGHUP) {
-            bl_info("SIGHUP: configuration reload is not supported yet; restart to apply changes");
-            continue;
-        }
         srv->draining++;
         if (srv->draining == 1)
             bl_info("%s: draining (up to %ums); send it again to stop now", strsignal(sig), srv->cfg->drain_timeout_ms);
@@ -303,6 +307,7 @@ static void bl_server_signals(bl_server_t *srv, sigset_t *set)
         for (int i = 0; i < srv->nworkers; i++)
             bl_loop_wake(srv->workers[i].loop);
     }
+    bl_reload_free(rl);
 }
 
 int bl_server_run(const bl_config_t *cfg)
