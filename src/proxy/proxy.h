@@ -66,6 +66,7 @@ struct bl_worker_s {
     int draining;
     uint64_t drain_until;         /* loop clock: force-close after this */
     bl_timer_t drain_deadline;
+    bl_timer_t review_poll;       /* worker 0, with a review store: decisions into the ledger */
 };
 
 enum bl_conn_state {
@@ -199,6 +200,7 @@ void bl_req_start(bl_conn_t *c, const bl_http_request_t *hr, size_t head_len);
 void bl_req_reject(bl_conn_t *c, int code, const char *why);
 void bl_req_peek(bl_req_t *r);               /* PEEK: decide once enough body is in */
 void bl_req_free(bl_req_t *r);               /* releases everything, no record */
+void bl_req_review_poll(bl_timer_t *t);      /* timer: review decisions into the ledger (data: worker) */
 void bl_req_record(bl_req_t *r);             /* write the result record (once) */
 void bl_req_finish(bl_req_t *r);             /* record, free, then the next request */
 

@@ -502,8 +502,9 @@ static int64_t bl_req_now_ms(void)
 /* Writes the review outcomes decided since anyone last looked (approved,
  * denied, expired) into the ledger as notices, ahead of this worker's next
  * records: `byline review` records decisions in the store only, since the
- * gateway is the ledger's one writer. Blocking store I/O: only called for
- * requests a review rule matched. */
+ * gateway is the ledger's one writer. Blocking store I/O (one indexed
+ * query, normally no row): called for requests a review rule matched, and
+ * every BL_REVIEW_POLL_MS on worker 0. */
 static void bl_req_review_outcomes(bl_worker_t *w)
 {
     bl_review_t got[4];
@@ -525,6 +526,15 @@ static void bl_req_review_outcomes(bl_worker_t *w)
     }
     bl_buf_free(&err);
     bl_buf_free(&line);
+}
+
+void bl_req_review_poll(bl_timer_t *t)
+{
+    bl_worker_t *w = t->data;
+    if (w->draining || w->srv->reviews == NULL)
+        return;
+    bl_req_review_outcomes(w);
+    bl_timer_set(w->loop, t, BL_REVIEW_POLL_MS);
 }
 
 /* Fills the review the store would open for this request, with its

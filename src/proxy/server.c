@@ -147,6 +147,11 @@ static int bl_worker_init(bl_server_t *srv, int i)
     if (bl_loop_add(w->loop, &w->listen_io) != BL_OK)
         goto fail;
     bl_loop_on_wake(w->loop, bl_worker_on_wake, w);
+    if (i == 0 && srv->reviews) { /* decisions reach the ledger even if no held request comes back */
+        w->review_poll.cb = bl_req_review_poll;
+        w->review_poll.data = w;
+        bl_timer_set(w->loop, &w->review_poll, BL_REVIEW_POLL_MS);
+    }
     bl_buf_free(&err);
     return BL_OK;
 fail:
@@ -165,6 +170,7 @@ static void bl_worker_fini(bl_worker_t *w)
     for (size_t k = 0; w->upstreams && k < w->srv->cfg->nconns; k++)
         if (w->upstreams[k])
             w->upstreams[k]->ops->free(w->upstreams[k]);
+    bl_timer_cancel(w->loop, &w->review_poll);
     bl_audit_batch_fini(&w->audit); /* the closed connections' result lines */
     /* One more pass runs the deferred frees of sockets and connections. */
     bl_loop_stop(w->loop);

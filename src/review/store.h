@@ -32,6 +32,7 @@
 #define BL_REVIEW_EXPIRE_MS   (3600u * 1000u)  /* pending reviews expire after 1 h by default */
 #define BL_REVIEW_WINDOW_MS   (15u * 60u * 1000u) /* default approval window */
 #define BL_REVIEW_MAX_PENDING 1000
+#define BL_REVIEW_POLL_MS     2000        /* the gateway looks for new decisions this often */
 
 typedef enum {
     BL_REVIEW_PENDING = 0,
