@@ -571,8 +571,10 @@ static int bl_req_review(bl_req_t *r, const bl_decision_t *d, char *msg, size_t 
     bl_buf_t key, err;
     size_t used = strlen(msg);
     int rc = BL_ERROR;
-    if (w->srv->reviews == NULL)
+    if (w->srv->reviews == NULL) { /* review rules came with a reload: the store opens at start-up */
+        snprintf(msg + used, cap - used, "; no review could be opened: restart byline serve to open the review store");
         return BL_DECLINED;
+    }
     bl_req_review_outcomes(w);
     bl_buf_init(&key, BL_REVIEW_KEY_MAX);
     bl_buf_init(&err, 512);
