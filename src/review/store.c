@@ -515,6 +515,7 @@ int bl_review_notice_json(const bl_review_t *rv, int64_t now_ms, bl_buf_t *out)
     rc |= json_object_set_new(o, "requested", bl_review_time(rv->requested_ms));
     rc |= json_object_set_new(o, "decided", bl_review_time(rv->decided_ms));
     rc |= json_object_set_new(o, "ts", bl_review_time(now_ms));
+    rc |= json_object_set_new(o, "version", json_string(BL_VERSION));
     if (rv->reviewer[0])
         rc |= json_object_set_new(o, "reviewer", json_string(rv->reviewer));
     if (rv->state == BL_REVIEW_APPROVED)

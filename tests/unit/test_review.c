@@ -317,6 +317,7 @@ static void notice_entry_is_canonical(void **state)
     assert_non_null(strstr(s, "\"reviewer\":\"alice\""));
     assert_non_null(strstr(s, "\"until\":\"2026-05-28T20:41:41.500000Z\""));
     assert_non_null(strstr(s, "\"ts\":\"2026-05-28T20:26:42.000000Z\""));
+    assert_non_null(strstr(s, "\"version\":\"" BL_VERSION "\""));
     assert_null(strstr(s, "\"reason\""));
     assert_null(strstr(s, "\"id\""));
     bl_buf_free(&out);
