@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include "audit/join.h"
+#include "audit/when.h"
 
 #define CHECK(x)                                                                       \
     do {                                                                               \
@@ -81,12 +82,12 @@ static void check_time(const uint8_t *data, size_t size)
         n++;
     memcpy(s, data, n);
     s[n] = '\0';
-    if (bl_join_parse_time(s, 0, &t) != BL_OK)
+    if (bl_when_parse(s, 0, &t) != BL_OK)
         return;
-    if (t < 0 || t >= 253402300800ll * 1000000 || bl_join_parse_duration(s, &back) == BL_OK)
+    if (t < 0 || t >= 253402300800ll * 1000000 || bl_when_duration(s, &back) == BL_OK)
         return;
-    bl_join_format_time(t, 1, out, sizeof(out));
-    CHECK(bl_join_parse_time(out, 0, &back) == BL_OK);
+    bl_join_format_time(t, 1, out, sizeof(out)); /* join's output reads back as its input */
+    CHECK(bl_when_rfc3339(out, &back) == BL_OK);
     CHECK(back == t);
 }
 

@@ -10,6 +10,7 @@
 #include <time.h>
 #include "audit/join_int.h"
 #include "audit/reader.h"
+#include "audit/when.h"
 
 /* --- small things --- */
 
@@ -43,57 +44,7 @@ void bl_join_bad(bl_join_t *j, size_t lineno, const char *name, const char *why)
         snprintf(j->sum.first_bad, sizeof(j->sum.first_bad), "%s line %zu: %s", name, lineno, why);
 }
 
-static uint64_t bl_join_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-uint32_t bl_join_map_get(const bl_join_map_t *m, const char *key)
-{
-    if (m->cap == 0)
-        return BL_JOIN_NONE;
-    for (size_t i = bl_join_hash(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        if (m->slot[i].key == NULL)
-            return BL_JOIN_NONE;
-        if (!strcmp(m->slot[i].key, key))
-            return m->slot[i].idx;
-    }
-}
-
-static void bl_join_map_place(bl_join_map_t *m, const char *key, uint32_t idx)
-{
-    size_t i = bl_join_hash(key) & (m->cap - 1);
-    while (m->slot[i].key != NULL)
-        i = (i + 1) & (m->cap - 1);
-    m->slot[i].key = key;
-    m->slot[i].idx = idx;
-    m->n++;
-}
-
-int bl_join_map_put(bl_join_map_t *m, const char *key, uint32_t idx)
-{
-    if ((m->n + 1) * 2 > m->cap) { /* at most half full: probes stay short */
-        size_t cap = m->cap ? m->cap * 2 : 1024, old = m->cap;
-        bl_join_slot_t *prev = m->slot;
-        if ((m->slot = calloc(cap, sizeof(*m->slot))) == NULL) {
-            m->slot = prev;
-            return BL_ERROR;
-        }
-        m->cap = cap;
-        m->n = 0;
-        for (size_t i = 0; i < old; i++)
-            if (prev[i].key)
-                bl_join_map_place(m, prev[i].key, prev[i].idx);
-        free(prev);
-    }
-    bl_join_map_place(m, key, idx);
-    return BL_OK;
-}
+_Static_assert(BL_IDMAP_NONE == BL_JOIN_NONE, "the maps' \"none\" is the rows' \"none\"");
 
 void bl_join_format_time(int64_t us, int micro, char *out, size_t cap)
 {
@@ -150,8 +101,8 @@ void bl_join_free(bl_join_t *j)
     }
     free(j->rec);
     free(j->ev);
-    free(j->evmap.slot);
-    free(j->recmap.slot);
+    bl_idmap_free(&j->evmap);
+    bl_idmap_free(&j->recmap);
     free(j->rows);
     free(j);
 }
@@ -178,7 +129,7 @@ static uint32_t bl_join_rec_new(bl_join_t *j, const char *id, int64_t t)
     r->event = BL_JOIN_NONE;
     r->t_us = t;
     if ((r->id = bl_join_strdup(id, strlen(id), &oom)) == NULL ||
-        bl_join_map_put(&j->recmap, r->id, (uint32_t)j->nrec) != BL_OK) {
+        bl_idmap_put(&j->recmap, r->id, (uint32_t)j->nrec) != BL_OK) {
         free(r->id);
         return BL_JOIN_NONE;
     }
@@ -238,9 +189,9 @@ static int bl_join_entry(bl_join_t *j, json_t *e)
     int64_t t;
     if (kind && !strcmp(kind, "notice"))
         return BL_OK;
-    if (kind == NULL || id == NULL || ts == NULL || bl_join_rfc3339(ts, &t) != BL_OK)
+    if (kind == NULL || id == NULL || ts == NULL || bl_when_rfc3339(ts, &t) != BL_OK)
         return BL_DECLINED;
-    uint32_t i = bl_join_map_get(&j->recmap, id);
+    uint32_t i = bl_idmap_get(&j->recmap, id);
     int intent = !strcmp(kind, "intent"), full = json_object_get(e, "credential") != NULL;
     if (i == BL_JOIN_NONE && (intent || (full && !strcmp(kind, "result")))) {
         if (!bl_join_rec_wanted(j, t))
@@ -338,7 +289,7 @@ static void bl_join_pair(bl_join_t *j)
     for (size_t r = 0; r < j->nrec; r++) {
         bl_join_rec_t *rec = &j->rec[r];
         uint32_t best = BL_JOIN_NONE;
-        for (uint32_t i = bl_join_map_get(&j->evmap, rec->id); i != BL_JOIN_NONE; i = j->ev[i].next)
+        for (uint32_t i = bl_idmap_get(&j->evmap, rec->id); i != BL_JOIN_NONE; i = j->ev[i].next)
             if (!j->ev[i].used && (best == BL_JOIN_NONE ||
                                    bl_join_abs(j->ev[i].t_us - rec->t_us) < bl_join_abs(j->ev[best].t_us - rec->t_us)))
                 best = i;
@@ -491,7 +442,7 @@ static bl_join_kind_t bl_join_byline_only(const bl_join_rec_t *r, char *detail, 
 static bl_join_kind_t bl_join_cluster_only(const bl_join_t *j, const bl_join_event_t *e, char *detail,
                                            size_t cap)
 {
-    if (bl_join_map_get(&j->recmap, e->audit_id) != BL_JOIN_NONE) {
+    if (bl_idmap_get(&j->recmap, e->audit_id) != BL_JOIN_NONE) {
         snprintf(detail, cap, "a second request (user %s) reuses the auditID of a byline record",
                  e->user && *e->user ? e->user : "-");
         return BL_JOIN_FORGED;

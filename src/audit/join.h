@@ -155,14 +155,4 @@ const char *bl_join_kind_name(bl_join_kind_t k);
 json_t *bl_join_row_json(const bl_join_row_t *row);
 json_t *bl_join_summary_json(const bl_join_t *j);
 
-/* Parses a time for --since/--until: RFC 3339 (2026-06-15T12:04:01Z,
- * fractions and offsets allowed), a date (2026-06-15, midnight UTC), or a
- * duration before `now_us` (90s, 30m, 2h, 7d, 1h30m). Returns BL_OK with
- * *out in microseconds since the epoch, or BL_ERROR. */
-int bl_join_parse_time(const char *s, int64_t now_us, int64_t *out);
-
-/* Parses a duration (90s, 30m, 2h, 7d, 1h30m; 0) into microseconds.
- * Returns BL_OK or BL_ERROR. */
-int bl_join_parse_duration(const char *s, int64_t *out);
-
 #endif

@@ -18,115 +18,13 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 #include "audit/join_int.h"
+#include "audit/when.h"
 
 #define BL_JOIN_MAX_DEPTH 4   /* array -> EventList -> message -> Event */
 #define BL_JOIN_MAX_CHAIN 64  /* requests sharing one auditID searched for a stage to fold */
-
-/* --- time --- */
-
-/* Reads exactly n digits at *p. Returns BL_OK with the value, or BL_ERROR. */
-static int bl_join_num(const char **p, int n, int *v)
-{
-    *v = 0;
-    for (int i = 0; i < n; i++, (*p)++) {
-        if (**p < '0' || **p > '9')
-            return BL_ERROR;
-        *v = *v * 10 + (**p - '0');
-    }
-    return BL_OK;
-}
-
-/* Reads an optional fraction and a zone (Z or +hh:mm); adds it to *us. */
-static int bl_join_zone(const char *p, int64_t *us)
-{
-    int frac = 0, digits = 0, zh, zm;
-    if (*p == '.') {
-        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-            if (digits < 6)
-                frac = frac * 10 + (*p - '0');
-        if (digits == 0)
-            return BL_ERROR;
-        for (int i = digits; i < 6; i++)
-            frac *= 10;
-    }
-    *us += frac;
-    if ((*p == 'Z' || *p == 'z') && p[1] == '\0')
-        return BL_OK;
-    if ((*p != '+' && *p != '-') || (p++, bl_join_num(&p, 2, &zh)) || *p++ != ':' ||
-        bl_join_num(&p, 2, &zm) || *p != '\0' || zh > 23 || zm > 59)
-        return BL_ERROR;
-    int64_t off = ((int64_t)zh * 3600 + zm * 60) * 1000000;
-    *us += p[-6] == '+' ? -off : off;
-    return BL_OK;
-}
-
-int bl_join_rfc3339(const char *s, int64_t *out)
-{
-    struct tm tm = { 0 };
-    const char *p = s;
-    int y, mo, d, h = 0, mi = 0, se = 0;
-    if (bl_join_num(&p, 4, &y) || *p++ != '-' || bl_join_num(&p, 2, &mo) || *p++ != '-' ||
-        bl_join_num(&p, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > 31)
-        return BL_ERROR;
-    int date_only = *p == '\0';
-    if (!date_only && ((*p != 'T' && *p != 't' && *p != ' ') || (p++, bl_join_num(&p, 2, &h)) ||
-                       *p++ != ':' || bl_join_num(&p, 2, &mi) || *p++ != ':' || bl_join_num(&p, 2, &se) ||
-                       h > 23 || mi > 59 || se > 60))
-        return BL_ERROR;
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = se;
-    time_t t = timegm(&tm);
-    int64_t us = (int64_t)t * 1000000;
-    return date_only ? (*out = us, BL_OK) : (bl_join_zone(p, &us) ? BL_ERROR : (*out = us, BL_OK));
-}
-
-int bl_join_parse_duration(const char *s, int64_t *out)
-{
-    static const struct { char unit; int64_t us; } units[] = {
-        { 's', 1000000 }, { 'm', 60000000 }, { 'h', 3600000000 }, { 'd', 86400000000 },
-    };
-    int64_t total = 0;
-    if (!strcmp(s, "0"))
-        return (*out = 0, BL_OK);
-    if (*s == '\0')
-        return BL_ERROR;
-    while (*s) {
-        int64_t n = 0;
-        const char *start = s;
-        for (; *s >= '0' && *s <= '9' && s - start < 9; s++)
-            n = n * 10 + (*s - '0');
-        size_t u = 0;
-        while (u < BL_ARRAY_LEN(units) && units[u].unit != *s)
-            u++;
-        if (s == start || u == BL_ARRAY_LEN(units))
-            return BL_ERROR;
-        total += n * units[u].us;
-        if (total > (int64_t)36500 * 86400000000) /* a century is plenty */
-            return BL_ERROR;
-        s++;
-    }
-    *out = total;
-    return BL_OK;
-}
-
-int bl_join_parse_time(const char *s, int64_t now_us, int64_t *out)
-{
-    int64_t d;
-    if (bl_join_rfc3339(s, out) == BL_OK)
-        return BL_OK;
-    if (bl_join_parse_duration(s, &d) != BL_OK)
-        return BL_ERROR;
-    *out = now_us - d;
-    return BL_OK;
-}
 
 /* --- one event --- */
 
@@ -178,7 +76,7 @@ static int bl_join_event_fill(bl_join_event_t *e, json_t *v, int rank)
  * *last is the last request in the auditID's chain (or BL_JOIN_NONE). */
 static uint32_t bl_join_event_find(bl_join_t *j, const char *id, int64_t t, uint32_t *last)
 {
-    uint32_t i = bl_join_map_get(&j->evmap, id);
+    uint32_t i = bl_idmap_get(&j->evmap, id);
     *last = BL_JOIN_NONE;
     for (int n = 0; i != BL_JOIN_NONE && n < BL_JOIN_MAX_CHAIN; n++) {
         if (j->ev[i].t_us == t)
@@ -211,7 +109,7 @@ static uint32_t bl_join_event_new(bl_join_t *j, const char *id, int64_t t, uint3
     e->t_us = t;
     if ((e->audit_id = bl_join_strdup(id, strlen(id), &oom)) == NULL)
         return (*fatal = 1, BL_JOIN_NONE);
-    if (last == BL_JOIN_NONE && bl_join_map_put(&j->evmap, e->audit_id, (uint32_t)j->nev) != BL_OK) {
+    if (last == BL_JOIN_NONE && bl_idmap_put(&j->evmap, e->audit_id, (uint32_t)j->nev) != BL_OK) {
         free(e->audit_id);
         return (*fatal = 1, BL_JOIN_NONE);
     }
@@ -241,7 +139,7 @@ static int bl_join_event(bl_join_t *j, json_t *v)
         ts = json_string_value(json_object_get(v, "stageTimestamp"));
     if (id == NULL || *id == '\0' || rank == 0)
         return (bl_join_unusable(j, "an Event without an auditID or a known stage"), BL_OK);
-    if (ts == NULL || bl_join_rfc3339(ts, &t) != BL_OK)
+    if (ts == NULL || bl_when_rfc3339(ts, &t) != BL_OK)
         return (bl_join_unusable(j, "an Event without a valid requestReceivedTimestamp"), BL_OK);
     if ((j->o.since_us != BL_JOIN_NO_TIME && t < j->o.since_us - j->o.grace_us) ||
         (j->o.until_us != BL_JOIN_NO_TIME && t > j->o.until_us + j->o.grace_us)) {
@@ -325,6 +223,19 @@ static const char *bl_join_skip_prefix(const char *p, const char *end)
     return p < end && *p == '{' ? p : NULL;
 }
 
+/* Takes one parsed value (stolen) read as line `lineno` of `name`: its
+ * events, and the first reason its unusable objects were unusable.
+ * Returns what bl_join_value returns. */
+static int bl_join_take_value(bl_join_t *j, json_t *v, size_t lineno, const char *name)
+{
+    j->bad_items = 0;
+    int rc = bl_join_value(j, v, 0);
+    json_decref(v);
+    if (rc == BL_OK && j->bad_items)
+        bl_join_bad(j, lineno, name, j->bad_why);
+    return rc;
+}
+
 /* Takes one input line. Returns BL_OK, BL_DECLINED if it is not JSON (the
  * caller decides whether that is bad), BL_ERROR (fatal). */
 static int bl_join_line(bl_join_t *j, const char *p, size_t n, size_t lineno, const char *name)
@@ -344,12 +255,7 @@ static int bl_join_line(bl_join_t *j, const char *p, size_t n, size_t lineno, co
     json_t *v = json ? json_loadb(json, (size_t)(end - json), 0, &e) : NULL;
     if (v == NULL)
         return BL_DECLINED;
-    j->bad_items = 0;
-    int rc = bl_join_value(j, v, 0);
-    json_decref(v);
-    if (rc == BL_OK && j->bad_items)
-        bl_join_bad(j, lineno, name, j->bad_why);
-    return rc;
+    return bl_join_take_value(j, v, lineno, name);
 }
 
 /* --- the input --- */
@@ -401,12 +307,7 @@ static int bl_join_document(bl_join_t *j, bl_buf_t *doc, const char *name)
     json_t *v = json_loadb(bl_buf_data(doc), bl_buf_size(doc), 0, &e);
     if (v) {
         j->sum.lines++;
-        j->bad_items = 0;
-        int rc = bl_join_value(j, v, 0);
-        json_decref(v);
-        if (rc == BL_OK && j->bad_items)
-            bl_join_bad(j, 1, name, j->bad_why);
-        return rc;
+        return bl_join_take_value(j, v, 1, name);
     }
     const char *p = bl_buf_data(doc), *end = p + bl_buf_size(doc);
     for (size_t lineno = 1; p < end; lineno++) {

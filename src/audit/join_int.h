@@ -5,20 +5,8 @@
 #ifndef BL_AUDIT_JOIN_INT_H
 #define BL_AUDIT_JOIN_INT_H
 
+#include "audit/idmap.h"
 #include "audit/join.h"
-
-/* A string -> index map, open addressing. Keys are borrowed from the items
- * they index (each item's strings are separate allocations, so they stay
- * put when the item array grows). */
-typedef struct {
-    const char *key;
-    uint32_t idx;
-} bl_join_slot_t;
-
-typedef struct {
-    bl_join_slot_t *slot;  /* key NULL: empty */
-    size_t cap, n;         /* cap is a power of two, or 0 */
-} bl_join_map_t;
 
 struct bl_join_s {
     bl_join_opts_t o;
@@ -26,7 +14,7 @@ struct bl_join_s {
     size_t nev, evcap;
     bl_join_rec_t *rec;
     size_t nrec, reccap;
-    bl_join_map_t evmap, recmap;
+    bl_idmap_t evmap, recmap;          /* auditID / request id -> index (idmap.h) */
     bl_join_row_t *rows;
     size_t nrows;
     bl_join_summary_t sum;
@@ -37,12 +25,6 @@ struct bl_join_s {
     char bad_why[160];                      /* why the last one was unusable */
 };
 
-/* Returns the index stored for key, or BL_JOIN_NONE. */
-uint32_t bl_join_map_get(const bl_join_map_t *m, const char *key);
-
-/* Stores key -> idx (key borrowed). Returns BL_OK or BL_ERROR (OOM). */
-int bl_join_map_put(bl_join_map_t *m, const char *key, uint32_t idx);
-
 /* Returns a copy of s[0..n) cut at BL_JOIN_MAX_STR bytes (owned by the
  * caller), NULL for s NULL, or NULL on OOM (then *oom is set). */
 char *bl_join_strdup(const char *s, size_t n, int *oom);
@@ -50,9 +32,6 @@ char *bl_join_strdup(const char *s, size_t n, int *oom);
 /* Returns a copy of the JSON string `v` (see bl_join_strdup), NULL if it is
  * not a string. */
 char *bl_join_jstr(json_t *v, int *oom);
-
-/* Parses an RFC 3339 time into microseconds. BL_OK or BL_ERROR. */
-int bl_join_rfc3339(const char *s, int64_t *out);
 
 /* Records a bad line: counts it and keeps the first reason. */
 void bl_join_bad(bl_join_t *j, size_t lineno, const char *name, const char *why);

@@ -308,6 +308,18 @@ static uint64_t bl_reader_count_nl(const char *p, size_t n)
     return c;
 }
 
+/* Says why `offset` cannot be sought to: past the end (`shorter`) or not
+ * at a line start. Returns BL_ERROR. */
+static int bl_reader_bad_offset(const bl_reader_t *r, uint64_t offset, int shorter, bl_buf_t *err)
+{
+    if (shorter)
+        bl_buf_printf(err, "segment %06u is shorter than offset %llu", r->seg[r->idx], (unsigned long long)offset);
+    else
+        bl_buf_printf(err, "offset %llu of segment %06u is not at the start of a line", (unsigned long long)offset,
+                      r->seg[r->idx]);
+    return BL_ERROR;
+}
+
 /* Counts lines in [0, offset) of the open segment; the byte before offset
  * must be '\n'. Returns BL_OK or BL_ERROR. */
 static int bl_reader_skip_to(bl_reader_t *r, uint64_t offset, bl_buf_t *err)
@@ -323,10 +335,8 @@ static int bl_reader_skip_to(bl_reader_t *r, uint64_t offset, bl_buf_t *err)
         int rc = bl_reader_fill(r, err);
         if (rc == BL_ERROR)
             return BL_ERROR;
-        if (rc == BL_DECLINED) {
-            bl_buf_printf(err, "segment %06u is shorter than offset %llu", r->seg[r->idx], (unsigned long long)offset);
-            return BL_ERROR;
-        }
+        if (rc == BL_DECLINED)
+            return bl_reader_bad_offset(r, offset, 1, err);
     }
     size_t k = (size_t)(offset - r->buf_off);
     if (k > 0) {
@@ -335,11 +345,8 @@ static int bl_reader_skip_to(bl_reader_t *r, uint64_t offset, bl_buf_t *err)
     }
     r->start += k;
     r->buf_off = offset;
-    if (last != '\n') {
-        bl_buf_printf(err, "offset %llu of segment %06u is not at the start of a line", (unsigned long long)offset,
-                      r->seg[r->idx]);
-        return BL_ERROR;
-    }
+    if (last != '\n')
+        return bl_reader_bad_offset(r, offset, 0, err);
     return BL_OK;
 }
 
@@ -350,19 +357,14 @@ static int bl_reader_jump_to(bl_reader_t *r, uint64_t offset, bl_buf_t *err)
 {
     struct stat st;
     char last = '\n';
-    if (fstat(r->fd, &st) != 0 || (uint64_t)st.st_size < offset) {
-        bl_buf_printf(err, "segment %06u is shorter than offset %llu", r->seg[r->idx], (unsigned long long)offset);
-        return BL_ERROR;
-    }
+    if (fstat(r->fd, &st) != 0 || (uint64_t)st.st_size < offset)
+        return bl_reader_bad_offset(r, offset, 1, err);
     if (offset > 0 && pread(r->fd, &last, 1, (off_t)offset - 1) != 1) {
         bl_buf_printf(err, "segment %06u: read: %s", r->seg[r->idx], strerror(errno));
         return BL_ERROR;
     }
-    if (last != '\n') {
-        bl_buf_printf(err, "offset %llu of segment %06u is not at the start of a line", (unsigned long long)offset,
-                      r->seg[r->idx]);
-        return BL_ERROR;
-    }
+    if (last != '\n')
+        return bl_reader_bad_offset(r, offset, 0, err);
     if (lseek(r->fd, (off_t)offset, SEEK_SET) < 0) {
         bl_buf_printf(err, "segment %06u: seek: %s", r->seg[r->idx], strerror(errno));
         return BL_ERROR;

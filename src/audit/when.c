@@ -103,7 +103,8 @@ int bl_when_rfc3339(const char *s, int64_t *us)
     return BL_OK;
 }
 
-int bl_when_duration(const char *s, int64_t *us)
+/* Parses <digits><unit>... into *us (0 allowed). BL_OK or BL_ERROR. */
+static int bl_when_span(const char *s, int64_t *us)
 {
     int64_t total = 0;
     const char *p = s;
@@ -132,10 +133,26 @@ int bl_when_duration(const char *s, int64_t *us)
         if (total > BL_WHEN_MAX_SPAN_US)
             return BL_ERROR;
     }
-    if (total == 0)
-        return BL_ERROR;
     *us = total;
     return BL_OK;
+}
+
+int bl_when_duration(const char *s, int64_t *us)
+{
+    int64_t d;
+    if (bl_when_span(s, &d) != BL_OK || d == 0)
+        return BL_ERROR;
+    *us = d;
+    return BL_OK;
+}
+
+int bl_when_margin(const char *s, int64_t *us)
+{
+    if (!strcmp(s, "0")) {
+        *us = 0;
+        return BL_OK;
+    }
+    return bl_when_span(s, us);
 }
 
 int bl_when_parse(const char *s, int64_t now_us, int64_t *us)
@@ -146,7 +163,7 @@ int bl_when_parse(const char *s, int64_t now_us, int64_t *us)
         *us = now_us;
         return BL_OK;
     }
-    if (bl_when_duration(s, &d) == BL_OK) {
+    if (bl_when_span(s, &d) == BL_OK) { /* "0s" ago is now */
         *us = now_us - d;
         return BL_OK;
     }

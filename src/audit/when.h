@@ -28,9 +28,16 @@ int bl_when_rfc3339(const char *s, int64_t *us);
 int bl_when_duration(const char *s, int64_t *us);
 
 /*
- * Parses what --since/--until take, relative to `now_us`: "now", a
- * duration (that long before now), an RFC 3339 date-time, or a date
- * YYYY-MM-DD (its midnight UTC). Returns BL_OK with *us set, or BL_ERROR.
+ * Parses a margin such as `audit join --grace`: a duration as above, or
+ * none at all ("0", "0s"). Returns BL_OK with *us set (>= 0), or BL_ERROR.
+ */
+int bl_when_margin(const char *s, int64_t *us);
+
+/*
+ * Parses what --since/--until take (audit query and audit join), relative
+ * to `now_us`: "now", a duration (that long before now; "0s" is now), an
+ * RFC 3339 date-time, or a date YYYY-MM-DD (its midnight UTC). Returns
+ * BL_OK with *us set, or BL_ERROR.
  */
 int bl_when_parse(const char *s, int64_t now_us, int64_t *us);
 

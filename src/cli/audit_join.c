@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
-#include <time.h>
 #include <unistd.h>
 #include "audit/join.h"
+#include "audit/when.h"
 #include "cli/audit.h"
 
 #define BL_JOIN_MAX_LOGS 16
@@ -30,10 +30,10 @@ static void bl_join_usage(FILE *f)
                "                      EventList document, or CloudWatch Logs export lines; gzip or\n"
                "                      plain; '-' reads stdin. Repeat for rotated files.\n"
                "  --since T, --until T  judge only this window: RFC 3339 (2026-06-15T12:00:00Z),\n"
-               "                      a date, or a time ago (30m, 2h, 7d). Default: the cluster\n"
-               "                      log's first and last event.\n"
+               "                      a date (2026-06-15), a time ago (90s 15m 2h 7d 1w 1h30m)\n"
+               "                      or now. Default: the cluster log's first and last event.\n"
                "  --grace D           also read this much beyond each end, so a request near an\n"
-               "                      edge finds its other half (default 2m)\n"
+               "                      edge finds its other half (default 2m; 0 for none)\n"
                "  --shared-user NAME  the cluster user byline forwards as (also learned from the\n"
                "                      events that match byline records); repeatable\n"
                "  --json              one JSON object per row, then a summary object\n"
@@ -52,12 +52,6 @@ typedef struct {
     bl_join_opts_t o;
 } bl_join_args_t;
 
-static int64_t bl_join_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* Parses one option into a. Returns BL_OK or BL_ERROR (message printed). */
 static int bl_join_opt(bl_join_args_t *a, int c, const char *arg)
@@ -77,15 +71,15 @@ static int bl_join_opt(bl_join_args_t *a, int c, const char *arg)
         a->shared[a->nshared++] = arg;
         return BL_OK;
     case 's': case 'U':
-        if (bl_join_parse_time(arg, bl_join_now_us(), c == 's' ? &a->o.since_us : &a->o.until_us) == BL_OK)
+        if (bl_when_parse(arg, bl_when_now(), c == 's' ? &a->o.since_us : &a->o.until_us) == BL_OK)
             return BL_OK;
-        fprintf(stderr, "byline audit join: --%s wants RFC 3339 (2026-06-15T12:00:00Z), a date or a time "
-                "ago (30m, 2h, 7d), not '%s'\n", c == 's' ? "since" : "until", arg);
+        fprintf(stderr, "byline audit join: --%s wants RFC 3339 (2026-06-15T12:00:00Z), a date (2026-06-15), "
+                "a time ago (30m, 2h, 7d, 1w) or now, not '%s'\n", c == 's' ? "since" : "until", arg);
         return BL_ERROR;
     case 'g':
-        if (bl_join_parse_duration(arg, &a->o.grace_us) == BL_OK)
+        if (bl_when_margin(arg, &a->o.grace_us) == BL_OK)
             return BL_OK;
-        fprintf(stderr, "byline audit join: --grace wants a duration (90s, 2m, 1h), not '%s'\n", arg);
+        fprintf(stderr, "byline audit join: --grace wants a duration (90s, 2m, 1h) or 0, not '%s'\n", arg);
         return BL_ERROR;
     }
     fprintf(stderr, "byline audit join: %s\n", c == 'c' ? "too many --cluster-log files (16 at most)"

@@ -42,7 +42,7 @@ static void bl_query_usage(FILE *f)
             "  --id ID               one request id (the cluster's auditID)\n"
             "  --since T, --until T  since T (inclusive) / until T (exclusive): RFC 3339\n"
             "                        (2026-06-15T12:00:00Z), a date (2026-06-15), or a time\n"
-            "                        before now: 90s 15m 2h 7d 1w 1h30m\n\n"
+            "                        before now (90s 15m 2h 7d 1w 1h30m), or now\n\n"
             "output:\n"
             "  -n N                  the newest N matches (default %d; 0 for all)\n"
             "  --format F            logfmt (default), json (one merged object per line),\n"
@@ -63,7 +63,7 @@ static int bl_query_time(const char *opt, const char *v, int64_t *us)
     if (bl_when_parse(v, bl_when_now(), us) == BL_OK)
         return BL_OK;
     fprintf(stderr, "byline audit query: %s wants an RFC 3339 time (2026-06-15T12:00:00Z), a date "
-                    "(2026-06-15) or a duration before now (15m, 2h, 7d), not '%s'\n", opt, v);
+                    "(2026-06-15), a duration before now (15m, 2h, 7d, 1w) or now, not '%s'\n", opt, v);
     return BL_ERROR;
 }
 

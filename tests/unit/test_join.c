@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "audit/join.h"
+#include "audit/when.h"
 
 #define SHARED "system:serviceaccount:byline:gateway"
 #define ID1 "01a22193-d8d4-7c43-afcf-49fc05a6a4a6"
@@ -201,31 +202,44 @@ static void two_forwarded(void)
 
 /* --- time --- */
 
+/* join takes --since/--until/--grace through when.c, the parser audit
+ * query uses: the forms AUDIT-JOIN.md documents (the same as
+ * AUDIT-QUERY.md's) are accepted, and --grace may be 0. */
 static void times_and_durations(void **state)
 {
     (void)state;
     int64_t t;
-    assert_int_equal(bl_join_parse_time("2026-06-15T12:04:01Z", 0, &t), BL_OK);
+    assert_int_equal(bl_when_parse("2026-06-15T12:04:01Z", 0, &t), BL_OK);
     assert_true(t == 1781525041ll * 1000000);
-    assert_int_equal(bl_join_parse_time("2026-06-15T12:04:01.5Z", 0, &t), BL_OK);
+    assert_int_equal(bl_when_parse("2026-06-15T12:04:01.5Z", 0, &t), BL_OK);
     assert_true(t == 1781525041ll * 1000000 + 500000);
-    assert_int_equal(bl_join_parse_time("2026-06-15T14:04:01.123456789+02:00", 0, &t), BL_OK);
+    assert_int_equal(bl_when_parse("2026-06-15T14:04:01.123456789+02:00", 0, &t), BL_OK);
     assert_true(t == 1781525041ll * 1000000 + 123456);
-    assert_int_equal(bl_join_parse_time("2026-06-15 11:04:01-01:00", 0, &t), BL_OK);
+    assert_int_equal(bl_when_parse("2026-06-15 11:04:01-01:00", 0, &t), BL_OK);
     assert_true(t == 1781525041ll * 1000000);
-    assert_int_equal(bl_join_parse_time("2026-06-15", 0, &t), BL_OK);
+    assert_int_equal(bl_when_parse("2026-06-15", 0, &t), BL_OK);
     assert_true(t == 1781481600ll * 1000000);
-    assert_int_equal(bl_join_parse_time("2h", 10000000000ll, &t), BL_OK);
+    assert_int_equal(bl_when_parse("2h", 10000000000ll, &t), BL_OK);
     assert_true(t == 10000000000ll - 7200ll * 1000000);
-    assert_int_equal(bl_join_parse_time("1h30m", 10000000000ll, &t), BL_OK);
+    assert_int_equal(bl_when_parse("1h30m", 10000000000ll, &t), BL_OK);
     assert_true(t == 10000000000ll - 5400ll * 1000000);
-    assert_int_equal(bl_join_parse_duration("7d", &t), BL_OK);
+    assert_int_equal(bl_when_parse("now", 10000000000ll, &t), BL_OK);
+    assert_true(t == 10000000000ll);
+    assert_int_equal(bl_when_parse("0s", 10000000000ll, &t), BL_OK); /* join_test's --until 0s */
+    assert_true(t == 10000000000ll);
+    assert_int_equal(bl_when_margin("7d", &t), BL_OK);
     assert_true(t == 7 * 86400ll * 1000000);
+    assert_int_equal(bl_when_margin("0", &t), BL_OK);
+    assert_true(t == 0);
+    assert_int_equal(bl_when_margin("0s", &t), BL_OK);
+    assert_true(t == 0);
+    assert_int_equal(bl_when_margin("", &t), BL_ERROR);
+    assert_int_equal(bl_when_margin("-1m", &t), BL_ERROR);
     const char *bad[] = { "", "2h5", "h", "2026-13-01", "2026-06-15T25:00:00Z", "2026-06-15T12:04:01",
                           "2026-06-15T12:04:01.Z", "2026-06-15T12:04:01+2:00", "yesterday", "-5m",
-                          "99999999999999d", "2026-06-15T12:04:01Zjunk" };
+                          "99999999999999d", "2026-06-15T12:04:01Zjunk", "0", "2026-02-30" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        if (bl_join_parse_time(bad[i], 0, &t) == BL_OK)
+        if (bl_when_parse(bad[i], 0, &t) == BL_OK)
             fail_msg("'%s' parsed", bad[i]);
 }
 
@@ -590,8 +604,8 @@ static void since_until_and_grace(void **state)
     c = line(c, pods(V4ID, "ResponseComplete", SHARED, 200, "2026-11-28T10:00:05.000000Z"));
     bl_join_opts_t o = opts();
     o.grace_us = 10 * 1000000ll;
-    assert_int_equal(bl_join_parse_time("2026-11-28T10:00:15Z", 0, &o.since_us), BL_OK);
-    assert_int_equal(bl_join_parse_time("2026-11-28T10:00:35Z", 0, &o.until_us), BL_OK);
+    assert_int_equal(bl_when_rfc3339("2026-11-28T10:00:15Z", &o.since_us), BL_OK);
+    assert_int_equal(bl_when_rfc3339("2026-11-28T10:00:35Z", &o.until_us), BL_OK);
     bl_join_t *j = join(o, c);
     const bl_join_summary_t *s = bl_join_summary(j);
     want_kind(j, ID2, BL_JOIN_MATCHED);
