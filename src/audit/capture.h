@@ -106,8 +106,11 @@ int bl_capture_parse(const char *p, size_t n, bl_capture_t *c, bl_buf_t *err);
  * Loads `path` and checks it against what the ledger recorded: size
  * `want_bytes` and SHA-256 `want_sha_hex` (64 lower-case hex digits).
  * Returns BL_OK with *c filled; BL_DECLINED when the file differs from the
- * ledger (tampered or replaced: `err` says what differs); BL_ERROR when it
- * cannot be read or parsed (`err` says why).
+ * ledger (tampered or replaced: `err` says what differs, as
+ * bl_capture_check says it); BL_ERROR when it cannot be read or parsed
+ * (`err` says why). It hashes the very bytes it parses, so what replay
+ * plays is what was checked (bl_capture_check then reading again would
+ * leave a window to swap the file).
  */
 int bl_capture_load(const char *path, const char *want_sha_hex, uint64_t want_bytes, bl_capture_t *c,
                     bl_buf_t *err);
