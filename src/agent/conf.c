@@ -25,8 +25,58 @@ static const bl_yaml_key_t bl_ac_keys[] = {
     { "in_cluster", bl_yaml_bool, AC(in_cluster), 0, 0, NULL, 0 },
     { "service_account_dir", bl_yaml_path, AC(sa_dir), 0, 0, NULL, 0 },
     { "allow_impersonation", bl_yaml_bool, AC(allow_impersonation), 0, 0, NULL, 0 },
+    { "type", bl_yaml_str, AC(type), 0, 0, NULL, 0 },
+    { "cluster_url", bl_yaml_str, AC(server), 0, 0, NULL, 0 }, /* kubernetes-eks's name for server */
+    { "region", bl_yaml_str, AC(eks_region), 0, 0, NULL, 0 },
+    { "cluster", bl_yaml_str, AC(eks_cluster), 0, 0, NULL, 0 },
+    { "role_arn", bl_yaml_str, AC(eks_role_arn), 0, 0, NULL, 0 },
+    { "session_name", bl_yaml_str, AC(eks_session_name), 0, 0, NULL, 0 },
+    { "per_identity_sessions", bl_yaml_bool, AC(per_identity_sessions), 0, 0, NULL, 0 },
+    { "token_refresh", bl_yaml_duration, AC(eks_token_refresh), 1000, 600000, NULL, 0 },
     { NULL, NULL, 0, 0, 0, NULL, 0 },
 };
+
+#define BL_AC_EKS "kubernetes-eks"
+
+/* kubernetes-eks: a key the file leaves out comes from the environment
+ * variable other gateways' users know (the file wins: an explicit per-
+ * connection setting beats the process-wide one). Returns BL_OK, or
+ * BL_ERROR on OOM. */
+static int bl_ac_eks_env(bl_agentconn_t *c)
+{
+    struct { char **dst; const char *var; } m[] = {
+        { &c->server, "KUBERNETES_CLUSTER_URL" }, { &c->eks_region, "EKS_AWS_REGION" },
+        { &c->eks_cluster, "EKS_CLUSTER" }, { &c->eks_role_arn, "EKS_ROLE_ARN" },
+    };
+    for (size_t i = 0; i < BL_ARRAY_LEN(m); i++) {
+        const char *v = getenv(m[i].var);
+        if (*m[i].dst == NULL && v && *v && (*m[i].dst = strdup(v)) == NULL)
+            return BL_ERROR;
+    }
+    return BL_OK;
+}
+
+/* kubernetes-eks: the keys it needs, and no other credential. */
+static void bl_ac_check_eks(bl_yaml_t *y, yaml_node_t *item, bl_agentconn_t *c)
+{
+    if (bl_ac_eks_env(c) != BL_OK) {
+        bl_yaml_error(y, item, "out of memory");
+        return;
+    }
+    if (c->in_cluster || c->kubeconfig || c->token || c->token_file || c->cert_file)
+        bl_yaml_error(y, item, "connection \"%s\": type kubernetes-eks mints its own tokens; remove in_cluster, "
+                               "kubeconfig, token, token_file and client_cert", c->name ? c->name : "?");
+    if (!c->server)
+        bl_yaml_error(y, item, "connection \"%s\": kubernetes-eks needs cluster_url (or KUBERNETES_CLUSTER_URL)",
+                      c->name ? c->name : "?");
+    if (!c->eks_region)
+        bl_yaml_error(y, item, "connection \"%s\": kubernetes-eks needs region (or EKS_AWS_REGION)", c->name ? c->name : "?");
+    if (!c->eks_cluster)
+        bl_yaml_error(y, item, "connection \"%s\": kubernetes-eks needs cluster (or EKS_CLUSTER)", c->name ? c->name : "?");
+    if (c->per_identity_sessions && !c->eks_role_arn)
+        bl_yaml_error(y, item, "connection \"%s\": per_identity_sessions needs role_arn (or EKS_ROLE_ARN)",
+                      c->name ? c->name : "?");
+}
 
 /* Exactly one way to find the server and credential. */
 static void bl_ac_check(bl_yaml_t *y, yaml_node_t *item, bl_agentconn_t *c)
@@ -34,6 +84,18 @@ static void bl_ac_check(bl_yaml_t *y, yaml_node_t *item, bl_agentconn_t *c)
     int sources = !!c->in_cluster + !!c->kubeconfig + !!(c->token || c->token_file || c->cert_file);
     if (c->name && bl_connection_name_check(c->name, strlen(c->name), &(const char *){ NULL }) != BL_OK)
         bl_yaml_error(y, item, "connection name \"%.64s\" is not valid", c->name);
+    if (c->type && strcmp(c->type, BL_AC_EKS) != 0) {
+        bl_yaml_error(y, item, "connection \"%s\": type must be " BL_AC_EKS " (or left out)", c->name ? c->name : "?");
+        return;
+    }
+    if (c->type) {
+        bl_ac_check_eks(y, item, c);
+        return;
+    }
+    if (c->eks_region || c->eks_cluster || c->eks_role_arn || c->eks_session_name || c->per_identity_sessions ||
+        c->eks_token_refresh)
+        bl_yaml_error(y, item, "connection \"%s\": region, cluster, role_arn, session_name, per_identity_sessions "
+                               "and token_refresh go with type: " BL_AC_EKS, c->name ? c->name : "?");
     if (sources != 1)
         bl_yaml_error(y, item, "connection \"%s\": give exactly one of in_cluster: true, kubeconfig, or "
                                "token / token_file / client_cert", c->name ? c->name : "?");
@@ -179,7 +241,11 @@ static int bl_ac_open(bl_agentconn_t *c, bl_buf_t *err)
         c->ctx = bl_tls_client_ctx(c->ca_file, c->cert_file, c->key_file, err);
     if (c->ctx == NULL)
         return BL_ERROR;
-    if (c->token)
+    if (c->type) {
+        bl_cred_eks_opts_t o = { c->eks_region, c->eks_cluster, c->eks_role_arn, c->eks_session_name,
+                                 c->per_identity_sessions, c->eks_token_refresh / 1000 };
+        c->cred = bl_cred_eks(&o, err);
+    } else if (c->token)
         c->cred = bl_cred_token(c->token, err);
     else if (c->token_file)
         c->cred = bl_cred_token_file(c->token_file, err);
@@ -239,6 +305,11 @@ void bl_agentconf_free(bl_agentconf_t *conf)
         free(c->kubeconfig);
         free(c->context);
         free(c->sa_dir);
+        free(c->type);
+        free(c->eks_region);
+        free(c->eks_cluster);
+        free(c->eks_role_arn);
+        free(c->eks_session_name);
         SSL_SESSION_free(c->session);
         SSL_CTX_free(c->ctx);
         bl_cred_free(c->cred);

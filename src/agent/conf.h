@@ -8,6 +8,13 @@
  *       ca: /etc/byline/prod-ca.crt    # default: the system store
  *       token_file: /etc/byline/prod.token   # or token, client_cert + client_key
  *       allow_impersonation: false     # pass the gateway's Impersonate-* headers
+ *     - name: prod-eks2
+ *       type: kubernetes-eks           # EKS tokens (docs/EKS.md); or EKS_* env vars
+ *       cluster_url: https://ABC.gr7.us-east-1.eks.amazonaws.com
+ *       region: us-east-1
+ *       cluster: prod
+ *       role_arn: arn:aws:iam::111122223333:role/byline-agent
+ *       per_identity_sessions: false   # AssumeRole as byline-<identity>
  *
  * A bl_agentconf_t owns every string in it; free with bl_agentconf_free().
  */
@@ -38,6 +45,11 @@ typedef struct {
     int in_cluster;             /* the pod's ServiceAccount */
     char *sa_dir;               /* in_cluster: where it is mounted (default BL_AGENT_SA_DIR) */
     int allow_impersonation;
+    /* type: kubernetes-eks; each string also from the environment (conf.c) */
+    char *type;                 /* NULL or "kubernetes-eks" */
+    char *eks_region, *eks_cluster, *eks_role_arn, *eks_session_name;
+    int per_identity_sessions;
+    unsigned eks_token_refresh; /* ms between mints; 0: 10 min */
     /* built by bl_agentconf_open() */
     SSL_CTX *ctx;
     bl_cred_t *cred;

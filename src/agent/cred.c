@@ -107,8 +107,8 @@ static int bl_tokcred_header(bl_cred_t *base, bl_buf_t *out, bl_buf_t *err)
     return bl_buf_append(out, bl_buf_data(&c->line), bl_buf_size(&c->line));
 }
 
-static const bl_cred_ops_t bl_token_ops = { "token", bl_tokcred_header, bl_tokcred_free };
-static const bl_cred_ops_t bl_token_file_ops = { "token_file", bl_tokcred_header, bl_tokcred_free };
+static const bl_cred_ops_t bl_token_ops = { "token", bl_tokcred_header, bl_tokcred_free, NULL };
+static const bl_cred_ops_t bl_token_file_ops = { "token_file", bl_tokcred_header, bl_tokcred_free, NULL };
 
 bl_cred_t *bl_cred_token(const char *token, bl_buf_t *err)
 {
@@ -166,7 +166,7 @@ bl_cred_t *bl_cred_none(const char *kind)
     bl_nocred_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
-    c->ops = (bl_cred_ops_t){ kind, bl_nocred_header, bl_nocred_free };
+    c->ops = (bl_cred_ops_t){ kind, bl_nocred_header, bl_nocred_free, NULL };
     c->base.ops = &c->ops;
     return &c->base;
 }

@@ -38,9 +38,22 @@ int bl_tunnel_rewrite(const bl_http_request_t *hr, bl_agentconn_t *c, bl_buf_t *
         }
     int rc = bl_buf_putstr(out, hr->method) | bl_buf_puts(out, " ") | bl_buf_puts(out, c->url.path) |
              bl_buf_putstr(out, hr->target) | bl_buf_puts(out, " HTTP/1.1\r\n") | bl_rw_host(out, &c->url);
+    size_t pos = 0;
+    const bl_http_header_t *who = bl_http_find(hr->headers, hr->num_headers, BL_AGENT_IDENTITY_HEADER, &pos);
+    if (who && bl_http_find(hr->headers, hr->num_headers, BL_AGENT_IDENTITY_HEADER, &pos)) {
+        *why = "byline agent: more than one Byline-Identity field";
+        return BL_DECLINED; /* the gateway sends one; two means someone else added one */
+    }
     bl_buf_t err;
     bl_buf_init(&err, 512);
-    if (bl_cred_header(c->cred, out, &err) != BL_OK) {
+    int crc = bl_cred_header_as(c->cred, who ? who->value : BL_STR_NULL, out, &err);
+    if (crc == BL_AGAIN) {
+        bl_buf_free(&err);
+        *status = 502;
+        *why = "byline agent: the connection's credential is not ready yet";
+        return BL_AGAIN;
+    }
+    if (crc != BL_OK) {
         bl_warn("connection %s: credential (%s): %s", c->name, c->cred->ops->kind, bl_buf_cstr(&err));
         bl_buf_free(&err);
         *status = 502;
@@ -49,7 +62,8 @@ int bl_tunnel_rewrite(const bl_http_request_t *hr, bl_agentconn_t *c, bl_buf_t *
     }
     bl_buf_free(&err);
     for (size_t i = 0; i < hr->num_headers; i++)
-        if (!bl_str_eq_nocase(hr->headers[i].name, "host"))
+        if (!bl_str_eq_nocase(hr->headers[i].name, "host") &&
+            !bl_str_eq_nocase(hr->headers[i].name, BL_AGENT_IDENTITY_HEADER))
             rc |= bl_buf_field(out, hr->headers[i].name, hr->headers[i].value);
     rc |= bl_buf_puts(out, "\r\n");
     if (rc) {

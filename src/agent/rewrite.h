@@ -15,12 +15,20 @@
 #include "agent/conf.h"
 #include "http/http1.h"
 
+/* The gateway names the byline identity behind a tunnelled request in this
+ * field, for the agent only: the agent uses it to pick a per-identity
+ * credential (kubernetes-eks per_identity_sessions) and never forwards it;
+ * the gateway drops any Byline-* field a client sends (request.c). */
+#define BL_AGENT_IDENTITY_HEADER "byline-identity"
+
 /*
  * Appends the rewritten head to `out`: the request line with the API
  * server's path prefix, Host for the API server, the credential's lines,
  * then every other field as received. Returns BL_OK; BL_DECLINED with
  * *status (403 or 400) and a static *why when the head is refused; or
- * BL_ERROR with *why (credential unavailable, 502; head too large, 431).
+ * BL_ERROR with *why (credential unavailable, 502; head too large, 431);
+ * or BL_AGAIN when the credential is not ready yet (being minted off the
+ * loop): `out` may hold a partial head; reset it and call again shortly.
  */
 int bl_tunnel_rewrite(const bl_http_request_t *hr, bl_agentconn_t *c, bl_buf_t *out, int *status,
                       const char **why);

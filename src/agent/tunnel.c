@@ -4,6 +4,8 @@
  * from the API server are read out of it.
  *
  *   HEAD        collect the request head (bounded), check and rewrite it
+ *   CRED        the credential is being minted off the loop (kubernetes-eks):
+ *               ask again every BL_TUN_CRED_POLL_MS; later bytes wait in head
  *   CONNECTING  TCP + TLS to the API server; later bytes wait in `up`
  *   OPEN        raw relay both ways, half-close passed on
  *   REPLY       the agent answers itself (refused head, API server
@@ -24,8 +26,10 @@
 #define BL_TUN_UP_MAX      (256 * 1024)
 #define BL_TUN_CONNECT_MS  10000
 #define BL_TUN_MAX_HEADERS 256
+#define BL_TUN_CRED_POLL_MS 50
+#define BL_TUN_CRED_POLLS  600      /* 30 s: a few STS round trips with their timeouts */
 
-enum { BL_TUN_HEAD, BL_TUN_CONNECTING, BL_TUN_OPEN, BL_TUN_REPLY };
+enum { BL_TUN_HEAD, BL_TUN_CRED, BL_TUN_CONNECTING, BL_TUN_OPEN, BL_TUN_REPLY };
 
 typedef struct {
     bl_stream_t stream;         /* must stay first: what the mux holds */
@@ -40,8 +44,11 @@ typedef struct {
     int released;
     bl_defer_t notify;          /* tell the mux something changed */
     bl_defer_t reaper;
-    bl_timer_t timer;           /* connect timeout */
+    bl_timer_t timer;           /* connect timeout; CRED: the next try */
+    unsigned polls;             /* CRED: tries so far */
 } bl_tun_t;
+
+static void bl_tn_head_done(bl_tun_t *t, const bl_http_request_t *hr, size_t n);
 
 static void bl_tn_notify_cb(bl_defer_t *d)
 {
@@ -175,14 +182,40 @@ static void bl_tn_connect(bl_tun_t *t)
     bl_timer_set(t->loop, &t->timer, BL_TUN_CONNECT_MS);
 }
 
-/* HEAD: a complete head is in t->head. Rewrites it into `up` with any
- * body bytes after it, and connects. */
+/* CRED: parses the held head again and retries the rewrite. */
+static void bl_tn_cred_retry(bl_timer_t *tm)
+{
+    bl_tun_t *t = tm->data;
+    bl_http_header_t hdrs[BL_TUN_MAX_HEADERS];
+    bl_http_request_t hr = { .headers = hdrs, .num_headers = BL_TUN_MAX_HEADERS };
+    bl_http_err_t err;
+    int r = bl_http1_parse_request(bl_buf_data(&t->head), bl_buf_size(&t->head), &hr, &err);
+    if (r <= 0) /* it parsed before */
+        bl_tn_reply(t, 400, "byline agent: malformed request head");
+    else if (++t->polls > BL_TUN_CRED_POLLS)
+        bl_tn_reply(t, 502, "byline agent: timed out waiting for the connection's credential (see the agent's log)");
+    else
+        bl_tn_head_done(t, &hr, (size_t)r);
+}
+
+/* HEAD, CRED: a complete head is in t->head. Rewrites it into `up` with
+ * any body bytes after it, and connects; or waits in CRED for the
+ * credential. */
 static void bl_tn_head_done(bl_tun_t *t, const bl_http_request_t *hr, size_t n)
 {
-    int status;
+    int status, rc;
     const char *why;
-    bl_buf_init(&t->up, BL_TUN_UP_MAX + BL_TUN_HEAD_MAX);
-    if (bl_tunnel_rewrite(hr, t->conn, &t->up, &status, &why) != BL_OK) {
+    if (t->up.max == 0)
+        bl_buf_init(&t->up, BL_TUN_UP_MAX + BL_TUN_HEAD_MAX);
+    bl_buf_reset(&t->up);
+    if ((rc = bl_tunnel_rewrite(hr, t->conn, &t->up, &status, &why)) == BL_AGAIN) {
+        t->state = BL_TUN_CRED;
+        t->timer.cb = bl_tn_cred_retry;
+        t->timer.data = t;
+        bl_timer_set(t->loop, &t->timer, BL_TUN_CRED_POLL_MS);
+        return;
+    }
+    if (rc != BL_OK) {
         bl_tn_reply(t, status, why);
         return;
     }
@@ -225,6 +258,10 @@ static long bl_tn_write(bl_stream_t *s, const void *p, size_t n)
     bl_tun_t *t = (bl_tun_t *)s;
     if (t->state == BL_TUN_HEAD)
         return bl_tn_take_head(t, p, n);
+    if (t->state == BL_TUN_CRED) { /* body bytes wait behind the head */
+        size_t take = BL_MIN(n, BL_TUN_HEAD_MAX - bl_buf_size(&t->head));
+        return take && bl_buf_append(&t->head, p, take) == BL_OK ? (long)take : BL_AGAIN;
+    }
     if (t->state == BL_TUN_REPLY)
         return (long)n; /* we answer ourselves; the rest is dropped */
     if (t->state == BL_TUN_OPEN) {

@@ -71,7 +71,8 @@ int bl_eks_source_token(bl_eks_source_t *s, time_t now, bl_eks_token_t *out, cha
 {
     int rc = BL_OK;
     pthread_mutex_lock(&s->lock);
-    if (s->tok.token[0] && now < s->tok.refresh_at && now >= s->tok.signed_at)
+    time_t due = s->remint_after > 0 ? s->tok.signed_at + s->remint_after : s->tok.refresh_at;
+    if (s->tok.token[0] && now < due && now >= s->tok.signed_at)
         goto copy;
     bl_eks_token_clear(&s->tok);
     if ((rc = renew_creds(s, now, err, errlen)) < 0)

@@ -31,6 +31,7 @@ typedef struct {
     char role_arn[BL_AWS_ARN_MAX];      /* "" for none */
     char session_name[80];
     int role_duration;                  /* AssumeRole DurationSeconds; 0: 3600 */
+    int remint_after;                   /* seconds; 0: BL_EKS_REMINT_AFTER (tests shorten it) */
     pthread_mutex_t lock;
     bl_aws_creds_t base, role;
     int have_base, have_role;
