@@ -30,6 +30,7 @@ import jwt_identity  # noqa: E402
 import ledger  # noqa: E402
 import limits  # noqa: E402
 import policy  # noqa: E402
+import reload  # noqa: E402
 import review  # noqa: E402
 import wire  # noqa: E402
 
@@ -398,6 +399,7 @@ def main():
                ("agent", lambda: agent.run_all(env, result, VERSIONS)),
                ("jwt", lambda: jwt_identity.run_all(env, result, tuple(reversed(VERSIONS)))),
                ("identity-lifecycle", lambda: identity_lifecycle.run_all(env, result, VERSIONS)),
+               ("reload", lambda: reload.run_all(env, result, VERSIONS)),
                ("join", lambda: join_checks(env)),
                ("capture", lambda: capture.run_all(env, result, VERSIONS)),
                ("tail", lambda: audit_tail_check(env)), ("metrics", lambda: wire.metrics_check(env, result))]
