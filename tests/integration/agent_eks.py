@@ -353,6 +353,8 @@ def bad_configs(gw, world):
 def main():
     byline = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "byline")
     world = aws_test.World(byline)
+    os.environ["ASAN_OPTIONS"] = "detect_leaks=1:log_path=" + world.p("asan")
+    os.environ["UBSAN_OPTIONS"] = "print_stacktrace=1:log_path=" + world.p("ubsan")
     gw = None
     try:
         world.setup()
@@ -362,6 +364,11 @@ def main():
         per_identity(gw, world)
         refresh(gw, world)
         gw.stop_agent()
+        gw.proc.send_signal(signal.SIGTERM)
+        gw.proc.wait(15)
+        reports = [n for n in os.listdir(world.dir) if n.startswith(("asan.", "ubsan."))]
+        check(not reports, "no sanitizer reports from the gateway or the agents",
+              " ".join(open(world.p(n)).read()[:600] for n in reports[:2]))
     except Exception as e:  # a broken harness is a failure, not a pass
         check(False, "harness", repr(e))
     finally:
