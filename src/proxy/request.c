@@ -210,8 +210,10 @@ static int bl_req_header_dropped(bl_str_t name, const bl_http_request_t *hr)
     for (size_t i = 0; i < BL_ARRAY_LEN(drop); i++)
         if (bl_str_eq_nocase(name, drop[i]))
             return 1;
+    /* Byline-*: byline's own fields (Byline-Identity names the identity to
+     * an agent, docs/AGENT.md); a client must not set them. */
     if (bl_str_prefix_nocase(name, "x-forwarded-") || bl_str_prefix_nocase(name, "x-remote-") ||
-        bl_str_prefix_nocase(name, "impersonate-"))
+        bl_str_prefix_nocase(name, "impersonate-") || bl_str_prefix_nocase(name, "byline-"))
         return 1;
     /* Some servers and proxies read '_' as '-' (CGI, nginx's
      * underscores_in_headers): Impersonate_User or X_Remote_User must not
@@ -313,6 +315,8 @@ static int bl_req_build_head(bl_req_t *r, const bl_http_request_t *hr, bl_str_t 
     rc |= bl_buf_puts(b, " HTTP/1.1\r\n");
     rc |= r->up->ops->head(r->up, b);
     rc |= bl_req_impersonate(r, b);
+    if (r->connection->via_agent && r->rec.actor) /* the agent's per-identity credential; it never forwards it */
+        rc |= bl_buf_field(b, BL_STR("Byline-Identity"), (bl_str_t){ r->rec.actor, strlen(r->rec.actor) });
     for (size_t i = 0; i < hr->num_headers; i++) {
         const bl_http_header_t *h = &hr->headers[i];
         if (bl_req_header_dropped(h->name, hr))
