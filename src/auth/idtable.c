@@ -175,15 +175,16 @@ int bl_idreg_install(bl_idreg_t *reg, bl_config_t *cfg)
 /* Appends the shared-credential notice entry for rt to out. */
 static int bl_idtable_notice(const bl_idrt_t *rt, int64_t now_ms, bl_buf_t *out)
 {
-    bl_buf_t addrs, sids, detail;
+    bl_buf_t addrs, sids, detail, text;
     struct timespec ts = { (time_t)(now_ms / 1000), (long)(now_ms % 1000) * 1000000 };
     bl_buf_init(&addrs, 1024);
     bl_buf_init(&sids, 2048);
     bl_buf_init(&detail, 1024);
-    int rc = bl_share_evidence(rt->share, &addrs, &sids);
+    bl_buf_init(&text, 1024);
+    int rc = bl_share_evidence(rt->share, &addrs, &sids) | bl_share_addrs_text(rt->share, &text);
     rc |= bl_buf_printf(&detail, "identity %s appears to be shared: requests from different "
-                        "source addresses %.*s interleaved within %d minutes", rt->name,
-                        (int)bl_buf_size(&addrs), bl_buf_data(&addrs), BL_SHARE_WINDOW_MS / 60000);
+                        "source addresses (%.*s) interleaved within %d minutes", rt->name,
+                        (int)bl_buf_size(&text), bl_buf_data(&text), BL_SHARE_WINDOW_MS / 60000);
     rc |= bl_buf_puts(out, "{\"addresses\":") | bl_buf_append(out, bl_buf_data(&addrs), bl_buf_size(&addrs));
     rc |= bl_buf_puts(out, ",\"detail\":") | bl_buf_json_str(out, bl_buf_data(&detail), bl_buf_size(&detail));
     rc |= bl_buf_puts(out, ",\"event\":\"shared-credential\",\"identity\":");
@@ -198,6 +199,7 @@ static int bl_idtable_notice(const bl_idrt_t *rt, int64_t now_ms, bl_buf_t *out)
     bl_buf_free(&addrs);
     bl_buf_free(&sids);
     bl_buf_free(&detail);
+    bl_buf_free(&text);
     return rc ? BL_ERROR : BL_OK;
 }
 

@@ -14,13 +14,14 @@
  * consult the mutex only when the generation moved, so the request path
  * costs one atomic load plus one reference.
  *
- * Reloading. bl_idreg_tick() (the main thread, every ~100 ms) stats the
- * identities file and byline.yaml at most once a second; when either
- * changed (inode, size or mtime), the whole configuration is loaded again
- * and only its identities are taken. A file that does not load is
- * reported with its errors and the table in force stays. The general
- * configuration reload can call bl_idreg_install() with a config it has
- * loaded itself.
+ * Reloading. The general configuration reload (proxy/reload.c: SIGHUP or
+ * a changed file) loads the whole configuration and hands it to
+ * bl_idreg_install(); the table then is that configuration's snapshot.
+ * bl_idreg_tick() is the identities-only fallback: it stats the
+ * identities file and byline.yaml at most once a second and, when either
+ * changed (inode, size or mtime), loads the configuration again; a file
+ * that does not load is reported with its errors and the table in force
+ * stays.
  *
  * Last used. Each authentication stores the second in a per-identity
  * atomic (per name, so it survives reloads); bl_idreg_tick() writes
@@ -89,8 +90,9 @@ void bl_idcache_release(bl_idcache_t *c);
 bl_idtable_t *bl_idtable_ref(bl_idtable_t *t);
 void bl_idtable_unref(bl_idtable_t *t);
 
-/* The config whose ids and index the table holds (for auth/identity.h's
- * lookups). Only its identities are meant to be read. */
+/* The config the table was built from: its ids and index (for
+ * auth/identity.h's lookups), and, for a table the general reload
+ * installed, the whole configuration snapshot. Lives as long as the table. */
 const bl_config_t *bl_idtable_cfg(const bl_idtable_t *t);
 
 /*

@@ -72,6 +72,15 @@ int bl_share_note(bl_share_t *s, const char *ip, const char *session, int64_t no
     return 1;
 }
 
+int bl_share_addrs_text(const bl_share_t *s, bl_buf_t *out)
+{
+    int rc = BL_OK, n = 0;
+    for (size_t i = 0; i < BL_SHARE_ADDRS; i++)
+        if (s->addr[i].ip[0])
+            rc |= bl_buf_printf(out, "%s%s", n++ ? ", " : "", s->addr[i].ip);
+    return rc ? BL_ERROR : BL_OK;
+}
+
 int bl_share_evidence(const bl_share_t *s, bl_buf_t *addrs, bl_buf_t *sessions)
 {
     int rc = bl_buf_puts(addrs, "[") | bl_buf_puts(sessions, "[");

@@ -50,6 +50,10 @@ typedef struct {
 int bl_share_note(bl_share_t *s, const char *ip, const char *session, int64_t now_ms,
                   int64_t window_ms);
 
+/* Appends the addresses remembered as text, "10.0.0.7, 10.0.0.9", for
+ * messages. Returns BL_OK or BL_ERROR (bound). */
+int bl_share_addrs_text(const bl_share_t *s, bl_buf_t *out);
+
 /* Appends the addresses and then the sessions remembered, as two JSON
  * arrays of strings separated by '\n' in *addrs / *sessions (each
  * "[...]"), for the notice. Returns BL_OK or BL_ERROR (bound). */

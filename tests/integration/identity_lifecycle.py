@@ -202,7 +202,7 @@ def expiry_checks(gw, result, versions):
 def broken_file_check(gw, result, version):
     path = os.path.join(gw.dir, "identities.yaml")
     good = rewrite_identities(gw, lambda t: t.replace("token_sha256:", "token_sha256: [", 1))
-    logged = until(lambda: "does not load, so the identities in force stay" in gw.log_text(), 10)
+    logged = until(lambda: re.search(r"does not load.*(identities|configuration) in force stay", gw.log_text()), 10)
     ck.check(gw.kubectl("agent-life", version), "a broken identities file keeps the identities in force",
              ["get", "pods", "-n", "web"])
     result("identity lifecycle: a broken identities file is refused with its errors in the log",

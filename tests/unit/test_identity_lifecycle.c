@@ -365,7 +365,7 @@ static void test_shared_notice(void **state)
     assert_int_equal(bl_idtable_used(t, x, "127.0.0.1", "s-1", T2027 * 1000LL + 20, &notice), 1);
     assert_string_equal(bl_buf_cstr(&notice),
         "{\"addresses\":[\"127.0.0.1\",\"127.0.0.2\"],\"detail\":\"identity agent-x appears to be "
-        "shared: requests from different source addresses [\\\"127.0.0.1\\\",\\\"127.0.0.2\\\"] "
+        "shared: requests from different source addresses (127.0.0.1, 127.0.0.2) "
         "interleaved within 10 minutes\",\"event\":\"shared-credential\",\"identity\":\"agent-x\","
         "\"kind\":\"notice\",\"sessions\":[\"s-1\",\"s-2\"],\"ts\":\"2027-01-01T00:00:00.020000Z\","
         "\"version\":\"" BL_VERSION "\"}");
