@@ -164,7 +164,8 @@ static int bl_review_list_cmd(int argc, char **argv)
     bl_buf_init(&err, 1024);
     if (!o.json)
         printf("%-12s  %-8s  %-20s  %-20s  %s\n", "ID", "STATE", "IDENTITY", "REQUESTED", "CONNECTION ACTION");
-    if (bl_review_list(st, o.all, bl_review_now_ms(), bl_review_print, &o, &err) < 0)
+    if (bl_review_list(st, o.all, bl_review_now_ms(), cfg->review_expire_ms ? cfg->review_expire_ms : BL_REVIEW_EXPIRE_MS,
+                       bl_review_print, &o, &err) < 0)
         rc = bl_cli_fail("review", "%s", bl_buf_cstr(&err));
     bl_buf_free(&err);
 end:

@@ -452,23 +452,29 @@ int bl_review_get(bl_review_store_t *st, const char *id, bl_review_t *out, bl_bu
     return rc == 1 ? BL_OK : rc == 0 ? BL_DECLINED : BL_ERROR;
 }
 
-long bl_review_list(bl_review_store_t *st, int all, int64_t now_ms, int (*fn)(const bl_review_t *rv, void *arg),
-                    void *arg, bl_buf_t *err)
+long bl_review_list(bl_review_store_t *st, int all, int64_t now_ms, uint64_t expire_ms,
+                    int (*fn)(const bl_review_t *rv, void *arg), void *arg, bl_buf_t *err)
 {
     sqlite3_stmt *s = NULL;
     bl_review_t rv;
     long n = 0;
+    int rc = SQLITE_DONE;
+    int64_t stale = now_ms - (int64_t)expire_ms;
     pthread_mutex_lock(&st->lock);
-    if (sqlite3_prepare_v2(st->db, all ? "SELECT " BL_REVIEW_COLS " FROM reviews WHERE ?1 = ?1 ORDER BY requested_ms, id"
-                                       : "SELECT " BL_REVIEW_COLS " FROM reviews WHERE state = 'pending'"
-                                         " OR (state = 'approved' AND until_ms > ?1) ORDER BY requested_ms, id",
-                           -1, &s, NULL) != SQLITE_OK || sqlite3_bind_int64(s, 1, now_ms) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(st->db, all ? "SELECT " BL_REVIEW_COLS " FROM reviews WHERE ?1 = ?1 AND ?2 = ?2"
+                                         " ORDER BY requested_ms, id"
+                                       : "SELECT " BL_REVIEW_COLS " FROM reviews WHERE (state = 'pending' AND"
+                                         " requested_ms > ?2) OR (state = 'approved' AND until_ms > ?1)"
+                                         " ORDER BY requested_ms, id",
+                           -1, &s, NULL) != SQLITE_OK || sqlite3_bind_int64(s, 1, now_ms) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 2, stale) != SQLITE_OK) {
         n = bl_review_sqlerr(st, "list", err);
         goto end;
     }
-    int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         bl_review_row(s, &rv);
+        if (rv.state == BL_REVIEW_PENDING && rv.requested_ms <= stale)
+            rv.state = BL_REVIEW_EXPIRED; /* the gateway records it so on its next look */
         n++;
         if (fn(&rv, arg) != BL_OK)
             break;

@@ -122,10 +122,11 @@ int bl_review_decide(bl_review_store_t *st, const char *id, const char *reviewer
 /* Reads review `id`. BL_OK, BL_DECLINED if there is none, BL_ERROR. */
 int bl_review_get(bl_review_store_t *st, const char *id, bl_review_t *out, bl_buf_t *err);
 
-/* Calls fn for each review, oldest first: only pending ones and approvals
- * whose window is open unless `all`. fn returns BL_OK to go on. Returns
- * the count visited, or BL_ERROR. */
-long bl_review_list(bl_review_store_t *st, int all, int64_t now_ms,
+/* Calls fn for each review, oldest first: unless `all`, only pending ones
+ * younger than expire_ms and approvals whose window is open. A pending
+ * review past expire_ms is shown as expired (the store is not written).
+ * fn returns BL_OK to go on. Returns the count visited, or BL_ERROR. */
+long bl_review_list(bl_review_store_t *st, int all, int64_t now_ms, uint64_t expire_ms,
                     int (*fn)(const bl_review_t *rv, void *arg), void *arg, bl_buf_t *err);
 
 /*

@@ -360,6 +360,65 @@ sed -i -E 's/^  # (- |  )/  \1/' "$GP/policy.yaml"
 expect "init's example rules load once uncommented" 0 "$BYLINE" config check --dir "$GP"
 has "  ...all of them" "$T/out" '1 identities, 7 policy rule\(s\)'
 
+# ---- review (docs/POLICY.md "Review") ----
+# Only the gateway opens reviews; here a pending one is written into the
+# store the CLI created (its schema is src/review/store.c's).
+GR=$T/gwr
+"$BYLINE" init --dir "$GR" --upstream https://10.0.0.1 --upstream-token-file "$T/up.token" >/dev/null 2>&1
+for who in "agent-deploybot --group deployers --group reviewers" "alice --group reviewers" "bob --group ops"; do
+    # shellcheck disable=SC2086
+    "$BYLINE" identity add $who --dir "$GR" >/dev/null 2>&1
+done
+expect "review --help" 0 "$BYLINE" review --help
+has "  ...prints usage" "$T/out" '^usage: byline review list +--dir DIR'
+expect "review without a subcommand is a usage error" 2 "$BYLINE" review
+expect "review list without --dir is a usage error" 2 "$BYLINE" review list
+expect "review list: none yet" 0 "$BYLINE" review list --dir "$GR"
+has "  ...a header only" "$T/out" '^ID +STATE +IDENTITY'
+mode_is "  ...the store is 0600" "$GR/state/reviews.db" 600
+mode_is "  ...in a 0700 state directory" "$GR/state" 700
+python3 - "$GR/state/reviews.db" <<'PY'
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1])
+now = int(time.time() * 1000)
+for rid, who, at in (("r-7k2m9x4q1z", "agent-deploybot", now), ("r-00000000zz", "agent-deploybot", now - 2 * 3600 * 1000)):
+    db.execute("INSERT INTO reviews(id, identity, connection, rule, action, command_key, key_sha256, record,"
+               " requested_ms, state) VALUES(?,?,?,?,?,?,?,?,?,'pending')",
+               (rid, who, "default", "prod-deletes", "kubectl delete pod/x -n web", "k", "0" * 64,
+                "01900000-0000-7000-8000-000000000001", at))
+db.commit()
+PY
+expect "review list shows the pending review" 0 "$BYLINE" review list --dir "$GR"
+has "  ...with its identity and action" "$T/out" '^r-7k2m9x4q1z +pending +agent-deploybot .*kubectl delete pod/x -n web'
+expect "review show" 0 "$BYLINE" review show r-7k2m9x4q1z --dir "$GR"
+has "  ...names the rule" "$T/out" '^rule +prod-deletes$'
+expect "review show: an unknown id" 1 "$BYLINE" review show r-0000000000 --dir "$GR"
+has "  ...says so" "$T/err" 'no review r-0000000000'
+expect "review show: a malformed id is a usage error" 2 "$BYLINE" review show 7k2m9x4q1z --dir "$GR"
+expect "review approve without --as is a usage error" 2 "$BYLINE" review approve r-7k2m9x4q1z --dir "$GR"
+expect "review approve: --for past 24h is a usage error" 2 "$BYLINE" review approve r-7k2m9x4q1z --as alice --for 25h --dir "$GR"
+expect "review approve: --for that is no duration" 2 "$BYLINE" review approve r-7k2m9x4q1z --as alice --for soon --dir "$GR"
+expect "review approve: not one's own request" 1 "$BYLINE" review approve r-7k2m9x4q1z --as agent-deploybot --dir "$GR"
+has "  ...says why" "$T/err" "agent-deploybot cannot decide review r-7k2m9x4q1z: it is that identity's own request"
+expect "review approve: not outside the reviewer group" 1 "$BYLINE" review approve r-7k2m9x4q1z --as bob --dir "$GR"
+has "  ...names the group" "$T/err" 'bob cannot decide reviews: it is not in the reviewer group "reviewers"'
+expect "review approve: not an unknown identity" 1 "$BYLINE" review approve r-7k2m9x4q1z --as mallory --dir "$GR"
+expect "review approve: an expired pending review" 1 "$BYLINE" review approve r-00000000zz --as alice --dir "$GR"
+has "  ...says it expired" "$T/err" 'review r-00000000zz has expired'
+expect "review deny without --reason is a usage error" 2 "$BYLINE" review deny r-7k2m9x4q1z --as alice --dir "$GR"
+expect "review approve --for 10m" 0 "$BYLINE" review approve r-7k2m9x4q1z --as alice --for 10m --dir "$GR"
+has "  ...says who may run what, until when" "$T/out" '^review r-7k2m9x4q1z approved by alice until 20[0-9-]+T[0-9:]+Z: agent-deploybot may run "kubectl delete pod/x -n web" on default$'
+expect "review deny after an approval" 1 "$BYLINE" review deny r-7k2m9x4q1z --as alice --reason no --dir "$GR"
+has "  ...it was decided already" "$T/err" 'is approved already by alice'
+expect "review list --json" 0 "$BYLINE" review list --json --dir "$GR"
+has "  ...the open approval" "$T/out" '"id":"r-7k2m9x4q1z".*"state":"approved"'
+hasnt "  ...not the expired one" "$T/out" 'r-00000000zz'
+expect "review list --all --json" 0 "$BYLINE" review list --all --json --dir "$GR"
+has "  ...every review" "$T/out" '"id":"r-00000000zz"'
+sed -i 's/^policy:$/policy:\n  reviewer_group: "*"/' "$GR/byline.yaml"
+expect "review: reviewer_group \"*\" lets any identity review" 1 "$BYLINE" review approve r-00000000zz --as bob --dir "$GR"
+has "  ...(then the expiry is what refuses)" "$T/err" 'has expired'
+
 # ---- valgrind ----
 VB=${VALGRIND_BYLINE:-$BYLINE}
 if command -v valgrind >/dev/null && [ -x "$VB" ] && ! nm "$VB" 2>/dev/null | grep -q __asan_init; then
@@ -380,6 +439,9 @@ if command -v valgrind >/dev/null && [ -x "$VB" ] && ! nm "$VB" 2>/dev/null | gr
     expect "valgrind: identity rotate" 0 "${VG[@]}" "$VB" identity rotate agent-v --dir "$T/gw3"
     expect "valgrind: identity list --json" 0 "${VG[@]}" "$VB" identity list --json --dir "$T/gw3"
     expect "valgrind: identity remove" 0 "${VG[@]}" "$VB" identity remove agent-w --dir "$T/gw3"
+    expect "valgrind: review list --all --json" 0 "${VG[@]}" "$VB" review list --all --json --dir "$GR"
+    expect "valgrind: review show" 0 "${VG[@]}" "$VB" review show r-7k2m9x4q1z --dir "$GR"
+    expect "valgrind: review approve (refused)" 1 "${VG[@]}" "$VB" review approve r-00000000zz --as alice --dir "$GR"
     expect "valgrind: a failing load" 1 "${VG[@]}" "$VB" kubeconfig agent-v --dir "$G/nonexistent"
     expect "valgrind: every ledger, metrics and impersonation key set" 0 "${VG[@]}" "$VB" identity list --dir "$G4"
     chmod 644 "$G4/audit-signing.key"

@@ -276,7 +276,7 @@ static void outcomes_are_claimed_once_and_listed(void **state)
     assert_int_equal(bl_review_take_outcomes(st, T0 + 1, lim.expire_ms, got, 8, &err), 0); /* nothing decided */
     assert_int_equal(decide(r1.id, "alice", 1, T0 + 10, why, sizeof(why)), BL_OK);
     assert_int_equal(decide(r2.id, "alice", 0, T0 + 20, why, sizeof(why)), BL_OK);
-    assert_int_equal(bl_review_list(st, 0, T0 + 30, count_one, &n, &err), 2); /* the approval and z */
+    assert_int_equal(bl_review_list(st, 0, T0 + 30, lim.expire_ms, count_one, &n, &err), 2); /* the approval and z */
     assert_int_equal(n, 2);
     /* decided outcomes, oldest decision first, `cap` at a time */
     assert_int_equal(bl_review_take_outcomes(st, T0 + 30, lim.expire_ms, got, 1, &err), 1);
@@ -290,10 +290,22 @@ static void outcomes_are_claimed_once_and_listed(void **state)
     assert_string_equal(got[0].id, r3.id);
     assert_int_equal(got[0].state, BL_REVIEW_EXPIRED);
     n = 0;
-    assert_int_equal(bl_review_list(st, 1, T0 + 90 * MIN, count_one, &n, &err), 3);
+    assert_int_equal(bl_review_list(st, 1, T0 + 90 * MIN, lim.expire_ms, count_one, &n, &err), 3);
     n = 0;
-    assert_int_equal(bl_review_list(st, 0, T0 + 90 * MIN, count_one, &n, &err), 0);
+    assert_int_equal(bl_review_list(st, 0, T0 + 90 * MIN, lim.expire_ms, count_one, &n, &err), 0);
     bl_buf_free(&err);
+}
+
+static void list_shows_a_stale_pending_review_as_expired(void **state)
+{
+    (void)state;
+    bl_review_t r1, got;
+    int n = 0;
+    assert_int_equal(ask("agent-a", "x", T0, &r1), BL_DECLINED);
+    assert_int_equal(bl_review_list(st, 0, T0 + 3600 * 1000, lim.expire_ms, count_one, &n, NULL), 0);
+    assert_int_equal(bl_review_list(st, 1, T0 + 3600 * 1000, lim.expire_ms, count_one, &n, NULL), 1);
+    assert_int_equal(bl_review_get(st, r1.id, &got, NULL), BL_OK);
+    assert_int_equal(got.state, BL_REVIEW_PENDING); /* listing does not write */
 }
 
 static void notice_entry_is_canonical(void **state)
@@ -333,6 +345,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(deny_and_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(pending_reviews_are_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(outcomes_are_claimed_once_and_listed, setup, teardown),
+        cmocka_unit_test_setup_teardown(list_shows_a_stale_pending_review_as_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(notice_entry_is_canonical, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
