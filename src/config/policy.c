@@ -25,6 +25,7 @@
 #include "config/schema.h"
 #include "config/values.h"
 #include "policy/glob.h"
+#include "policy/limit.h"
 #include "policy/policy.h"
 
 #define BL_POLICY_FILE_MAX     (8 * 1024 * 1024)
@@ -36,6 +37,7 @@ typedef struct {
     bl_config_t *cfg;
     bl_policy_t *p;
     yaml_node_t *rules, *include;
+    yaml_node_t *limits, *builtin, *dry_run; /* guardrails (byline.yaml only) */
     unsigned nfiles;
     unsigned review_expire_ms, review_window_ms, review_max_pending;
     char *reviewer_group;
@@ -249,6 +251,8 @@ static int bl_pv_rule_name(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yam
                             "and '-'", *out, BL_POLICY_NAME_MAX);
     else if (!strcmp(*out, BL_POLICY_DEFAULT_RULE))
         bl_yaml_error(y, v, "name: \"%s\" is the implicit rule's name", *out);
+    else if (!strncmp(*out, "builtin-", 8))
+        bl_yaml_error(y, v, "name: \"%s\": names starting with builtin- are byline's own rules", *out);
     else
         return BL_OK;
     free(*out);
@@ -328,6 +332,9 @@ static int bl_cfg_node(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_ke
 static const bl_yaml_key_t bl_policy_keys[] = {
     { "include", bl_cfg_node, offsetof(bl_pload_t, include), 0, 0, NULL, 0 },
     { "rules", bl_cfg_node, offsetof(bl_pload_t, rules), 0, 0, NULL, 0 },
+    { "limits", bl_cfg_node, offsetof(bl_pload_t, limits), 0, 0, NULL, 0 },
+    { "builtin", bl_cfg_node, offsetof(bl_pload_t, builtin), 0, 0, NULL, 0 },
+    { "dry_run_only", bl_cfg_node, offsetof(bl_pload_t, dry_run), 0, 0, NULL, 0 },
     /* the review flow (docs/POLICY.md "Review") */
     { "review_expire", bl_yaml_duration, offsetof(bl_pload_t, review_expire_ms), 10000, 7u * 86400000u, NULL, 0 },
     { "review_window", bl_yaml_duration, offsetof(bl_pload_t, review_window_ms), 1000, 86400000u, NULL, 0 },
@@ -449,6 +456,141 @@ static void bl_cfg_rule_dups(bl_yaml_t *y, bl_policy_t *p)
     free(v);
 }
 
+/* ---- guardrails: limits, builtin, dry_run_only ---- */
+
+/* A rate value ("5/m", "50/s burst 100") into a bl_rate_t. */
+static int bl_pv_rate(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k)
+{
+    const char *why = "is not a rate";
+    if (v->type == YAML_SCALAR_NODE &&
+        bl_rate_parse((const char *)v->data.scalar.value, v->data.scalar.length, dst, &why) == BL_OK)
+        return BL_OK;
+    bl_yaml_error(y, v, "%s: \"%.40s\" %s", k->name,
+                  v->type == YAML_SCALAR_NODE ? (const char *)v->data.scalar.value : "(not a string)", why);
+    return BL_ERROR;
+}
+
+/* Exact identity or group names into an owned char * array (*out, *n). */
+static int bl_pv_limit_names(bl_yaml_t *y, yaml_node_t *v, char ***out, uint32_t *n, const char *what)
+{
+    bl_patlist_t l = { 0 };
+    int rc = bl_pv_list(y, v, &l, what, BL_PV_NAME, 0);
+    *out = calloc(l.n + 1, sizeof(char *));
+    for (uint32_t i = 0; i < l.n; i++) {
+        if (l.v[i].glob) {
+            bl_yaml_error(y, v, "%s: \"%.80s\": limits name identities and groups exactly (no globs)", what,
+                          l.v[i].s);
+            rc = BL_ERROR;
+        }
+        if (*out && !l.v[i].glob)
+            (*out)[(*n)++] = l.v[i].s;
+        else
+            free(l.v[i].s);
+    }
+    free(l.v);
+    return *out ? rc : BL_ERROR;
+}
+
+static int bl_pv_limit_ids(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k)
+{
+    bl_limit_t *e = dst;
+    return bl_pv_limit_names(y, v, &e->identities, &e->nidentities, k->name);
+}
+
+static int bl_pv_limit_groups(bl_yaml_t *y, yaml_node_t *v, void *dst, const bl_yaml_key_t *k)
+{
+    bl_limit_t *e = dst;
+    return bl_pv_limit_names(y, v, &e->groups, &e->ngroups, k->name);
+}
+
+#define LIMIT(f) offsetof(bl_limit_t, f)
+static const bl_yaml_key_t bl_limit_keys[] = {
+    { "name", bl_pv_rule_name, LIMIT(name), 0, 0, NULL, BL_YAML_REQUIRED },
+    { "identities", bl_pv_limit_ids, 0, 0, 0, NULL, 0 },
+    { "groups", bl_pv_limit_groups, 0, 0, 0, NULL, 0 },
+    { "reads", bl_pv_rate, LIMIT(rate[BL_CLASS_READS]), 0, 0, NULL, 0 },
+    { "writes", bl_pv_rate, LIMIT(rate[BL_CLASS_WRITES]), 0, 0, NULL, 0 },
+    { "exec", bl_pv_rate, LIMIT(rate[BL_CLASS_EXEC]), 0, 0, NULL, 0 },
+    { NULL, NULL, 0, 0, 0, NULL, 0 },
+};
+
+/* Reports a limit whose name an earlier limit has. Quadratic, but only
+ * while loading, over at most BL_LIMIT_MAX_ENTRIES entries. */
+static void bl_cfg_limit_dup(bl_yaml_t *y, const bl_limits_t *L, const bl_limit_t *e, yaml_node_t *at)
+{
+    for (size_t i = 0; e->name && i + 1 < bl_limits_count(L); i++) {
+        const bl_limit_t *o = bl_limits_entry(L, i);
+        if (o->name && !strcmp(o->name, e->name)) {
+            bl_yaml_error(y, at, "limit name \"%s\" is already used at line %u", e->name, o->line);
+            return;
+        }
+    }
+}
+
+/* Reads one entry of `limits` into a new entry of L. */
+static void bl_cfg_limit(bl_yaml_t *y, bl_limits_t *L, yaml_node_t *item)
+{
+    bl_limit_t *e = bl_limits_add(L);
+    if (e == NULL) {
+        bl_yaml_error(y, item, "limits: more than %d entries (or out of memory)", BL_LIMIT_MAX_ENTRIES);
+        return;
+    }
+    e->file = strdup(y->file);
+    e->line = (unsigned)item->start_mark.line + 1;
+    e->col = (unsigned)item->start_mark.column + 1;
+    if (bl_yaml_map(y, item, bl_limit_keys, e, NULL) != BL_OK)
+        return;
+    if (!e->rate[BL_CLASS_READS].count && !e->rate[BL_CLASS_WRITES].count && !e->rate[BL_CLASS_EXEC].count)
+        bl_yaml_error(y, item, "limit \"%s\" sets no rate: give reads, writes or exec (e.g. writes: 5/m)",
+                      e->name);
+    bl_cfg_limit_dup(y, L, e, item);
+}
+
+static void bl_cfg_limits(bl_yaml_t *y, bl_pload_t *P)
+{
+    bl_guard_t *g = bl_policy_guard(P->p);
+    yaml_node_t *l = P->limits;
+    if (l == NULL || bl_yaml_is_null(l) || !bl_yaml_expect_seq(y, l, "limits"))
+        return;
+    if ((g->limits = bl_limits_new()) == NULL) {
+        bl_yaml_error(y, l, "limits: out of memory");
+        return;
+    }
+    for (yaml_node_item_t *it = l->data.sequence.items.start; it < l->data.sequence.items.top; it++)
+        bl_cfg_limit(y, g->limits, bl_yaml_node(y, *it));
+    if (bl_limits_compile(g->limits) != BL_OK)
+        bl_yaml_error(y, l, "limits: out of memory");
+}
+
+typedef struct {
+    int blast_radius;
+} bl_builtin_t;
+
+static const bl_yaml_key_t bl_builtin_keys[] = {
+    { "blast_radius", bl_yaml_bool, offsetof(bl_builtin_t, blast_radius), 0, 0, NULL, 0 },
+    { NULL, NULL, 0, 0, 0, NULL, 0 },
+};
+
+static const bl_yaml_key_t bl_dry_run_keys[] = {
+    { "identities", bl_pv_names, offsetof(bl_guard_t, dry_run_identities), 0, 0, NULL, 0 },
+    { "groups", bl_pv_names, offsetof(bl_guard_t, dry_run_groups), 0, 0, NULL, 0 },
+    { NULL, NULL, 0, 0, 0, NULL, 0 },
+};
+
+/* The guardrails of the policy section (docs/POLICY.md): built-in rules,
+ * the dry-run-only mode and rate limits, into the policy's guard. */
+static void bl_cfg_guard(bl_yaml_t *y, bl_pload_t *P)
+{
+    bl_guard_t *g = bl_policy_guard(P->p);
+    bl_builtin_t b = { 1 };
+    if (P->builtin && !bl_yaml_is_null(P->builtin) &&
+        bl_yaml_map(y, P->builtin, bl_builtin_keys, &b, NULL) == BL_OK && !b.blast_radius)
+        g->builtins &= ~(unsigned)BL_BUILTIN_BLAST_RADIUS;
+    if (P->dry_run && !bl_yaml_is_null(P->dry_run))
+        bl_yaml_map(y, P->dry_run, bl_dry_run_keys, g, NULL);
+    bl_cfg_limits(y, P);
+}
+
 int bl_cfg_policy(bl_yaml_t *y, yaml_node_t *v, bl_config_t *cfg)
 {
     bl_pload_t P = { .cfg = cfg, .review_expire_ms = 3600u * 1000u, .review_window_ms = 15u * 60u * 1000u,
@@ -464,6 +606,7 @@ int bl_cfg_policy(bl_yaml_t *y, yaml_node_t *v, bl_config_t *cfg)
     if (v != NULL && !bl_yaml_is_null(v) && bl_yaml_map(y, v, bl_policy_keys, &P, NULL) == BL_OK) {
         bl_cfg_rules(y, &P, P.rules);
         bl_cfg_includes(y, &P, P.include);
+        bl_cfg_guard(y, &P);
     } else if (v != NULL && !bl_yaml_is_null(v) && v->type != YAML_MAPPING_NODE) {
         y->ctx = saved_ctx;
         return BL_ERROR;

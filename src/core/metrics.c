@@ -90,16 +90,19 @@ typedef struct {
     const char *name;   /* without "byline_" */
     const char *type;   /* "counter" or "gauge" */
     const char *help;
-    int by_result;      /* 1: four series, m[] in bl_results order */
-    bl_metric_t m[4];
+    int by_result;      /* 1: one series per result, m[] in bl_results order;
+                           2: one per verb class, in bl_classes order */
+    bl_metric_t m[5];
 } bl_family_t;
 
 static const bl_family_t bl_families[] = {
     { "requests_total", "counter",
       "Requests by outcome: allowed (forwarded), denied (403 by byline), unauthenticated (401), "
-      "error (malformed, upstream or audit failure).", 1,
+      "error (malformed, upstream or audit failure), limited (429 by a rate limit).", 1,
       { BL_M_REQUESTS_ALLOWED, BL_M_REQUESTS_DENIED, BL_M_REQUESTS_UNAUTHENTICATED,
-        BL_M_REQUESTS_ERROR } },
+        BL_M_REQUESTS_ERROR, BL_M_REQUESTS_LIMITED } },
+    { "requests_limited_total", "counter", "Requests refused with 429 by a rate limit "
+      "(policy.limits), by verb class.", 2, { BL_M_LIMITED_READS, BL_M_LIMITED_WRITES, BL_M_LIMITED_EXEC } },
     { "connections_open", "gauge", "Client connections open now.", 0, { BL_M_CONNECTIONS_OPEN } },
     { "connections_total", "counter", "Client connections accepted.",
       0, { BL_M_CONNECTIONS_TOTAL } },
@@ -133,16 +136,20 @@ static const bl_family_t bl_families[] = {
       "notices name them.", 0, { BL_M_SHARED_CREDENTIAL_WARNINGS } },
 };
 
-static const char *const bl_results[] = { "allowed", "denied", "unauthenticated", "error" };
+static const char *const bl_results[] = { "allowed", "denied", "unauthenticated", "error", "limited" };
+static const char *const bl_classes[] = { "reads", "writes", "exec" };
 
 static int bl_render_family(bl_buf_t *out, const bl_family_t *f)
 {
     int rc = bl_buf_printf(out, "# HELP byline_%s %s\n# TYPE byline_%s %s\n", f->name, f->help,
                            f->name, f->type);
-    for (size_t i = 0; rc == BL_OK && i < (f->by_result ? BL_ARRAY_LEN(bl_results) : 1); i++) {
+    size_t n = f->by_result == 1 ? BL_ARRAY_LEN(bl_results) : f->by_result == 2 ? BL_ARRAY_LEN(bl_classes) : 1;
+    for (size_t i = 0; rc == BL_OK && i < n; i++) {
         long long v = (long long)bl_metric_get(f->m[i]);
-        if (f->by_result)
+        if (f->by_result == 1)
             rc = bl_buf_printf(out, "byline_%s{result=\"%s\"} %lld\n", f->name, bl_results[i], v);
+        else if (f->by_result == 2)
+            rc = bl_buf_printf(out, "byline_%s{class=\"%s\"} %lld\n", f->name, bl_classes[i], v);
         else
             rc = bl_buf_printf(out, "byline_%s %lld\n", f->name, v);
     }

@@ -30,6 +30,10 @@ typedef enum {
     BL_M_AUDIT_REFUSING,        /* gauge: 1 while free space is below the refuse threshold */
     BL_M_AUDIT_FREE_BYTES,      /* gauge: free bytes on the audit file system */
     BL_M_SHARED_CREDENTIAL_WARNINGS, /* counter: "identity X appears to be shared" notices */
+    BL_M_REQUESTS_LIMITED,      /* counter: refused by a rate limit (429) */
+    BL_M_LIMITED_READS,         /* counter: 429s by verb class (policy/limit.h), in class order */
+    BL_M_LIMITED_WRITES,
+    BL_M_LIMITED_EXEC,
     BL_M_COUNT
 } bl_metric_t;
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include "kube/names.h"
 #include "policy/glob.h"
+#include "policy/limit.h"
 #include "policy/policy.h"
 
 typedef struct {
@@ -32,6 +33,8 @@ struct bl_policy_s {
     uint32_t *idx;        /* the buckets' rule numbers */
     uint32_t *any, *globs;
     size_t nany, nglobs;
+    bl_guard_t guard;
+    bl_rule_t blast;      /* the built-in blast-radius rule (not in `rules`) */
 };
 
 /* ---- building ---- */
@@ -54,7 +57,22 @@ uint32_t bl_policy_verb_bit(const char *word)
 
 bl_policy_t *bl_policy_new(void)
 {
-    return calloc(1, sizeof(bl_policy_t));
+    static char blast_name[] = BL_POLICY_BLAST_RULE;
+    bl_policy_t *p = calloc(1, sizeof(bl_policy_t));
+    if (p == NULL)
+        return NULL;
+    p->guard.builtins = BL_BUILTIN_BLAST_RADIUS;
+    p->blast.name = blast_name; /* static: never freed (the rule is not in `rules`) */
+    p->blast.effect = BL_EFFECT_REVIEW;
+    p->blast.conns = UINT64_MAX;
+    p->blast.verbs = BL_VERB_DELETE | BL_VERB_DELETECOLLECTION | BL_VERB_PATCH | BL_VERB_LIST;
+    p->blast.kinds = BL_RULE_RESOURCE;
+    return p;
+}
+
+bl_guard_t *bl_policy_guard(bl_policy_t *p)
+{
+    return &p->guard;
 }
 
 static void bl_patlist_free(bl_patlist_t *l)
@@ -94,6 +112,9 @@ void bl_policy_free(bl_policy_t *p)
         bl_rule_free(&p->rules[i]);
     free(p->rules);
     bl_policy_index_free(p);
+    bl_patlist_free(&p->guard.dry_run_identities);
+    bl_patlist_free(&p->guard.dry_run_groups);
+    bl_limits_free(p->guard.limits);
     free(p);
 }
 
@@ -469,6 +490,11 @@ static void bl_scan(const bl_policy_t *p, const uint32_t *list, size_t n, const 
 
 bl_decision_t bl_policy_eval(const bl_policy_t *p, const bl_policy_req_t *q)
 {
+    return bl_policy_decide(p, q, NULL);
+}
+
+bl_decision_t bl_policy_decide(const bl_policy_t *p, const bl_policy_req_t *q, const char *kubectl_command)
+{
     bl_decision_t d = { BL_EFFECT_DENY, NULL, BL_POLICY_DEFAULT_RULE };
     uint32_t best = UINT32_MAX;
     bl_view_t v;
@@ -486,7 +512,41 @@ bl_decision_t bl_policy_eval(const bl_policy_t *p, const bl_policy_req_t *q)
     bl_scan(p, p->any, p->nany, &v, 0, &d, &best);
     if (d.rule == NULL)
         d = (bl_decision_t){ BL_EFFECT_DENY, NULL, BL_POLICY_DEFAULT_RULE };
+    /* The built-in rule is a review rule that only ever turns an allow
+     * into review: deny still wins, and it lets nothing through that no
+     * rule allows. */
+    else if (d.effect == BL_EFFECT_ALLOW && (p->guard.builtins & BL_BUILTIN_BLAST_RADIUS) &&
+             bl_policy_is_blast(q->kreq, kubectl_command))
+        d = (bl_decision_t){ BL_EFFECT_REVIEW, &p->blast, p->blast.name };
     return d;
+}
+
+int bl_policy_is_blast(const bl_kreq_t *k, const char *kubectl_command)
+{
+    if (!k->is_resource || k->subresource[0])
+        return 0;
+    if (!strcmp(k->verb, "deletecollection"))
+        return 1;
+    if (k->name[0] == '\0' && (!strcmp(k->verb, "delete") || !strcmp(k->verb, "patch")))
+        return 1;
+    return kubectl_command && !strcmp(k->verb, "list") && !strcmp(kubectl_command, "kubectl delete");
+}
+
+/* Returns 1 if one of the lists names the identity or one of its groups. */
+static int bl_names_match(const bl_patlist_t *ids, const bl_patlist_t *groups, const bl_policy_req_t *q)
+{
+    bl_rule_t r = { .identities = *ids, .groups = *groups };
+    return (ids->n || groups->n) && bl_subject_match(&r, q);
+}
+
+int bl_policy_dry_run_only(const bl_policy_t *p, const bl_policy_req_t *q)
+{
+    return p && q->actor && bl_names_match(&p->guard.dry_run_identities, &p->guard.dry_run_groups, q);
+}
+
+int bl_policy_is_real_write(const bl_kreq_t *k)
+{
+    return k && bl_limit_class(k) == BL_CLASS_WRITES && strcmp(k->dry_run, "All") != 0;
 }
 
 const char *bl_effect_word(bl_effect_t e)
@@ -585,6 +645,22 @@ int bl_policy_describe(const bl_kreq_t *k, bl_buf_t *out)
     return rc | bl_put_scope(out, k);
 }
 
+/* What the blast-radius rule holds: "delete pods in bulk in namespace
+ * web" (deletecollection, a nameless delete, kubectl delete's list) or
+ * "patch pods without a name in namespace web". */
+static int bl_describe_blast(const bl_kreq_t *k, bl_buf_t *out)
+{
+    int patch = !strcmp(k->verb, "patch");
+    int rc = bl_buf_puts(out, patch ? "patch " : "delete ");
+    rc |= bl_put_safe(out, k->resource, 63);
+    if (k->api_group[0]) {
+        rc |= bl_buf_puts(out, ".");
+        rc |= bl_put_safe(out, k->api_group, 63);
+    }
+    rc |= bl_buf_puts(out, patch ? " without a name" : " in bulk");
+    return rc | bl_put_scope(out, k);
+}
+
 /* The whole message fits in BL_POLICY_MESSAGE_MAX bytes: the description
  * of the request is cut first, so the rule's name always survives. */
 #define BL_POLICY_MESSAGE_MAX 255
@@ -594,7 +670,8 @@ int bl_policy_message(const bl_decision_t *d, const bl_policy_req_t *q, bl_buf_t
     char what[1024], tail[160], head[96];
     bl_buf_t w = { .base = what, .cap = sizeof(what), .max = sizeof(what) };
     const char *actor = q->actor ? q->actor : "an unauthenticated client";
-    if (q->kreq == NULL || bl_policy_describe(q->kreq, &w) != BL_OK)
+    int blast = d->rule && !strcmp(d->name, BL_POLICY_BLAST_RULE);
+    if (q->kreq == NULL || (blast ? bl_describe_blast(q->kreq, &w) : bl_policy_describe(q->kreq, &w)) != BL_OK)
         w.len = (size_t)snprintf(what, sizeof(what), "make this request");
     if (d->rule == NULL)
         snprintf(tail, sizeof(tail), ": no rule allows it (default deny)");

@@ -129,6 +129,45 @@ int bl_policy_compile(bl_policy_t *p);
 /* Decides one request. `p` NULL denies everything. Never allocates. */
 bl_decision_t bl_policy_eval(const bl_policy_t *p, const bl_policy_req_t *q);
 
+/*
+ * Guardrails for agents (docs/POLICY.md): built-in rules, the dry-run-only
+ * mode and rate limits. The loader fills the guard before compiling; the
+ * policy owns what it puts there.
+ */
+enum { BL_BUILTIN_BLAST_RADIUS = 1 };
+#define BL_POLICY_BLAST_RULE   "builtin-blast-radius"
+#define BL_POLICY_DRY_RUN_RULE "builtin-dry-run-only"
+
+typedef struct {
+    unsigned builtins;                 /* BL_BUILTIN_* turned on; all by default */
+    bl_patlist_t dry_run_identities;   /* dry-run-only mode for these identities */
+    bl_patlist_t dry_run_groups;       /* ... and members of these groups */
+    struct bl_limits_s *limits;        /* policy/limit.h; owned; NULL: none */
+} bl_guard_t;
+
+/* Returns the policy's guard (to fill before bl_policy_compile, or to
+ * read). `p` must not be NULL. */
+bl_guard_t *bl_policy_guard(bl_policy_t *p);
+
+/* Returns 1 if the requester is in dry-run-only mode, else 0 (p NULL: 0). */
+int bl_policy_dry_run_only(const bl_policy_t *p, const bl_policy_req_t *q);
+
+/* Returns 1 if the request is a write that kube-apiserver would run for
+ * real: a write-class request (not exec, attach or port-forward) without
+ * dryRun=All in its query or DeleteOptions. Else 0. */
+int bl_policy_is_real_write(const bl_kreq_t *k);
+
+/* Returns 1 if the request falls under the built-in blast-radius rule:
+ * deletecollection; delete or patch without a name; or a list sent by
+ * `kubectl delete` (how --all and -l begin: kubectl lists, then deletes
+ * each object by name). Else 0. */
+int bl_policy_is_blast(const bl_kreq_t *k, const char *kubectl_command);
+
+/* bl_policy_eval(), with the client's Kubectl-Command header (NULL if
+ * none) so the blast-radius rule sees how `kubectl delete --all` begins.
+ * Never allocates. */
+bl_decision_t bl_policy_decide(const bl_policy_t *p, const bl_policy_req_t *q, const char *kubectl_command);
+
 /* Returns "allowed", "denied" or "review" (the audit record's words). */
 const char *bl_effect_word(bl_effect_t e);
 

@@ -19,6 +19,7 @@
 #include "kube/tap.h"
 #include "core/log.h"
 #include "policy/policy.h"
+#include "proxy/guard.h"
 #include "review/store.h"
 #include "proxy/proxy.h"
 
@@ -614,17 +615,17 @@ static int bl_req_decide(bl_req_t *r)
     const bl_config_t *snap = r->ids ? bl_idtable_cfg(r->ids) : cfg;
     bl_policy_req_t q = { r->rec.actor, r->rec.groups, r->rec.ngroups,
                           (int)(r->connection - cfg->conns), r->kreq };
-    bl_decision_t d = bl_policy_eval(snap->policy, &q);
+    bl_decision_t d = bl_policy_decide(snap->policy, &q, r->rec.kubectl_command);
     char msg[BL_REC_REASON_MAX + 256]; /* the policy's message and a review's hint */
     bl_buf_t m = { .base = msg, .cap = BL_REC_REASON_MAX + 63, .max = BL_REC_REASON_MAX + 63 };
     r->rec.decision = bl_effect_word(d.effect);
     snprintf(r->rec.rule, sizeof(r->rec.rule), "%s", d.name);
     if (d.effect == BL_EFFECT_ALLOW)
-        return BL_OK;
+        return bl_req_guard(r, &q);
     bl_policy_message(&d, &q, &m);
     msg[m.len] = '\0';
     if (d.effect == BL_EFFECT_REVIEW && bl_req_review(r, &d, msg, sizeof(msg)) == BL_OK)
-        return BL_OK; /* approved: exactly this command, for this identity, for now */
+        return bl_req_guard(r, &q); /* approved: exactly this command, for this identity, for now */
     r->rec.result = BL_RESULT_DENIED;
     r->conn->close_after = r->conn->close_after || bl_req_body_pending(r);
     bl_reply_status(r, 403, "Forbidden", "%s", msg);
@@ -848,7 +849,8 @@ void bl_req_record(bl_req_t *r)
         return;
     r->recorded = 1;
     static const bl_metric_t by_result[] = { BL_M_REQUESTS_ALLOWED, BL_M_REQUESTS_DENIED,
-                                             BL_M_REQUESTS_UNAUTHENTICATED, BL_M_REQUESTS_ERROR };
+                                             BL_M_REQUESTS_UNAUTHENTICATED, BL_M_REQUESTS_ERROR,
+                                             BL_M_REQUESTS_LIMITED };
     bl_metric_add(by_result[r->rec.result], 1);
     bl_worker_t *w = r->conn->w;
     /* The outcome is known: stop waiting for the intent (a flush forced by

@@ -32,7 +32,7 @@ static const char *bl_status_phrase(int code)
 /* Appends a complete HTTP response carrying a Status body to `out`.
  * Returns BL_OK or BL_ERROR if `out` is full. */
 static int bl_status_build(bl_buf_t *out, int code, const char *reason, const char *message,
-                           const char *audit_id, int close)
+                           const char *audit_id, int close, uint64_t retry_after)
 {
     /* A fixed buffer dressed as a bl_buf_t: max == cap, so it never reallocs. */
     char body[2048];
@@ -40,6 +40,8 @@ static int bl_status_build(bl_buf_t *out, int code, const char *reason, const ch
     int rc = bl_buf_puts(&b, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
                              "\"status\":\"Failure\",\"message\":");
     rc |= bl_buf_json_str(&b, message, strlen(message));
+    if (retry_after) /* as kube-apiserver's own 429s carry it */
+        rc |= bl_buf_printf(&b, ",\"details\":{\"retryAfterSeconds\":%llu}", (unsigned long long)retry_after);
     rc |= bl_buf_printf(&b, ",\"reason\":\"%s\",\"code\":%d}\n", reason, code);
     if (rc != BL_OK)
         return BL_ERROR;
@@ -51,6 +53,8 @@ static int bl_status_build(bl_buf_t *out, int code, const char *reason, const ch
         rc |= bl_buf_printf(out, "Audit-Id: %s\r\n", audit_id);
     if (close)
         rc |= bl_buf_puts(out, "Connection: close\r\n");
+    if (retry_after)
+        rc |= bl_buf_printf(out, "Retry-After: %llu\r\n", (unsigned long long)retry_after);
     rc |= bl_buf_puts(out, "\r\n");
     rc |= bl_buf_append(out, b.base, b.len);
     return rc ? BL_ERROR : BL_OK;
@@ -67,7 +71,7 @@ void bl_reply_status(bl_req_t *r, int code, const char *reason, const char *fmt,
     if (r->rec.reason[0] == '\0') /* the record says why without the "byline: " prefix */
         bl_rec_reason(&r->rec, "%s", strncmp(msg, "byline: ", 8) ? msg : msg + 8);
     r->rec.status = code;
-    if (bl_status_build(&c->out, code, reason, msg, r->rec.id, c->close_after) != BL_OK)
+    if (bl_status_build(&c->out, code, reason, msg, r->rec.id, c->close_after, r->retry_after) != BL_OK)
         c->close_after = 1; /* no room for a reply: the close says it */
     bl_req_record(r);
     r->phase = BL_REQ_REPLY;
@@ -81,7 +85,7 @@ void bl_conn_reply_raw(bl_conn_t *c, int code, const char *reason, const char *m
     /* Out of memory (no record could be made): say why if the socket takes
      * it at once, and close. The unread input goes with the connection. */
     c->close_after = 1;
-    if (bl_status_build(&c->out, code, reason, message, NULL, 1) == BL_OK)
+    if (bl_status_build(&c->out, code, reason, message, NULL, 1, 0) == BL_OK)
         bl_conn_flush(c);
     bl_error("refused a request from %s without an audit record: %s", c->sock->peer_ip, message);
     bl_conn_close(c);

@@ -260,11 +260,15 @@ static void test_histogram_buckets(void **state)
 static void test_exposition_format(void **state)
 {
     static const char *const families[] = {
-        "requests_total counter", "connections_open gauge", "connections_total counter",
+        "requests_total counter", "requests_limited_total counter", "connections_open gauge",
+        "connections_total counter",
         "upstream_connects_total counter", "upstream_errors_total counter",
         "audit_entries_total counter", "audit_commits_total counter",
-        "audit_bytes_total counter", "audit_checkpoints_total counter", "audit_failed gauge",
-        "audit_refusing gauge", "audit_free_bytes gauge", "audit_commit_seconds histogram",
+        "audit_bytes_total counter", "audit_checkpoints_total counter", "config_reloads_total counter",
+        "config_reload_failures_total counter", "config_last_reload_successful gauge",
+        "config_last_reload_success_timestamp_seconds gauge", "audit_failed gauge",
+        "audit_refusing gauge", "audit_free_bytes gauge", "shared_credential_warnings_total counter",
+        "audit_commit_seconds histogram",
     };
     char family[64] = "", help[80] = "", want[128];
     size_t ntype = 0;
