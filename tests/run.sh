@@ -65,6 +65,7 @@ stage scripts
 for script in "tests/cli/test_cli.sh build/byline" "python3 tests/standin/check_kubectl.py" "python3 tests/integration/ledger_tamper.py build/byline" \
               "python3 tests/integration/query_test.py build/asan/byline" \
               "python3 tests/integration/join_test.py build/byline" \
+              "python3 tests/integration/tail_test.py build/asan/byline" \
               "python3 tests/standin/aws_sigv4.py" "python3 tests/integration/aws_test.py build/asan/byline" \
               "python3 tests/integration/agent_eks.py build/asan/byline"; do
     out=$($script 2>&1); rc=$?
