@@ -57,8 +57,11 @@ say "byline init, two agent identities, a kubeconfig each"
 "$BYLINE" init --dir "$DEMO/gateway" --upstream "https://127.0.0.1:$CLUSTER_PORT" \
     --upstream-ca "$DEMO/cluster/tls/ca.crt" --upstream-token-file "$DEMO/cluster/shared.token" \
     --listen "127.0.0.1:$GATEWAY_PORT" >/dev/null
-# byline denies what no rule allows; the demo's rules are in scripts/demo-policy.yaml.
-sed -i "s#^    - policy.yaml\$#&\n    - \"$ROOT/scripts/demo-policy.yaml\"#" "$DEMO/gateway/byline.yaml"
+# byline denies what no rule allows; the demo's rules are scripts/demo-policy.yaml,
+# copied in owner-only (byline refuses rule files others may write, and a
+# checkout under umask 002 is group-writable).
+install -m 600 scripts/demo-policy.yaml "$DEMO/gateway/demo-policy.yaml"
+sed -i "s#^    - policy.yaml\$#&\n    - demo-policy.yaml#" "$DEMO/gateway/byline.yaml"
 for agent in agent-deploybot agent-reporting; do
     group=deployers; [ "$agent" = agent-reporting ] && group=readers
     "$BYLINE" identity add "$agent" --group "$group" --dir "$DEMO/gateway" 2>/dev/null > "$DEMO/$agent.token"

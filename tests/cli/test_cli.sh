@@ -308,7 +308,8 @@ expect "policy check: a fresh identity may not read (default deny)" 1 "$BYLINE" 
 has "  ...rule default-deny" "$T/out" '^rule: +default-deny \(no rule allows it\)$'
 has "  ...the message says no rule allows it" "$T/out" \
     '^message: +byline: agent-reporting may not list pods in namespace web: no rule allows it \(default deny\)$'
-sed -i "s#^    - policy.yaml\$#&\n    - \"$PWD/scripts/demo-policy.yaml\"#" "$GP/byline.yaml"
+install -m 600 scripts/demo-policy.yaml "$GP/demo-policy.yaml"
+sed -i "s#^    - policy.yaml\$#&\n    - demo-policy.yaml#" "$GP/byline.yaml"
 expect "config check: with the demo's rules" 0 "$BYLINE" config check --dir "$GP"
 has "  ...seven rules" "$T/out" '1 identities, 7 policy rule\(s\)'
 expect "policy check --help" 0 "$BYLINE" policy check --help
@@ -317,7 +318,7 @@ expect "policy check: agent-reporting may not delete" 1 "$BYLINE" policy check -
     -- kubectl delete pod x -n web
 has "  ...the request" "$T/out" '^request: +DELETE /api/v1/namespaces/web/pods/x$'
 has "  ...denied" "$T/out" '^decision: +denied$'
-has "  ...by the rule, with where it is written" "$T/out" '^rule: +reporting-read-only \(.*/scripts/demo-policy.yaml:[0-9]+:[0-9]+\)$'
+has "  ...by the rule, with where it is written" "$T/out" '^rule: +reporting-read-only \(.*/gwp/demo-policy.yaml:[0-9]+:[0-9]+\)$'
 has "  ...and the agent's message" "$T/out" \
     '^message: +byline: agent-reporting may not delete pods in namespace web \(rule reporting-read-only\)$'
 expect "policy check --request: a read is allowed" 0 "$BYLINE" policy check --dir "$GP" --as agent-reporting \

@@ -32,7 +32,11 @@ class PolicyGateway:
         text = open(cfg).read()
         if "\n    - policy.yaml\n" not in text:
             raise RuntimeError("byline init wrote no policy include: " + text[-400:])
-        text = text.replace("\n    - policy.yaml\n", "\n    - policy.yaml\n    - \"%s\"\n" % DEMO_POLICY)
+        # A copy only its owner may write: byline refuses rule files others may write.
+        with open(DEMO_POLICY) as src, open(os.path.join(self.dir, "demo-policy.yaml"), "w") as dst:
+            dst.write(src.read())
+        os.chmod(os.path.join(self.dir, "demo-policy.yaml"), 0o600)
+        text = text.replace("\n    - policy.yaml\n", "\n    - policy.yaml\n    - demo-policy.yaml\n")
         with open(cfg, "w") as f:
             f.write(text)
         self.kubeconfigs = {}

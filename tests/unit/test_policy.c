@@ -73,6 +73,15 @@ static int load_policy(bl_config_t *cfg, bl_connection_t *conns, const char *tex
     return rc;
 }
 
+/* Frees what bl_cfg_policy() put in the fake config. */
+static void unload(bl_config_t *cfg)
+{
+    bl_policy_free(cfg->policy);
+    cfg->policy = NULL;
+    free(cfg->reviewer_group);
+    cfg->reviewer_group = NULL;
+}
+
 static void assert_has(bl_buf_t *b, const char *needle)
 {
     const char *s = bl_buf_cstr(b);
@@ -305,7 +314,7 @@ static void test_rule_table(void **state)
         assert_true(d.rule == NULL ? !strcmp(d.name, DEF) : d.rule == bl_policy_find(cfg.policy, d.name));
     }
     free(k);
-    bl_policy_free(cfg.policy);
+    unload(&cfg);
     bl_buf_free(&errs);
 }
 
@@ -326,11 +335,11 @@ static void test_default_deny(void **state)
     d = decide(NULL, "a", "", 0, "GET", "/api", NULL, k);
     assert_int_equal(d.effect, BL_EFFECT_DENY);
     bl_policy_req_t q = { "a", NULL, 0, 0, NULL }; /* a target byline did not understand */
-    bl_policy_free(cfg.policy);
+    unload(&cfg);
     assert_int_equal(load_policy(&cfg, conns, "policy:\n  rules:\n    - {name: all, effect: allow}\n", &errs), BL_OK);
     assert_int_equal(bl_policy_eval(cfg.policy, &q).effect, BL_EFFECT_DENY);
     assert_int_equal(decide(cfg.policy, "a", "", 0, "DELETE", "/api/v1/nodes/n", NULL, k).effect, BL_EFFECT_ALLOW);
-    bl_policy_free(cfg.policy);
+    unload(&cfg);
     bl_buf_free(&errs);
     free(k);
 }
@@ -445,7 +454,7 @@ static void test_messages(void **state)
         assert_true(buf[i] >= 0x20 && buf[i] < 0x7f && buf[i] != '"');
     assert_null(strstr(buf, "secret-rule-of-another"));
     free(k);
-    bl_policy_free(cfg.policy);
+    unload(&cfg);
     bl_buf_free(&errs);
 }
 
@@ -463,7 +472,7 @@ static void expect_errors(const char *text, int nerr, const char *const *want)
         print_error("want %d errors, got:\n%s\n", nerr, bl_buf_cstr(&errs));
         fail();
     }
-    bl_policy_free(cfg.policy);
+    unload(&cfg);
     bl_buf_free(&errs);
 }
 
@@ -540,7 +549,7 @@ static void test_unnamed_connection(void **state)
     assert_has(&errs, "byline.yaml:3:51: connections: \"staging\" is not a connection in byline.yaml");
     assert_int_equal(count_lines(&errs), 1);
     bl_yaml_free(&y);
-    bl_policy_free(cfg.policy);
+    unload(&cfg);
     bl_buf_free(&errs);
 }
 
@@ -571,7 +580,7 @@ static void test_include_errors(void **state)
     bl_connection_t conns[3];
     bl_buf_t errs;
     assert_int_equal(load_policy(&cfg, conns, "policy:\n  include: [\"none.d/*.yaml\"]\n", &errs), BL_OK);
-    bl_policy_free(cfg.policy);
+    unload(&cfg);
     bl_buf_free(&errs);
 }
 
