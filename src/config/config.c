@@ -907,7 +907,7 @@ void bl_config_free(bl_config_t *cfg)
 const bl_connection_t *bl_config_connection(const bl_config_t *cfg, const char *name, size_t len)
 {
     for (size_t i = 0; i < cfg->nconns; i++)
-        if (strlen(cfg->conns[i].name) == len && memcmp(cfg->conns[i].name, name, len) == 0)
+        if (cfg->conns[i].name && strlen(cfg->conns[i].name) == len && memcmp(cfg->conns[i].name, name, len) == 0)
             return &cfg->conns[i];
     return NULL;
 }
