@@ -25,6 +25,7 @@ from env import ROOT, SHARED_USER, Env  # noqa: E402
 
 import agent  # noqa: E402
 import capture  # noqa: E402
+import guardrails  # noqa: E402
 import identity_lifecycle  # noqa: E402
 import jwt_identity  # noqa: E402
 import ledger  # noqa: E402
@@ -396,6 +397,7 @@ def main():
                ("limits", lambda: limits.run_all(env, result)), ("ledger", lambda: ledger.run_all(env, result)),
                ("policy", lambda: policy.run_all(env, result, VERSIONS)),
                ("review", lambda: review.run_all(env, result, VERSIONS)),
+               ("guardrails", lambda: guardrails.run_all(env, result, VERSIONS)),
                ("agent", lambda: agent.run_all(env, result, VERSIONS)),
                ("jwt", lambda: jwt_identity.run_all(env, result, tuple(reversed(VERSIONS)))),
                ("identity-lifecycle", lambda: identity_lifecycle.run_all(env, result, VERSIONS)),
