@@ -71,12 +71,23 @@ static int bl_key_str(bl_buf_t *out, const char *name, const char *v)
     return bl_key_field(out, name, v, strlen(v));
 }
 
+/* The verb the key names: exec, attach and port-forward are one command
+ * whether kubectl opens them with a WebSocket GET or a SPDY POST (1.30+
+ * tries the first, then falls back), so both count as "create". */
+static const char *bl_review_verb(const bl_kreq_t *k)
+{
+    const char *sub = k->subresource;
+    if (k->is_resource && (!strcmp(sub, "exec") || !strcmp(sub, "attach") || !strcmp(sub, "portforward")))
+        return "create";
+    return k->verb;
+}
+
 int bl_review_key(const bl_kreq_t *k, const char *conn, bl_buf_t *out)
 {
     size_t mark = out->len;
     int rc = bl_buf_puts(out, "byline-review-v1");
     rc |= bl_key_str(out, "connection", conn ? conn : "");
-    rc |= bl_key_str(out, "verb", k->verb);
+    rc |= bl_key_str(out, "verb", bl_review_verb(k));
     rc |= bl_key_str(out, "resource", k->is_resource ? "1" : "0");
     rc |= bl_key_str(out, "apiGroup", k->api_group);
     rc |= bl_key_str(out, "kind", k->resource);

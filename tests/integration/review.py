@@ -29,7 +29,14 @@ RULES = """rules:
     verbs: [delete]
     resources: [pods]
     namespaces: [web]
+  - name: deploybot-exec-web
+    effect: review
+    identities: [agent-deploybot]
+    resources: [pods/exec]
+    namespaces: [web]
 """
+
+EXEC_ID = re.compile(r"review (r-[0-9a-z]{10}) is pending")
 
 REVIEW_ID = re.compile(r"review (r-[0-9a-z]{10}) is pending: an operator runs byline review approve (r-[0-9a-z]{10})")
 
@@ -244,11 +251,43 @@ def flow(env, gw, v, result):
            states.get(rid) == "approved" and states.get(rid3) == "denied" and states.get(rid4) == "pending", repr(states))
 
 
+def exec_flow(env, gw, v, result):
+    """An approval of one exec argv grants exactly that argv, over 1.33's
+    WebSocket and 1.27's SPDY alike."""
+    k = gw.kubectl(v)
+    argv = ["exec", "api-0", "-n", "web", "--", "cat", "/etc/hostname-%s" % v]
+    rc, out, err = k.run(argv)
+    m = EXEC_ID.search(err)
+    result("kubectl %s: review: an exec a review rule matches is held with a review id" % v,
+           rc == 1 and m is not None and "(rule deploybot-exec-web)" in err, "rc=%d err=%r" % (rc, err[-400:]))
+    if m is None:
+        return
+    rid = m.group(1)
+    ids = set(EXEC_ID.findall(err))
+    result("kubectl %s: review: one review however many transports kubectl tried" % v, ids == {rid}, repr(ids))
+    p = gw.review("approve", rid, "--as", "alice", "--for", "5m")
+    result("review: alice approves the exec", p.returncode == 0, p.stdout + p.stderr)
+    mark = len(gw.entries())
+    rc, out, err = k.run(argv)
+    result("kubectl %s: review: the approved exec runs in the pod" % v,
+           rc == 1 and "No such file" in err and "byline:" not in err, "rc=%d err=%r" % (rc, err[-300:]))
+    time.sleep(0.2)
+    recs = [r for r in gw.requests(mark) if r.get("action", "").startswith("kubectl exec api-0")]
+    result("kubectl %s: review: the exec's records carry the review and approver, status 101" % v,
+           len(recs) == 1 and recs[0].get("review") == rid and recs[0].get("approved_by") == "alice" and
+           recs[0].get("status") == 101, repr(recs))
+    rc, out, err = k.run(["exec", "api-0", "-n", "web", "--", "cat", "/etc/passwd"])
+    m2 = EXEC_ID.search(err)
+    result("kubectl %s: review: another argv is not covered by the approval" % v,
+           rc == 1 and m2 is not None and m2.group(1) != rid, "rc=%d err=%r" % (rc, err[-300:]))
+
+
 def run_all(env, result, versions):
     gw = ReviewGateway(env)
     try:
         for v in versions:
             flow(env, gw, v, result)
+            exec_flow(env, gw, v, result)
         p = run([env.byline, "audit", "verify", "--dir", gw.dir])
         result("review: byline audit verify passes on the ledger with review notices", p.returncode == 0,
                p.stdout[-600:] + p.stderr[-600:])

@@ -83,6 +83,7 @@ static void command_key_is_exact(void **state)
     char *other_verb = key_of("GET", "/api/v1/namespaces/web/pods/x", "prod");
     char *e1 = key_of("POST", ex, "prod");
     char *e2 = key_of("POST", "/api/v1/namespaces/web/pods/api-0/exec?command=cat%20%2Fetc%2Fhosts&stdout=true", "prod");
+    char *ws = key_of("GET", ex, "prod"); /* the same exec over a WebSocket */
     char *e3 = key_of("POST", "/api/v1/namespaces/web/pods/api-0/exec?command=cat&command=%2Fetc%2Fshadow&stdout=true",
                       "prod");
     assert_string_equal(a, same);
@@ -93,6 +94,8 @@ static void command_key_is_exact(void **state)
         assert_string_not_equal(a, differ[i]);
     assert_string_not_equal(e1, e2); /* two words are not one word with a space */
     assert_string_not_equal(e1, e3);
+    assert_string_equal(e1, ws);
+    free(ws);
     char h1[65], h2[65];
     bl_review_key_hash(a, strlen(a), h1);
     bl_review_key_hash(same, strlen(same), h2);
