@@ -67,8 +67,9 @@ static const char *bl_agent_conns(bl_conn_t *c, bl_str_t list, const bl_agentkey
     return n ? NULL : "Byline-Agent-Connections names no connection";
 }
 
-/* Returns the agent's registry entry, or NULL with *why. */
-static const bl_agentkey_t *bl_agent_key(bl_conn_t *c, const bl_http_request_t *hr, const char **why)
+/* Returns the agent's entry in registry `reg`, or NULL with *why. */
+static const bl_agentkey_t *bl_agent_key(const bl_agentkeys_t *reg, const bl_http_request_t *hr,
+                                         const char **why)
 {
     bl_str_t auth = bl_agent_header(hr, "authorization");
     if (!bl_str_prefix_nocase(auth, "bearer ")) {
@@ -76,12 +77,14 @@ static const bl_agentkey_t *bl_agent_key(bl_conn_t *c, const bl_http_request_t *
         return NULL;
     }
     bl_str_t tok = bl_str_trim((bl_str_t){ auth.p + 7, auth.len - 7 });
-    const bl_agentkey_t *k = bl_agentkeys_find(bl_hub_keys(c->w->srv->hub), tok.p, tok.len);
+    const bl_agentkey_t *k = bl_agentkeys_find(reg, tok.p, tok.len);
     *why = "unknown agent key";
     return k;
 }
 
-void bl_agent_accept(bl_conn_t *c, const bl_http_request_t *hr, size_t head_len)
+/* bl_agent_accept with a reference to the key registry in force. */
+static void bl_agent_accept_with(bl_conn_t *c, const bl_http_request_t *hr, size_t head_len,
+                                 const bl_agentkeys_t *reg)
 {
     unsigned char serves[BL_CONFIG_MAX_CONNS] = { 0 };
     char msg[256];
@@ -91,11 +94,7 @@ void bl_agent_accept(bl_conn_t *c, const bl_http_request_t *hr, size_t head_len)
     bl_str_t upgrade = bl_agent_header(hr, "upgrade");
     bl_http_err_t herr;
     bl_body_t body;
-    if (c->w->srv->hub == NULL) {
-        bl_agent_refuse(c, 404, "Not Found", "no connection here is configured with via: agent");
-        return;
-    }
-    const bl_agentkey_t *key = bl_agent_key(c, hr, &why);
+    const bl_agentkey_t *key = bl_agent_key(reg, hr, &why);
     if (key == NULL) {
         bl_agent_refuse(c, 401, "Unauthorized", why);
         return;
@@ -118,4 +117,16 @@ void bl_agent_accept(bl_conn_t *c, const bl_http_request_t *hr, size_t head_len)
     bl_hub_adopt(c->w->srv->hub, fd, ssl, c->sock->peer_ip, key->name, serves, bl_buf_data(&c->in), bl_buf_size(&c->in));
     bl_buf_reset(&c->in);
     bl_conn_close(c);
+}
+
+void bl_agent_accept(bl_conn_t *c, const bl_http_request_t *hr, size_t head_len)
+{
+    if (c->w->srv->hub == NULL) {
+        bl_agent_refuse(c, 404, "Not Found", "no connection here is configured with via: agent");
+        return;
+    }
+    /* A reload may swap the registry meanwhile: this one stays until adopt copied the name. */
+    const bl_agentkeys_t *reg = bl_hub_keys_get(c->w->srv->hub);
+    bl_agent_accept_with(c, hr, head_len, reg);
+    bl_hub_keys_put(reg);
 }

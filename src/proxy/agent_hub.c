@@ -1,6 +1,7 @@
 /* agent_hub.c - agent sessions in one thread; see agent_hub.h. */
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -51,9 +52,16 @@ typedef struct bl_hubmsg_s {
     char pre[];
 } bl_hubmsg_t;
 
+/* A key registry and its references (the registry first: a pointer to
+ * it is a pointer to the holder). */
+typedef struct {
+    bl_agentkeys_t k;
+    _Atomic long refs;
+} bl_hubkeys_t;
+
 struct bl_hub_s {
     const bl_config_t *cfg;
-    bl_agentkeys_t keys;
+    bl_hubkeys_t *keys;           /* in force; swapped under mu by a reload */
     bl_loop_t *loop;
     pthread_t thread;
     int started;
@@ -303,7 +311,10 @@ bl_hub_t *bl_hub_start(const bl_config_t *cfg, bl_buf_t *err)
     h->qtail = &h->q;
     pthread_mutex_init(&h->mu, NULL);
     snprintf(path, sizeof(path), "%s/agent-keys.yaml", cfg->dir);
-    if (bl_agentkeys_load(path, &h->keys, err) != BL_OK || (h->loop = bl_loop_new()) == NULL) {
+    if ((h->keys = calloc(1, sizeof(*h->keys))) != NULL)
+        atomic_init(&h->keys->refs, 1);
+    if (h->keys == NULL || bl_agentkeys_load(path, &h->keys->k, err) != BL_OK ||
+        (h->loop = bl_loop_new()) == NULL) {
         bl_hub_stop(h);
         return NULL;
     }
@@ -343,14 +354,45 @@ void bl_hub_stop(bl_hub_t *h)
         h->q = m->next;
         bl_hub_free_msg(m);
     }
-    bl_agentkeys_free(&h->keys);
+    bl_hub_keys_put(h->keys ? &h->keys->k : NULL);
     pthread_mutex_destroy(&h->mu);
     free(h);
 }
 
-const bl_agentkeys_t *bl_hub_keys(const bl_hub_t *h)
+const bl_agentkeys_t *bl_hub_keys_get(bl_hub_t *h)
 {
-    return &h->keys;
+    pthread_mutex_lock(&h->mu);
+    bl_hubkeys_t *hk = h->keys;
+    atomic_fetch_add_explicit(&hk->refs, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&h->mu);
+    return &hk->k;
+}
+
+void bl_hub_keys_put(const bl_agentkeys_t *k)
+{
+    bl_hubkeys_t *hk = (bl_hubkeys_t *)k;
+    if (hk == NULL || atomic_fetch_sub_explicit(&hk->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    bl_agentkeys_free(&hk->k);
+    free(hk);
+}
+
+int bl_hub_keys_install(bl_hub_t *h, bl_agentkeys_t *k)
+{
+    bl_hubkeys_t *hk = calloc(1, sizeof(*hk));
+    if (hk == NULL) {
+        bl_agentkeys_free(k);
+        return BL_ERROR;
+    }
+    hk->k = *k;
+    memset(k, 0, sizeof(*k));
+    atomic_init(&hk->refs, 1);
+    pthread_mutex_lock(&h->mu);
+    bl_hubkeys_t *old = h->keys;
+    h->keys = hk;
+    pthread_mutex_unlock(&h->mu);
+    bl_hub_keys_put(&old->k);
+    return BL_OK;
 }
 
 int bl_hub_online(const bl_hub_t *h, size_t k)

@@ -30,8 +30,17 @@ bl_hub_t *bl_hub_start(const bl_config_t *cfg, bl_buf_t *err);
 /* Disconnects every agent, stops the thread and frees the hub. NULL is fine. */
 void bl_hub_stop(bl_hub_t *h);
 
-/* Returns the key registry (read-only while the hub runs). */
-const bl_agentkeys_t *bl_hub_keys(const bl_hub_t *h);
+/* Returns a reference to the key registry in force (read-only; release
+ * it with bl_hub_keys_put). A reload may replace the registry at any
+ * time; the reference keeps this one alive. Thread-safe. */
+const bl_agentkeys_t *bl_hub_keys_get(bl_hub_t *h);
+void bl_hub_keys_put(const bl_agentkeys_t *k);
+
+/* Makes *k (taken: zeroed on return) the registry new agent connections
+ * are checked against; sessions already up stay. Main thread
+ * (proxy/reload.c). Returns BL_OK, or BL_ERROR (out of memory; the
+ * registry in force stays, *k is freed). */
+int bl_hub_keys_install(bl_hub_t *h, bl_agentkeys_t *k);
 
 /* Returns how many agent sessions now serve connection `k` (an index in
  * cfg->conns); racy by nature, a hint for a quick 503. */

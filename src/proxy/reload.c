@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "policy/policy.h"
+#include "proxy/agent_hub.h"
 #include "proxy/reload.h"
 
 #define BL_RELOAD_NOTICE_MAX (256 * 1024)
@@ -35,6 +36,8 @@ struct bl_reload_s {
     const bl_config_t *boot;
     bl_idreg_t *reg;
     bl_ledger_t *ledger;
+    struct bl_hub_s *hub;
+    char agent_keys[BL_PATH_MAX]; /* DIR/agent-keys.yaml with a hub, else "" */
     bl_rwatch_t *files;
     size_t nfiles;
     int64_t checked_ms, flushed_ms;
@@ -98,13 +101,14 @@ static int bl_rwatch_add(bl_rwatch_t *v, size_t *n, const char *path)
 /* Returns the files cfg was loaded from (byline.yaml, the identities
  * file, each file a rule was written in), signed and hashed now; NULL
  * when out of memory. */
-static bl_rwatch_t *bl_rwatch_list(const bl_config_t *cfg, size_t *n)
+static bl_rwatch_t *bl_rwatch_list(const bl_config_t *cfg, const char *agent_keys, size_t *n)
 {
     bl_rwatch_t *v = calloc(BL_RELOAD_MAX_FILES, sizeof(*v));
     int rc = v ? BL_OK : BL_ERROR;
     *n = 0;
     if (rc == BL_OK)
-        rc = bl_rwatch_add(v, n, cfg->path) | bl_rwatch_add(v, n, cfg->identities_file);
+        rc = bl_rwatch_add(v, n, cfg->path) | bl_rwatch_add(v, n, cfg->identities_file) |
+             bl_rwatch_add(v, n, agent_keys);
     for (size_t i = 0; rc == BL_OK && i < bl_policy_count(cfg->policy); i++)
         rc = bl_rwatch_add(v, n, bl_policy_rule(cfg->policy, i)->file);
     if (rc != BL_OK) {
@@ -114,10 +118,14 @@ static bl_rwatch_t *bl_rwatch_list(const bl_config_t *cfg, size_t *n)
     return v;
 }
 
-bl_reload_t *bl_reload_new(const bl_config_t *boot, bl_idreg_t *reg, bl_ledger_t *ledger)
+bl_reload_t *bl_reload_new(const bl_config_t *boot, bl_idreg_t *reg, bl_ledger_t *ledger,
+                           struct bl_hub_s *hub)
 {
     bl_reload_t *rl = calloc(1, sizeof(*rl));
-    if (rl == NULL || (rl->files = bl_rwatch_list(boot, &rl->nfiles)) == NULL) {
+    if (rl != NULL && hub != NULL &&
+        bl_file_pathf(rl->agent_keys, sizeof(rl->agent_keys), "%s/agent-keys.yaml", boot->dir) != BL_OK)
+        rl->agent_keys[0] = '\0';
+    if (rl == NULL || (rl->files = bl_rwatch_list(boot, rl->agent_keys, &rl->nfiles)) == NULL) {
         bl_error("reload: out of memory");
         free(rl);
         return NULL;
@@ -125,6 +133,7 @@ bl_reload_t *bl_reload_new(const bl_config_t *boot, bl_idreg_t *reg, bl_ledger_t
     rl->boot = boot;
     rl->reg = reg;
     rl->ledger = ledger;
+    rl->hub = hub;
     bl_metric_set(BL_M_CONFIG_LAST_RELOAD_OK, 1);
     bl_metric_set(BL_M_CONFIG_LAST_RELOAD_TS, (int64_t)time(NULL));
     return rl;
@@ -360,7 +369,7 @@ static int bl_changed_files(const bl_config_t *cfg, const bl_rwatch_t *was, size
 static void bl_reload_refused(const bl_config_t *boot, const char *why, bl_buf_t *errors)
 {
     const char *p = bl_buf_size(errors) ? bl_buf_cstr(errors) : "out of memory";
-    bl_error("reload: %s/byline.yaml was not applied (%s); the configuration in force stays", boot->dir, why);
+    bl_error("reload: the configuration in %s was not applied (%s); the one in force stays", boot->dir, why);
     while (*p) {
         const char *nl = strchr(p, '\n');
         int n = nl ? (int)(nl - p) : (int)strlen(p);
@@ -374,8 +383,8 @@ static void bl_reload_refused(const bl_config_t *boot, const char *why, bl_buf_t
 
 /* Installs cfg (taken) as the new snapshot with the watch list `files`
  * (taken); logs, counts and writes the notice. */
-static int bl_reload_apply(bl_reload_t *rl, bl_config_t *cfg, bl_rwatch_t *files, size_t nfiles,
-                           const char *restart)
+static int bl_reload_apply(bl_reload_t *rl, bl_config_t *cfg, bl_agentkeys_t *keys, bl_rwatch_t *files,
+                           size_t nfiles, const char *restart)
 {
     bl_buf_t changed;
     bl_buf_init(&changed, BL_RELOAD_LIST_MAX);
@@ -387,6 +396,8 @@ static int bl_reload_apply(bl_reload_t *rl, bl_config_t *cfg, bl_rwatch_t *files
     /* The notice reads cfg before the registry owns it (workers may then
      * drop it at any time: only the registry's reference keeps it). */
     bl_reload_notice(rl, bl_buf_cstr(&changed), restart, cfg);
+    if (rl->hub && bl_hub_keys_install(rl->hub, keys) != BL_OK)
+        bl_error("reload: out of memory while installing the agent keys; the ones in force stay");
     if (bl_idreg_install(rl->reg, cfg) != BL_OK) {
         bl_error("reload: out of memory while installing the new configuration; the old one stays");
         bl_buf_free(&changed);
@@ -410,6 +421,7 @@ static int bl_reload_run(bl_reload_t *rl)
     bl_buf_t errors, warnings, restart;
     bl_config_t *cfg = NULL;
     bl_rwatch_t *files = NULL;
+    bl_agentkeys_t keys = { 0 };
     size_t nfiles = 0;
     int rc = BL_ERROR;
     bl_buf_init(&errors, 64 * 1024);
@@ -426,13 +438,18 @@ static int bl_reload_run(bl_reload_t *rl)
         bl_reload_refused(rl->boot, need == BL_DECLINED ? bl_buf_cstr(&restart) : "out of memory", &errors);
         goto end;
     }
-    if ((files = bl_rwatch_list(cfg, &nfiles)) == NULL) {
+    if (rl->hub && bl_agentkeys_load(rl->agent_keys, &keys, &errors) != BL_OK) {
+        bl_reload_refused(rl->boot, "the agent keys do not load", &errors);
+        goto end;
+    }
+    if ((files = bl_rwatch_list(cfg, rl->agent_keys, &nfiles)) == NULL) {
         bl_reload_refused(rl->boot, "out of memory", &errors);
         goto end;
     }
-    rc = bl_reload_apply(rl, cfg, files, nfiles, bl_buf_size(&restart) ? bl_buf_cstr(&restart) : "");
+    rc = bl_reload_apply(rl, cfg, &keys, files, nfiles, bl_buf_size(&restart) ? bl_buf_cstr(&restart) : "");
     cfg = NULL;
 end:
+    bl_agentkeys_free(&keys);
     bl_config_free(cfg);
     bl_buf_free(&errors);
     bl_buf_free(&warnings);

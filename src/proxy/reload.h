@@ -3,7 +3,8 @@
  * restart (docs/OPERATIONS.md "Reloading").
  *
  * Triggers: SIGHUP, or a change (inode, size or mtime) to byline.yaml,
- * the identities file or a policy file a rule came from, seen by a stat
+ * the identities file, a policy file a rule came from or
+ * DIR/agent-keys.yaml, seen by a stat
  * at most once a second from the main thread's signal loop.
  *
  * The snapshot. A reload loads the whole configuration again on the main
@@ -17,7 +18,8 @@
  * sessions are never touched.
  *
  * What a snapshot changes: identities (tokens, certificate mappings,
- * expiry, revocation) and the policy rules. Everything else is read from
+ * expiry, revocation) and the policy rules; the agent key registry is
+ * swapped alongside (proxy/agent_hub.h), both or neither. Everything else is read from
  * the configuration the gateway started with; a reload that changes such
  * a setting applies the rest and reports "needs a restart: ..." in the
  * log and the ledger notice. A reload that adds, removes, renames or
@@ -41,17 +43,20 @@
 #include "config/config.h"
 
 typedef struct bl_reload_s bl_reload_t;
+struct bl_hub_s; /* proxy/agent_hub.h */
 
 #define BL_RELOAD_CHECK_MS  1000   /* stat the watched files at most this often */
 #define BL_RELOAD_MAX_FILES 256    /* watched files (byline.yaml, identities, policy files) */
 
 /*
  * Creates the reloader for the gateway started with `boot` (borrowed; it
- * must outlive the reloader), whose snapshots live in `reg` and whose
- * notices go to `ledger` (both borrowed). Records the files' signatures
+ * must outlive the reloader), whose snapshots live in `reg`, whose
+ * notices go to `ledger` and whose agent keys (DIR/agent-keys.yaml) live
+ * in `hub` (NULL: no `via: agent` connection; all borrowed). Records the files' signatures
  * and digests. Returns it, or NULL when out of memory (logged).
  */
-bl_reload_t *bl_reload_new(const bl_config_t *boot, bl_idreg_t *reg, bl_ledger_t *ledger);
+bl_reload_t *bl_reload_new(const bl_config_t *boot, bl_idreg_t *reg, bl_ledger_t *ledger,
+                           struct bl_hub_s *hub);
 
 /* Frees the reloader (not the snapshots: the registry owns them). NULL is fine. */
 void bl_reload_free(bl_reload_t *rl);

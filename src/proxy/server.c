@@ -291,7 +291,7 @@ static void bl_server_close(bl_server_t *srv)
 static void bl_server_signals(bl_server_t *srv, sigset_t *set)
 {
     const struct timespec tick = { 0, 100 * 1000000 };
-    bl_reload_t *rl = bl_reload_new(srv->cfg, srv->idreg, srv->ledger);
+    bl_reload_t *rl = bl_reload_new(srv->cfg, srv->idreg, srv->ledger, srv->hub);
     while (__atomic_load_n(&srv->running, __ATOMIC_ACQUIRE) > 0) {
         int sig = sigtimedwait(set, NULL, &tick);
         struct timespec mono;

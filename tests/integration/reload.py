@@ -68,6 +68,7 @@ class Load:
                 except Exception as e:  # counted: the point of the test
                     self.errors += 1
                     self.why.append(repr(e))
+            self.stop.wait(0.02)  # steady load that a gateway under valgrind still serves
 
     def finish(self):
         self.stop.set()
@@ -118,8 +119,10 @@ def sighup_applies(gw, result, v, policy):
     return orig, ex
 
 
-def check_notice(gw, result, v, cfg_path):
-    notes = reload_notices(gw)
+def check_notice(gw, result, v, cfg_path, before):
+    """The reload that brought the rule is in the ledger (the file watch may
+    have applied it just before SIGHUP did: then the later one changed nothing)."""
+    notes = [n for n in reload_notices(gw)[before:] if "policy.yaml" in n.get("changed", "")]
     want = hashlib.sha256(open(cfg_path, "rb").read()).hexdigest()
     n = notes[-1] if notes else {}
     result("reload kubectl %s: the ledger has a reload notice with byline.yaml's SHA-256 and what changed" % v,
@@ -196,13 +199,65 @@ def check_exec(result, v, ex):
 
 
 class SubEnv:
-    """The env as IdGateway sees it, but rooted in DIR/reload so this
-    gateway (DIR/reload/idgw) does not meet identity_lifecycle's."""
+    """The env as IdGateway sees it, but rooted in DIR/NAME so this
+    gateway (DIR/NAME/idgw) does not meet identity_lifecycle's."""
 
-    def __init__(self, env):
+    def __init__(self, env, name="reload"):
         self.__dict__.update(env.__dict__)
-        self.dir = os.path.join(env.dir, "reload")
+        self.dir = os.path.join(env.dir, name)
         os.makedirs(self.dir, exist_ok=True)
+
+
+def agent_connect(gw, key):
+    """An agent dialling in with `key` for connection vpc: the status code."""
+    s = gw.tls()
+    try:
+        s.sendall(("POST /byline/agent/v1/connect HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+                   "Upgrade: byline-agent/1\r\nConnection: Upgrade\r\nByline-Agent-Connections: vpc\r\n\r\n"
+                   % key).encode())
+        head = b""
+        while b"\r\n" not in head:
+            got = s.recv(4096)
+            if not got:
+                break
+            head += got
+        m = re.match(rb"HTTP/1.1 (\d+)", head)
+        return int(m.group(1)) if m else None
+    finally:
+        s.close()
+
+
+def agent_keys(env, result):
+    """DIR/agent-keys.yaml reloads with the rest: a key added on a running
+    gateway lets its agent in without SIGHUP; a broken file is refused."""
+    gw = IdGateway(SubEnv(env, "reload-agent"))
+    cfg_path = os.path.join(gw.dir, "byline.yaml")
+    text = open(cfg_path).read()
+    with open(cfg_path, "w") as f:
+        f.write(text.replace("\nconnections:\n", "\nconnections:\n  - name: vpc\n    via: agent\n", 1))
+    gw.start()
+    try:
+        p = gw.cli("agent-key", "add", "a0", "--connection", "vpc")
+        early = agent_connect(gw, p.stdout.strip())  # the started gateway may not have seen it yet
+        key_path = os.path.join(gw.dir, "agent-keys.yaml")
+        ok = until(lambda: agent_connect(gw, p.stdout.strip()) == 101, 4)
+        result("reload: an agent key added on the running gateway lets its agent in without SIGHUP",
+               p.returncode == 0 and ok, "add rc=%d %r; first try %r" % (p.returncode, p.stderr[-200:], early))
+        good = open(key_path).read()
+        with open(key_path, "a") as f:
+            f.write("keys: [broken\n")
+        since = len(gw.log_text())
+        gw.proc.send_signal(signal.SIGHUP)
+        refused = until(lambda: "the agent keys do not load" in reload_log(gw, since), 5)
+        result("reload: a broken agent-keys.yaml is refused with its errors; the keys in force stay",
+               refused and re.search(r"reload: .*agent-keys\.yaml:\d+:\d+: ", reload_log(gw, since)) and
+               agent_connect(gw, p.stdout.strip()) == 101 and agent_connect(gw, "bya_" + "A" * 43) == 401,
+               reload_log(gw, since)[-500:])
+        with open(key_path, "w") as f:
+            f.write(good)
+    finally:
+        rc = gw.stop()
+    result("reload: the agent gateway stops cleanly", rc == 0, "rc=%r" % rc)
 
 
 def run_all(env, result, versions):
@@ -216,12 +271,14 @@ def run_all(env, result, versions):
     load.thread.start()
     try:
         for v in versions:
+            before = len(reload_notices(gw))
             orig, ex = sighup_applies(gw, result, v, policy)
-            check_notice(gw, result, v, cfg_path)
+            check_notice(gw, result, v, cfg_path, before)
             broken_refused(gw, result, v, cfg_path)
             file_change_applies(gw, result, v, policy, orig)
             check_exec(result, v, ex)
         restart_needed(gw, result, versions[-1], cfg_path)
+        agent_keys(env, result)
     finally:
         load.finish()
     result("reload: no request of the load loop failed across every reload (%d ok, keep-alive included)" % load.ok,
