@@ -14,9 +14,12 @@ enum { BL_TAIL_TEXT = 0, BL_TAIL_JSON = 1 };
 
 /*
  * Prints the newest `n` requests (and gateway notices) in the ledger in
- * audit directory `dir` to `out`, oldest first. Returns BL_OK,
- * BL_DECLINED if there is no ledger yet, or BL_ERROR with the reason in
- * `err`. Lines that are not ledger lines are counted in *skipped.
+ * audit directory `dir` to `out`, oldest first, ordered by where each
+ * started (its intent) and each with its outcome. Reads from the end of
+ * the newest segment backwards, only as far as those n need. Returns
+ * BL_OK, BL_DECLINED if there is no ledger yet, or BL_ERROR with the
+ * reason in `err` (a read error, or a segment missing before the n were
+ * found). Lines read that are not ledger lines are counted in *skipped.
  */
 int bl_audit_tail(const char *dir, size_t n, int style, FILE *out, size_t *skipped, bl_buf_t *err);
 
