@@ -228,14 +228,20 @@ static void over_long_line_is_skipped(void **state)
     bl_reader_close(r);
 }
 
-static void seek_for_restart(void **state)
+/* Segments 1..3 of lines a b | cc ddd eeee | f, open. */
+static bl_reader_t *three_segments(void)
 {
-    (void)state;
     clear();
     put_seg(1, "a\nb\n");
     put_seg(2, "cc\nddd\neeee\n");
     put_seg(3, "f\n");
-    bl_reader_t *r = open_ok();
+    return open_ok();
+}
+
+static void seek_for_restart(void **state)
+{
+    (void)state;
+    bl_reader_t *r = three_segments();
     bl_buf_t err;
     bl_buf_init(&err, 512);
     assert_int_equal(bl_reader_seek(r, 2, 7, 0, &err), BL_OK);
@@ -265,11 +271,7 @@ static void seek_for_restart(void **state)
 static void seek_with_known_line_number(void **state)
 {
     (void)state;
-    clear();
-    put_seg(1, "a\nb\n");
-    put_seg(2, "cc\nddd\neeee\n");
-    put_seg(3, "f\n");
-    bl_reader_t *r = open_ok();
+    bl_reader_t *r = three_segments();
     bl_buf_t err;
     bl_buf_init(&err, 512);
     assert_int_equal(bl_reader_seek(r, 2, 7, 3, &err), BL_OK);
