@@ -369,7 +369,7 @@ static int bl_changed_files(const bl_config_t *cfg, const bl_rwatch_t *was, size
 static void bl_reload_refused(const bl_config_t *boot, const char *why, bl_buf_t *errors)
 {
     const char *p = bl_buf_size(errors) ? bl_buf_cstr(errors) : "out of memory";
-    bl_error("reload: the configuration in %s was not applied (%s); the one in force stays", boot->dir, why);
+    bl_error("reload: the configuration in %s was not applied (%s); the configuration in force stays", boot->dir, why);
     while (*p) {
         const char *nl = strchr(p, '\n');
         int n = nl ? (int)(nl - p) : (int)strlen(p);
