@@ -112,6 +112,8 @@ typedef struct {
     unsigned review_expire_ms;   /* policy.review_expire: a pending review expires; default 1 h */
     unsigned review_window_ms;   /* policy.review_window: an approval's default window; default 15 m */
     unsigned review_max_pending; /* policy.review_max_pending: open reviews at most; default 1000 */
+    unsigned review_hold_ms;     /* policy.review_hold: keep a held request open this long for a
+                                    decision; default 0 = answer 403 at once */
     char *reviewer_group;        /* policy.reviewer_group: identities that may decide reviews must be
                                     in it; default "reviewers"; "*" = any identity (review/store.h) */
     int workers;               /* event-loop threads (default 1) */

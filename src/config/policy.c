@@ -39,7 +39,7 @@ typedef struct {
     yaml_node_t *rules, *include;
     yaml_node_t *limits, *builtin, *dry_run; /* guardrails (byline.yaml only) */
     unsigned nfiles;
-    unsigned review_expire_ms, review_window_ms, review_max_pending;
+    unsigned review_expire_ms, review_window_ms, review_max_pending, review_hold_ms;
     char *reviewer_group;
 } bl_pload_t;
 
@@ -340,6 +340,7 @@ static const bl_yaml_key_t bl_policy_keys[] = {
     { "review_window", bl_yaml_duration, offsetof(bl_pload_t, review_window_ms), 1000, 86400000u, NULL, 0 },
     { "review_max_pending", bl_yaml_uint, offsetof(bl_pload_t, review_max_pending), 1, 100000, NULL, 0 },
     { "reviewer_group", bl_yaml_str, offsetof(bl_pload_t, reviewer_group), 0, 0, NULL, 0 },
+    { "review_hold", bl_yaml_duration, offsetof(bl_pload_t, review_hold_ms), 0, 300000, NULL, 0 },
     { NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
@@ -615,6 +616,7 @@ int bl_cfg_policy(bl_yaml_t *y, yaml_node_t *v, bl_config_t *cfg)
     cfg->review_expire_ms = P.review_expire_ms;
     cfg->review_window_ms = P.review_window_ms;
     cfg->review_max_pending = P.review_max_pending;
+    cfg->review_hold_ms = P.review_hold_ms;
     free(cfg->reviewer_group);
     cfg->reviewer_group = P.reviewer_group ? P.reviewer_group : strdup("reviewers");
     bl_cfg_rule_dups(y, P.p);

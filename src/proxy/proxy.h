@@ -147,6 +147,9 @@ struct bl_req_s {
     bl_identity_t *jwt_id;        /* the identity a JWT mapped to (owned; rec.actor points in), or NULL */
     uint64_t retry_after;         /* a 429's Retry-After seconds (guard.c), 0: none */
     bl_idtable_t *ids;            /* the identity table rec.actor points into (a reference), or NULL */
+    bl_timer_t hold;              /* policy.review_hold: polls the review store (request.c) */
+    uint64_t hold_until;          /* loop clock: the hold's end; 0 = not held */
+    char *hold_msg;               /* the pending review's 403 message while held (owned), or NULL */
 
     /* request body: client -> upstream */
     bl_body_t qbody;

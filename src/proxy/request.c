@@ -566,7 +566,8 @@ static int bl_req_review_want(bl_req_t *r, const bl_decision_t *d, bl_review_t *
  * when an approval of exactly this command for this identity is active:
  * the records carry the review id and the approver, and the request goes
  * on. Else BL_DECLINED with rec.review naming the pending review (reused
- * or opened now) and `msg` extended with how to approve it. */
+ * or opened now) and `msg` extended with how to approve it; BL_AGAIN
+ * instead when policy.review_hold asks to hold the request. */
 static int bl_req_review(bl_req_t *r, const bl_decision_t *d, char *msg, size_t cap)
 {
     bl_worker_t *w = r->conn->w;
@@ -593,18 +594,72 @@ static int bl_req_review(bl_req_t *r, const bl_decision_t *d, char *msg, size_t 
         snprintf(r->rec.review, sizeof(r->rec.review), "%s", got.id);
         snprintf(msg + used, cap - used, "; review %s is pending: an operator runs byline review approve %s",
                  got.id, got.id);
+        if (cfg->review_hold_ms > 0)
+            rc = BL_AGAIN; /* the caller may hold the request for the decision */
     } else {
         bl_warn("review: %s", bl_buf_cstr(&err));
         snprintf(msg + used, cap - used, "; no review could be opened: %s", bl_buf_cstr(&err));
     }
     bl_buf_free(&key);
     bl_buf_free(&err);
-    return rc == BL_OK ? BL_OK : BL_DECLINED;
+    return rc == BL_OK || rc == BL_AGAIN ? rc : BL_DECLINED;
+}
+
+static void bl_req_admit(bl_req_t *r);
+
+/* A held request's timer: the decision arrived, or the hold is over.
+ * Approved: decides again (the approval is found and recorded before the
+ * intent). Denied, expired, or still pending at the end: 403. */
+static void bl_req_hold_tick(bl_timer_t *t)
+{
+    bl_req_t *r = t->data;
+    bl_conn_t *c = r->conn;
+    bl_review_t rv;
+    int got = bl_review_get(c->w->srv->reviews, r->rec.review, &rv, NULL);
+    if (got == BL_OK && rv.state == BL_REVIEW_PENDING && bl_loop_now(c->w->loop) < r->hold_until && !c->w->draining) {
+        bl_timer_set(c->w->loop, t, BL_REVIEW_HOLD_POLL_MS);
+        return;
+    }
+    if (got == BL_OK && rv.state == BL_REVIEW_APPROVED) {
+        bl_req_admit(r);
+    } else {
+        r->rec.result = BL_RESULT_DENIED;
+        c->close_after = c->close_after || bl_req_body_pending(r);
+        if (got == BL_OK && rv.state == BL_REVIEW_DENIED)
+            bl_reply_status(r, 403, "Forbidden", "byline: review %s was denied by %.64s: %.128s", rv.id, rv.reviewer,
+                            rv.reason);
+        else
+            bl_reply_status(r, 403, "Forbidden", "%s", r->hold_msg ? r->hold_msg : "byline: the review is pending");
+    }
+    bl_conn_process(c);
+}
+
+/* policy.review_hold: keeps a request whose review is pending open and
+ * polls the store (no worker blocks meanwhile; the client's leaving is
+ * noticed when the hold ends). Returns BL_OK when held (the timer answers
+ * later), or BL_DECLINED when the hold is over or the worker drains.
+ * Keeps a copy of `msg` for the 403 a hold may end with. */
+static int bl_req_hold(bl_req_t *r, const char *msg)
+{
+    bl_worker_t *w = r->conn->w;
+    uint64_t now = bl_loop_now(w->loop);
+    if (r->hold_until == 0) {
+        r->hold_until = now + w->srv->cfg->review_hold_ms;
+        free(r->hold_msg);
+        r->hold_msg = strdup(msg);
+    }
+    if (now >= r->hold_until || w->draining)
+        return BL_DECLINED;
+    r->hold.cb = bl_req_hold_tick;
+    r->hold.data = r;
+    bl_timer_set(w->loop, &r->hold, BL_REVIEW_HOLD_POLL_MS);
+    return BL_OK;
 }
 
 /* Asks the policy about the authenticated, parsed request (after the body's
- * start was read: a create's name is in it). Returns BL_OK to go on, or
- * BL_DECLINED after a 403 reply and the record (no intent: nothing was
+ * start was read: a create's name is in it). Returns BL_OK to go on,
+ * BL_AGAIN while a review holds it (policy.review_hold; its timer goes on),
+ * or BL_DECLINED after a 403 reply and the record (no intent: nothing was
  * forwarded). The decision and its rule go in both records. */
 static int bl_req_decide(bl_req_t *r)
 {
@@ -624,8 +679,11 @@ static int bl_req_decide(bl_req_t *r)
         return bl_req_guard(r, &q);
     bl_policy_message(&d, &q, &m);
     msg[m.len] = '\0';
-    if (d.effect == BL_EFFECT_REVIEW && bl_req_review(r, &d, msg, sizeof(msg)) == BL_OK)
+    int rv = d.effect == BL_EFFECT_REVIEW ? bl_req_review(r, &d, msg, sizeof(msg)) : BL_DECLINED;
+    if (rv == BL_OK)
         return bl_req_guard(r, &q); /* approved: exactly this command, for this identity, for now */
+    if (rv == BL_AGAIN && bl_req_hold(r, msg) == BL_OK)
+        return BL_AGAIN; /* policy.review_hold: the timer goes on from here */
     r->rec.result = BL_RESULT_DENIED;
     r->conn->close_after = r->conn->close_after || bl_req_body_pending(r);
     bl_reply_status(r, 403, "Forbidden", "%s", msg);
@@ -806,6 +864,8 @@ void bl_req_free(bl_req_t *r)
     free(r->kreq);
     bl_identity_free(r->jwt_id);
     bl_idtable_unref(r->ids);
+    bl_timer_cancel(r->conn->w->loop, &r->hold);
+    free(r->hold_msg);
     bl_tap_free(r->tap);
     bl_buf_free(&r->reqbody);
     bl_buf_free(&r->respcap);

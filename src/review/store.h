@@ -33,6 +33,7 @@
 #define BL_REVIEW_WINDOW_MS   (15u * 60u * 1000u) /* default approval window */
 #define BL_REVIEW_MAX_PENDING 1000
 #define BL_REVIEW_POLL_MS     2000        /* the gateway looks for new decisions this often */
+#define BL_REVIEW_HOLD_POLL_MS 500        /* ...and for a held request's, this often */
 
 typedef enum {
     BL_REVIEW_PENDING = 0,

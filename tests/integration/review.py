@@ -46,9 +46,9 @@ class ReviewGateway:
     reviewers: so that its self-approval reaches the self check), alice
     (reviewers) and bob (no reviewer)."""
 
-    def __init__(self, env):
+    def __init__(self, env, name="review-gw", policy_extra=""):
         self.env = env
-        self.dir = os.path.join(env.dir, "review-gw")
+        self.dir = os.path.join(env.dir, name)
         self.port = free_port()
         p = run([env.byline, "init", "--dir", self.dir, "--upstream", "https://127.0.0.1:%d" % env.cluster_port,
                  "--upstream-ca", env.ca, "--upstream-token-file", env.shared_token_file,
@@ -63,7 +63,7 @@ class ReviewGateway:
         if "\npolicy:\n" not in text or "\n    - policy.yaml\n" not in text:
             raise RuntimeError("byline init wrote no policy include: " + text[-400:])
         text = text.replace("\n    - policy.yaml\n", "\n    - policy.yaml\n    - review-rules.yaml\n")
-        text = text.replace("\npolicy:\n", "\npolicy:\n  review_window: 10m\n  review_expire: 1h\n")
+        text = text.replace("\npolicy:\n", "\npolicy:\n  review_window: 10m\n  review_expire: 1h\n" + policy_extra)
         with open(cfg, "w") as f:
             f.write(text)
         for name, groups in (("agent-deploybot", ["deployers", "reviewers"]), ("alice", ["reviewers"]),
@@ -282,12 +282,67 @@ def exec_flow(env, gw, v, result):
            rc == 1 and m2 is not None and m2.group(1) != rid, "rc=%d err=%r" % (rc, err[-300:]))
 
 
+def pending_for(gw, pod, timeout=10):
+    """Waits until a pending review for deleting `pod` is listed; returns its id or None."""
+    end = time.time() + timeout
+    while time.time() < end:
+        for line in gw.review("list", "--json").stdout.splitlines():
+            if '"state":"pending"' in line and "pod/%s " % pod in line:
+                return re.search(r'"id":"(r-[0-9a-z]{10})"', line).group(1)
+        time.sleep(0.1)
+    return None
+
+
+def hold_flow(env, result, v="1.33"):
+    """policy.review_hold: 6s keeps the request open for the decision."""
+    gw = ReviewGateway(env, "review-hold-gw", "  review_hold: 6s\n")
+    try:
+        k = gw.kubectl(v)
+        for pod, decide in (("hold-a", "approve"), ("hold-b", "deny"), ("hold-c", None)):
+            ck.check(k, "review hold: create %s" % pod, ["run", pod, "-n", "web", "--image=nginx", "--restart=Never"],
+                     contains=["created"])
+            mark = len(gw.entries())
+            t0 = time.time()
+            proc = k.popen(["delete", "pod", pod, "-n", "web", "--wait=false"])
+            rid = pending_for(gw, pod)
+            result("review hold: %s: the delete waits, held under pending review %s" % (pod, rid),
+                   rid is not None and proc.poll() is None, "rid=%r rc=%r" % (rid, proc.poll()))
+            if decide == "approve":
+                gw.review("approve", rid, "--as", "alice", "--for", "1m")
+            elif decide == "deny":
+                gw.review("deny", rid, "--as", "alice", "--reason", "hold denied")
+            out, err = proc.communicate(timeout=30)
+            out, err, took = out.decode(), err.decode(), time.time() - t0
+            time.sleep(0.2)
+            recs = [r for r in gw.requests(mark) if r.get("action") == "kubectl delete pod/%s -n web" % pod]
+            if decide == "approve":
+                result("review hold: the approved delete completes on the same request",
+                       proc.returncode == 0 and 'pod "%s" deleted' % pod in out and took < 5,
+                       "rc=%r took %.1fs out=%r err=%r" % (proc.returncode, took, out, err[-300:]))
+                result("review hold: one record, allowed via the review", len(recs) == 1 and
+                       recs[0].get("review") == rid and recs[0].get("approved_by") == "alice" and
+                       recs[0].get("status") == 200, repr(recs))
+            elif decide == "deny":
+                result("review hold: the denied delete ends with the reviewer's reason",
+                       proc.returncode == 1 and "byline: review %s was denied by alice: hold denied" % rid in err and
+                       took < 5, "rc=%r took %.1fs err=%r" % (proc.returncode, took, err[-300:]))
+                result("review hold: one 403 record with the review", len(recs) == 1 and recs[0].get("status") == 403
+                       and recs[0].get("review") == rid, repr(recs))
+            else:
+                result("review hold: undecided, the hold ends after review_hold with the pending message",
+                       proc.returncode == 1 and "review %s is pending" % rid in err and 5.5 < took < 12,
+                       "rc=%r took %.1fs err=%r" % (proc.returncode, took, err[-300:]))
+    finally:
+        gw.stop()
+
+
 def run_all(env, result, versions):
     gw = ReviewGateway(env)
     try:
         for v in versions:
             flow(env, gw, v, result)
             exec_flow(env, gw, v, result)
+        hold_flow(env, result)
         p = run([env.byline, "audit", "verify", "--dir", gw.dir])
         result("review: byline audit verify passes on the ledger with review notices", p.returncode == 0,
                p.stdout[-600:] + p.stderr[-600:])
