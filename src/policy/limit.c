@@ -1,10 +1,11 @@
 /*
  * limit.c - rate limits per identity and verb class (limit.h).
  *
- * The name index is one array of (kind, name, entry) triples sorted by
- * kind and name, then entry number, searched by bisection: a lookup costs
- * O(log entries) string compares per name, and the first entry of a run
- * that sets the class is the one configuration order puts first.
+ * The name index is one array of (kind, hash, name, entry) keys sorted in
+ * that order, searched by bisection: a lookup hashes the name once and
+ * compares integers, O(log entries), with a string compare only on equal
+ * hashes; the first entry of a run that sets the class is the one
+ * configuration order puts first.
  *
  * Buckets: stripe = hash % BL_LIMIT_STRIPES; inside a stripe, an open-
  * addressing table with linear probing and backward-shift deletion (no
@@ -21,9 +22,12 @@
 
 typedef struct {
     char kind;            /* 'u' identity, 'g' group */
+    uint64_t hash;        /* bl_lhash(name) */
     const char *name;     /* borrowed from an entry */
     uint32_t entry;
 } bl_lkey_t;
+
+static uint64_t bl_lhash(const char *s);
 
 typedef struct {
     uint64_t hash;        /* 0: empty slot */
@@ -184,6 +188,8 @@ static int bl_lkey_cmp(const void *a, const void *b)
     const bl_lkey_t *x = a, *y = b;
     if (x->kind != y->kind)
         return x->kind < y->kind ? -1 : 1;
+    if (x->hash != y->hash)
+        return x->hash < y->hash ? -1 : 1;
     int c = strcmp(x->name, y->name);
     return c ? c : (x->entry < y->entry ? -1 : x->entry > y->entry);
 }
@@ -220,9 +226,9 @@ int bl_limits_compile(bl_limits_t *L)
         if (e->nidentities == 0 && e->ngroups == 0)
             L->defaults[L->ndefaults++] = i;
         for (uint32_t j = 0; j < e->nidentities; j++)
-            L->keys[L->nkeys++] = (bl_lkey_t){ 'u', e->identities[j], i };
+            L->keys[L->nkeys++] = (bl_lkey_t){ 'u', bl_lhash(e->identities[j]), e->identities[j], i };
         for (uint32_t j = 0; j < e->ngroups; j++)
-            L->keys[L->nkeys++] = (bl_lkey_t){ 'g', e->groups[j], i };
+            L->keys[L->nkeys++] = (bl_lkey_t){ 'g', bl_lhash(e->groups[j]), e->groups[j], i };
     }
     qsort(L->keys, L->nkeys, sizeof(*L->keys), bl_lkey_cmp);
     return bl_limits_stripes(L);
@@ -235,7 +241,7 @@ int bl_limits_compile(bl_limits_t *L)
 static uint32_t bl_limits_first(const bl_limits_t *L, char kind, const char *name, bl_class_t c)
 {
     size_t lo = 0, hi = L->nkeys;
-    bl_lkey_t want = { kind, name, 0 };
+    bl_lkey_t want = { kind, bl_lhash(name), name, 0 };
     while (lo < hi) { /* the first key >= (kind, name, 0) */
         size_t mid = lo + (hi - lo) / 2;
         if (bl_lkey_cmp(&L->keys[mid], &want) < 0)
@@ -243,7 +249,8 @@ static uint32_t bl_limits_first(const bl_limits_t *L, char kind, const char *nam
         else
             hi = mid;
     }
-    for (; lo < L->nkeys && L->keys[lo].kind == kind && !strcmp(L->keys[lo].name, name); lo++)
+    for (; lo < L->nkeys && L->keys[lo].kind == kind && L->keys[lo].hash == want.hash &&
+           !strcmp(L->keys[lo].name, name); lo++)
         if (L->v[L->keys[lo].entry].rate[c].count)
             return L->keys[lo].entry;
     return UINT32_MAX;
