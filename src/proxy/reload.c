@@ -41,7 +41,16 @@ struct bl_reload_s {
     bl_rwatch_t *files;
     size_t nfiles;
     int64_t checked_ms, flushed_ms;
+    int64_t started_ms;           /* when the reload in progress began (monotonic) */
 };
+
+/* Returns a monotonic clock in milliseconds. */
+static int64_t bl_reload_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void bl_rsig(const char *path, bl_rsig_t *s)
 {
@@ -404,8 +413,9 @@ static int bl_reload_apply(bl_reload_t *rl, bl_config_t *cfg, bl_agentkeys_t *ke
         bl_metric_add(BL_M_CONFIG_RELOAD_FAILURES, 1);
         return BL_ERROR;
     }
-    bl_info("reload: applied (%zu rule%s, %zu identit%s); changed: %s", nrules, nrules == 1 ? "" : "s",
-            nids, nids == 1 ? "y" : "ies", bl_buf_size(&changed) ? bl_buf_cstr(&changed) : "nothing");
+    bl_info("reload: applied (%zu rule%s, %zu identit%s) in %lld ms; changed: %s", nrules,
+            nrules == 1 ? "" : "s", nids, nids == 1 ? "y" : "ies", (long long)(bl_reload_ms() - rl->started_ms),
+            bl_buf_size(&changed) ? bl_buf_cstr(&changed) : "nothing");
     if (restart[0])
         bl_warn("reload: needs a restart: %s (kept as started until then)", restart);
     bl_metric_add(BL_M_CONFIG_RELOADS, 1);
@@ -480,5 +490,6 @@ int bl_reload_tick(bl_reload_t *rl, int64_t now_ms, int force)
         return 0;
     if (force)
         bl_info("SIGHUP: reloading the configuration from %s", rl->boot->dir);
+    rl->started_ms = bl_reload_ms();
     return bl_reload_run(rl);
 }
