@@ -212,10 +212,12 @@ static bl_ledger_t *bl_server_ledger(const bl_config_t *cfg, bl_buf_t *err)
     return bl_ledger_open(&lc, err);
 }
 
-/* Returns 1 if a rule has effect review: only then is the review store
- * opened (docs/POLICY.md "Review"). */
+/* Returns 1 if a rule has effect review, the built-in blast-radius rule
+ * included: only then is the review store opened (docs/POLICY.md "Review"). */
 static int bl_server_has_review(const bl_config_t *cfg)
 {
+    if (bl_policy_guard(cfg->policy)->builtins & BL_BUILTIN_BLAST_RADIUS)
+        return 1;
     for (size_t i = 0; i < bl_policy_count(cfg->policy); i++)
         if (bl_policy_rule(cfg->policy, i)->effect == BL_EFFECT_REVIEW)
             return 1;
