@@ -231,6 +231,18 @@ static const char *bl_review_reviewer(const bl_config_t *cfg, const char *name, 
     return why;
 }
 
+/* Returns 1 if s is UTF-8 without control characters (it goes into the
+ * ledger's JSON and onto terminals), else 0. */
+static int bl_review_text_ok(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return 0;
+    json_t *j = json_string(s); /* NULL for invalid UTF-8 */
+    json_decref(j);
+    return j != NULL;
+}
+
 /* Checks the options of approve/deny; sets *window. BL_EXIT_OK or BL_EXIT_USAGE. */
 static int bl_review_decision_args(const bl_review_opts_t *o, const bl_config_t *cfg, int approve, uint64_t *window)
 {
@@ -245,6 +257,8 @@ static int bl_review_decision_args(const bl_review_opts_t *o, const bl_config_t 
         return bl_cli_usage("review", "deny does not take --for");
     if (o->reason && strlen(o->reason) > BL_REVIEW_REASON_MAX)
         return bl_cli_usage("review", "--reason is longer than %d bytes", BL_REVIEW_REASON_MAX);
+    if (o->reason && !bl_review_text_ok(o->reason))
+        return bl_cli_usage("review", "--reason must be UTF-8 text without control characters");
     if (o->dur && (bl_duration_parse(o->dur, strlen(o->dur), window, &why) != BL_OK || *window < 1000 ||
                    *window > BL_REVIEW_FOR_MAX_MS))
         return bl_cli_usage("review", "--for %s: %s", o->dur,

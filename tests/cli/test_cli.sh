@@ -406,6 +406,8 @@ has "  ...names the group" "$T/err" 'bob cannot decide reviews: it is not in the
 expect "review approve: not an unknown identity" 1 "$BYLINE" review approve r-7k2m9x4q1z --as mallory --dir "$GR"
 expect "review approve: an expired pending review" 1 "$BYLINE" review approve r-00000000zz --as alice --dir "$GR"
 has "  ...says it expired" "$T/err" 'review r-00000000zz has expired'
+expect "review deny: a reason with a control character is a usage error" 2 "$BYLINE" review deny r-7k2m9x4q1z --as alice --reason "$(printf 'a\033[2Jb')" --dir "$GR"
+expect "review deny: a reason that is not UTF-8 is a usage error" 2 "$BYLINE" review deny r-7k2m9x4q1z --as alice --reason "$(printf 'a\377b')" --dir "$GR"
 expect "review deny without --reason is a usage error" 2 "$BYLINE" review deny r-7k2m9x4q1z --as alice --dir "$GR"
 expect "review approve --for 10m" 0 "$BYLINE" review approve r-7k2m9x4q1z --as alice --for 10m --dir "$GR"
 has "  ...says who may run what, until when" "$T/out" '^review r-7k2m9x4q1z approved by alice until 20[0-9-]+T[0-9:]+Z: agent-deploybot may run "kubectl delete pod/x -n web" on default$'
