@@ -55,10 +55,23 @@ $(B)/asan/tests/%: tests/unit/%.c $(B)/asan/libbyline.a
 
 asan: $(B)/asan/byline $(TESTS)
 
-# libFuzzer needs clang; `make fuzz` builds every fuzz/fuzz_*.c.
-$(B)/fuzz/%: fuzz/%.c $(LIB_SRC)
+# libFuzzer needs clang; `make fuzz` builds every fuzz/fuzz_*.c. The
+# library is compiled once (instrumented, not linked with libFuzzer's main)
+# and each target links against it.
+FUZZ_FLAGS := $(CSTD) $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -Isrc
+FUZZ_OBJ   := $(LIB_SRC:src/%.c=$(B)/fuzz/obj/%.o)
+
+$(B)/fuzz/obj/%.o: src/%.c
 	@mkdir -p $(@D)
-	clang $(CSTD) $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc -o $@ $< $(LIB_SRC) $(LDLIBS)
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(B)/fuzz/libbyline.a: $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/fuzz/%: fuzz/%.c $(B)/fuzz/libbyline.a
+	@mkdir -p $(@D)
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(B)/fuzz/libbyline.a $(LDLIBS)
 
 fuzz: $(FUZZERS)
 
@@ -88,4 +101,4 @@ bench-policy: $(B)/bench/policy_eval
 clean:
 	rm -rf build
 
--include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(B)/obj/cli/main.d $(B)/asan/obj/cli/main.d
+-include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d) $(B)/obj/cli/main.d $(B)/asan/obj/cli/main.d
