@@ -127,11 +127,19 @@ static bl_rwatch_t *bl_rwatch_list(const bl_config_t *cfg, const char *agent_key
     return v;
 }
 
-bl_reload_t *bl_reload_new(const bl_config_t *boot, bl_idreg_t *reg, bl_ledger_t *ledger,
-                           struct bl_hub_s *hub)
+/* Returns 1 if a connection of cfg goes through an agent. */
+static int bl_has_agents(const bl_config_t *cfg)
+{
+    for (size_t k = 0; k < cfg->nconns; k++)
+        if (cfg->conns[k].via_agent)
+            return 1;
+    return 0;
+}
+
+bl_reload_t *bl_reload_new(const bl_config_t *boot)
 {
     bl_reload_t *rl = calloc(1, sizeof(*rl));
-    if (rl != NULL && hub != NULL &&
+    if (rl != NULL && bl_has_agents(boot) &&
         bl_file_pathf(rl->agent_keys, sizeof(rl->agent_keys), "%s/agent-keys.yaml", boot->dir) != BL_OK)
         rl->agent_keys[0] = '\0';
     if (rl == NULL || (rl->files = bl_rwatch_list(boot, rl->agent_keys, &rl->nfiles)) == NULL) {
@@ -140,12 +148,16 @@ bl_reload_t *bl_reload_new(const bl_config_t *boot, bl_idreg_t *reg, bl_ledger_t
         return NULL;
     }
     rl->boot = boot;
-    rl->reg = reg;
-    rl->ledger = ledger;
-    rl->hub = hub;
     bl_metric_set(BL_M_CONFIG_LAST_RELOAD_OK, 1);
     bl_metric_set(BL_M_CONFIG_LAST_RELOAD_TS, (int64_t)time(NULL));
     return rl;
+}
+
+void bl_reload_attach(bl_reload_t *rl, bl_idreg_t *reg, bl_ledger_t *ledger, struct bl_hub_s *hub)
+{
+    rl->reg = reg;
+    rl->ledger = ledger;
+    rl->hub = hub;
 }
 
 void bl_reload_free(bl_reload_t *rl)

@@ -50,13 +50,17 @@ struct bl_hub_s; /* proxy/agent_hub.h */
 
 /*
  * Creates the reloader for the gateway started with `boot` (borrowed; it
- * must outlive the reloader), whose snapshots live in `reg`, whose
- * notices go to `ledger` and whose agent keys (DIR/agent-keys.yaml) live
- * in `hub` (NULL: no `via: agent` connection; all borrowed). Records the files' signatures
- * and digests. Returns it, or NULL when out of memory (logged).
+ * must outlive the reloader) and records the files' signatures and
+ * digests (DIR/agent-keys.yaml too when a connection is `via: agent`).
+ * Call it before the gateway reads anything else, so a change made while
+ * it starts is seen. Returns it, or NULL when out of memory (logged).
  */
-bl_reload_t *bl_reload_new(const bl_config_t *boot, bl_idreg_t *reg, bl_ledger_t *ledger,
-                           struct bl_hub_s *hub);
+bl_reload_t *bl_reload_new(const bl_config_t *boot);
+
+/* Tells the reloader where snapshots go (`reg`), where notices go
+ * (`ledger`) and which hub holds the agent keys (NULL: none); all
+ * borrowed. Before the first bl_reload_tick. */
+void bl_reload_attach(bl_reload_t *rl, bl_idreg_t *reg, bl_ledger_t *ledger, struct bl_hub_s *hub);
 
 /* Frees the reloader (not the snapshots: the registry owns them). NULL is fine. */
 void bl_reload_free(bl_reload_t *rl);

@@ -290,10 +290,11 @@ static void bl_server_close(bl_server_t *srv)
 /* Waits for signals until every worker has stopped: the first SIGTERM or
  * SIGINT drains, the next one stops at once; SIGHUP reloads the
  * configuration (proxy/reload.h), as does a change to its files. */
-static void bl_server_signals(bl_server_t *srv, sigset_t *set)
+static void bl_server_signals(bl_server_t *srv, sigset_t *set, bl_reload_t *rl)
 {
     const struct timespec tick = { 0, 100 * 1000000 };
-    bl_reload_t *rl = bl_reload_new(srv->cfg, srv->idreg, srv->ledger, srv->hub);
+    if (rl != NULL)
+        bl_reload_attach(rl, srv->idreg, srv->ledger, srv->hub);
     while (__atomic_load_n(&srv->running, __ATOMIC_ACQUIRE) > 0) {
         int sig = sigtimedwait(set, NULL, &tick);
         struct timespec mono;
@@ -315,7 +316,6 @@ static void bl_server_signals(bl_server_t *srv, sigset_t *set)
         for (int i = 0; i < srv->nworkers; i++)
             bl_loop_wake(srv->workers[i].loop);
     }
-    bl_reload_free(rl);
 }
 
 int bl_server_run(const bl_config_t *cfg)
@@ -330,6 +330,8 @@ int bl_server_run(const bl_config_t *cfg)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN); /* a file-size limit makes ledger writes fail (and latch), not kill us */
     pthread_sigmask(SIG_BLOCK, &set, &old); /* workers inherit the mask */
+    /* Before anything reads a file (agent keys, TLS): a change from here on is seen. */
+    bl_reload_t *rl = bl_reload_new(cfg);
     if (bl_server_open(&srv) != BL_OK)
         goto end;
     srv.nworkers = cfg->workers > 0 ? cfg->workers : 1;
@@ -349,7 +351,7 @@ int bl_server_run(const bl_config_t *cfg)
     bl_info("listening on https://%s:%d with %d worker(s); %zu connection(s), %zu identit%s; audit in %s",
             cfg->listen_host, cfg->listen_port, srv.nworkers, cfg->nconns, cfg->nids,
             cfg->nids == 1 ? "y" : "ies", cfg->audit_dir);
-    bl_server_signals(&srv, &set);
+    bl_server_signals(&srv, &set, rl);
     rc = BL_OK;
 end:
     if (started < srv.nworkers && srv.workers) {
@@ -360,6 +362,7 @@ end:
     for (int i = 0; i < started; i++)
         pthread_join(srv.workers[i].thread, NULL);
     bl_server_close(&srv);
+    bl_reload_free(rl);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc == BL_OK)
         bl_info("stopped");
