@@ -327,6 +327,14 @@ def low_load(out):
     return "\n".join(lines) + "\n", data
 
 
+def policy_lines(out):
+    """The policy benchmark's lines (run.sh's policy_bench), without their prefix."""
+    path = os.path.join(out, "raw", "policy.txt")
+    if not os.path.exists(path):
+        return []
+    return [line.strip().removeprefix("policy_eval: ") for line in open(path) if line.strip()]
+
+
 def main():
     out = sys.argv[1]
     meta, res = load(out)
@@ -334,11 +342,15 @@ def main():
     cmp = comparisons(res)
     low_text, low = low_load(out)
     text = table(meta, res, cmp, low.get("byline", {}).get("commit")) + low_text
+    policy = policy_lines(out)
+    if policy:
+        text += "\npolicy evaluation per request (bench/policy_eval.c: 1,000 rules, 1,000 identities):\n" + \
+            "".join("  " + line + "\n" for line in policy)
     sys.stdout.write(text)
     with open(os.path.join(out, "latest.txt"), "w") as f:
         f.write(text)
     doc = {"meta": meta, "bodies": {b: {"label": l, "request": q} for b, l, q in BODIES},
-           "results": res, "byline_versus": cmp, "unloaded": low}
+           "results": res, "byline_versus": cmp, "unloaded": low, "policy": policy}
     with open(os.path.join(out, "latest.json"), "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")

@@ -323,8 +323,30 @@ byline_tune() {
         -e "s/^  drain_timeout:.*/  drain_timeout: 1s/" "$y"
     # byline denies what no rule allows: the benchmark's agent may do anything.
     printf '%s\n' "" "  - name: bench-allow-all" "    effect: allow" >>"$1/policy.yaml"
+    bench_policy_load "$1"
     [ -z "$2" ] || sed -i -e "s#^  dir: audit\$#  dir: \"$2\"#" "$y"
     [ -z "$3" ] || printf '%s\n' "" "metrics:" "  listen: 127.0.0.1:$3" >>"$y"
+}
+
+# Issue 4's case: 1,000 rules and 1,000 rate limits for 1,000 identities in
+# force, as a large deployment would have them; the benchmark's agent is one
+# of the limited identities (its limits never refuse: the cost measured is
+# the evaluation and the bucket every request pays). BENCH_POLICY_RULES
+# [1000]; 0 leaves the policy at bench-allow-all alone.
+bench_policy_load() {
+    local n=${BENCH_POLICY_RULES:-1000} y=$1/byline.yaml
+    [ "$n" -gt 0 ] || return 0
+    grep -q '^    - policy.yaml$' "$y" || die "byline init's byline.yaml changed shape; update bench_policy_load"
+    awk -v n="$n" 'BEGIN { for (i = 0; i < n - 1; i++)
+        printf "  - name: agent-%d-web\n    effect: %s\n    identities: [agent-%d]\n    verbs: [get, list, watch, patch]\n    resources: [pods, deployments, configmaps]\n    namespaces: [ns-%d, \"ns-%d-*\"]\n",
+               i, i % 17 ? "allow" : "deny", i, i % 40, i % 40 }' >>"$1/policy.yaml"
+    awk -v n="$n" 'BEGIN { print "  limits:"
+        print "    - {name: bench-agent, identities: [bench-agent], reads: 1000000/s burst 1000000, writes: 1000/s}"
+        for (i = 0; i < n - 1; i++)
+            printf "    - {name: l%d, identities: [agent-%d], reads: 50/s burst 100, writes: 5/s, exec: 10/m}\n", i, i }' \
+        >"$1/limits.yaml.part"
+    sed -i "/^    - policy.yaml\$/r $1/limits.yaml.part" "$y"
+    rm -f "$1/limits.yaml.part"
 }
 
 # $1 dir, $2 listen port, $3 upstream port, $4 audit.dir or "", $5 metrics
@@ -581,6 +603,17 @@ check_idle() {
 
 # ---- main ----
 
+# What one policy decision costs per request (issue 4): 1,000 rules, 1,000
+# identities and 1,001 rate limits read by the real loader, plus the
+# guardrails' rate-limit check (bench/policy_eval.c). CPU-bound, no servers:
+# it runs before they start. BENCH_POLICY_ROUNDS [1000000] evaluations each.
+policy_bench() {
+    make -s B="$BUILD" "$BUILD/bench/policy_eval" || die "could not build $BUILD/bench/policy_eval"
+    say "policy evaluation: 1,000 rules, 1,000 identities (bench/policy_eval.c)"
+    "$BUILD/bench/policy_eval" "${BENCH_POLICY_ROUNDS:-1000000}" | tee "$OUT/raw/policy.txt" >&2 ||
+        die "bench/policy_eval failed"
+}
+
 main() {
     setup_tools
     RUN=$(mktemp -d /tmp/byline-bench.XXXXXX)
@@ -588,6 +621,7 @@ main() {
     mkdir -p "$OUT/raw"
     setup_audit_dir
     check_idle
+    policy_bench
     make_pki
     read -r UP_PORT NG_PORT NGL_PORT BL_PORT BLN_PORT BL_MPORT BLN_MPORT WUP_PORT BLW_PORT NGW_PORT NGW2_PORT \
         <<<"$(free_ports 11)"
