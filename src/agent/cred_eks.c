@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -282,7 +283,12 @@ bl_cred_t *bl_cred_eks(const bl_cred_eks_opts_t *o, bl_buf_t *err)
     if ((e->sess[0] = bl_ek_sess_new(e, "", why, sizeof(why))) == NULL)
         goto fail;
     e->n = 1;
-    if (pthread_create(&e->thread, NULL, bl_ek_thread, e) != 0) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread inherits it: signals go to the loop's thread */
+    int prc = pthread_create(&e->thread, NULL, bl_ek_thread, e);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (prc != 0) {
         snprintf(why, sizeof(why), "cannot start the token refresher thread");
         goto fail;
     }
