@@ -233,7 +233,6 @@ def flow(env, gw, v, result):
     result("review: show --json says denied, by whom and why", p.returncode == 0 and
            '"state":"denied"' in p.stdout and '"reviewer":"alice"' in p.stdout and "freeze" in p.stdout,
            p.stdout + p.stderr)
-    mark = len(gw.entries())
     rid4 = held(gw, k, pod, "after a denial", result)
     result("kubectl %s: review: after a denial the command is held under a new review" % v,
            rid4 not in (None, rid3), "%r vs %r" % (rid4, rid3))
