@@ -110,8 +110,8 @@ static bl_ek_sess_t *bl_ek_due(bl_ekcred_t *e, time_t now)
         bl_ek_sess_t *s = e->sess[i];
         if (s->busy || (s->err[0] && now < s->retry_at))
             continue;
-        if (i > 0 && s->len && now - s->used > BL_EK_IDLE)
-            continue; /* an idle identity is minted again when it comes back */
+        if (i > 0 && now - s->used > BL_EK_IDLE)
+            continue; /* an idle identity (even a failing one) waits until it comes back */
         if (s->len == 0 || now >= s->refresh_at)
             return s;
     }
