@@ -11,11 +11,11 @@ int bl_cmd_identity(int argc, char **argv);
 int bl_cmd_kubeconfig(int argc, char **argv);
 int bl_cmd_serve(int argc, char **argv);
 int bl_cmd_audit(int argc, char **argv);
+int bl_cmd_agent(int argc, char **argv);
+int bl_cmd_agent_key(int argc, char **argv);
 int bl_cmd_policy(int argc, char **argv);
 int bl_cmd_review(int argc, char **argv);
 int bl_cmd_config(int argc, char **argv);
-int bl_cmd_agent(int argc, char **argv);
-int bl_cmd_agent_key(int argc, char **argv);
 int bl_cmd_eks_token(int argc, char **argv);
 
 #endif

@@ -14,12 +14,12 @@ static const struct {
     { "identity", bl_cmd_identity, "register agent identities (add, list, remove)" },
     { "kubeconfig", bl_cmd_kubeconfig, "print a kubeconfig that reaches the gateway as an identity" },
     { "serve", bl_cmd_serve, "run the gateway in the foreground" },
-    { "audit", bl_cmd_audit, "read the audit records (tail)" },
+    { "audit", bl_cmd_audit, "the audit ledger: tail, query, verify, prove, join, replay, status" },
+    { "agent", bl_cmd_agent, "run a byline agent: carries a cluster's requests from inside its network" },
+    { "agent-key", bl_cmd_agent_key, "register byline agents' keys on the gateway (add, list, remove)" },
     { "policy", bl_cmd_policy, "what the policy decides for a request (check)" },
     { "review", bl_cmd_review, "decide on requests a review rule held back (list, show, approve, deny)" },
     { "config", bl_cmd_config, "check the whole configuration, every error with file:line:col" },
-    { "agent", bl_cmd_agent, "run a byline agent: carries a cluster's requests from inside its network" },
-    { "agent-key", bl_cmd_agent_key, "register byline agents' keys on the gateway (add, list, remove)" },
     { "eks-token", bl_cmd_eks_token, "print an EKS token as an ExecCredential (kubectl exec plugin)" },
 };
 
