@@ -23,7 +23,9 @@ SETUPS = [("direct", "direct", "wrk straight to the upstream"),
           ("nginx+log", "nginx+log", "nginx TLS proxy, access_log to a file"),
           ("byline", "byline", "byline, audit ledger on (group commit, fdatasync)"),
           ("byline-noaudit", "byline-noaudit", "the same byline built with -DBL_BENCH_NO_AUDIT: "
-           "audit batches acknowledged without writing")]
+           "audit batches acknowledged without writing"),
+          ("byline+agent", "byline+agent", "a byline like \"byline\" whose connection is via: agent, one "
+           "byline agent (HTTP/2 to the gateway) relaying to the same upstream; proxy CPU = gateway + agent")]
 GOAL = 0.90  # issue 3: audited throughput within 10% of byline without the ledger
 W = 14       # width of the setup column
 BODIES = [("cm", "2 KB ConfigMapList", "GET /api/v1/namespaces/bench/configmaps?limit=10"),
@@ -37,6 +39,8 @@ def ms(us):
 def proxy_cores(setup, cpu):
     """CPU cores the proxy used during a measurement; None for direct."""
     o = cpu["ours"]
+    if setup == "byline+agent":
+        return o.get("byline+agent", 0) + o.get("agent", 0)
     return {"byline": o.get("byline"), "byline-noaudit": o.get("byline-noaudit"), "nginx": o.get("nginx"),
             "nginx+log": o.get("nginx")}.get(setup)
 
@@ -119,6 +123,8 @@ def summarize(setup, rounds):
              "wrk": statistics.median(r["cpu"]["ours"]["wrk"] for r in rounds)}
     if setup != "direct":
         cores["proxy"] = statistics.median(proxy_cores(setup, r["cpu"]) for r in rounds)
+    if setup == "byline+agent":  # the agent's part of the proxy CPU
+        cores["agent"] = statistics.median(r["cpu"]["ours"].get("agent", 0) for r in rounds)
     rps = [r["rps"] for r in rounds]
     return {
         "rps": med("rps"), "mbps": med("mbps"),
@@ -181,7 +187,40 @@ def comparisons(res):
         per = [x["rps"] / y["rps"] for x, y in zip(b["rounds"], r["byline-noaudit"]["rounds"])]
         cmp[body]["goal"] = {"audited_over_noaudit": ratio, "goal": GOAL, "met": ratio >= GOAL,
                              "per_round": per}
+        a = r["byline+agent"]
+        for peer in AGENT_PEERS:  # issue 5: what the agent hop adds
+            cmp[body][f"byline+agent/{peer}"] = {
+                "throughput_ratio": a["rps"] / r[peer]["rps"],
+                "p50_added_us": a["p50_us"] - r[peer]["p50_us"],
+                "p99_added_us": a["p99_us"] - r[peer]["p99_us"],
+                "cpu_per_request_ratio": (a["proxy_cpu_us_per_request"] / r[peer]["proxy_cpu_us_per_request"]
+                                          if peer != "direct" else None),
+                "per_round": [x["rps"] / y["rps"] for x, y in zip(a["rounds"], r[peer]["rounds"])],
+            }
     return cmp
+
+
+AGENT_PEERS = ("direct", "byline")
+
+
+def agent_lines(cmp, res):
+    """byline+agent against direct and against byline alone (gateway-only)."""
+    out = [f"{'byline+agent vs':<19} {'peer':<{W}} {'throughput':>10} {'p50 added':>10} {'p99 added':>10}"
+           f" {'CPU/request':>12}   per-round throughput"]
+    for body, label, _ in BODIES:
+        for i, peer in enumerate(AGENT_PEERS):
+            c = cmp[body][f"byline+agent/{peer}"]
+            cpu = "-" if c["cpu_per_request_ratio"] is None else f"{c['cpu_per_request_ratio']:.2f}x"
+            rounds = ", ".join(f"{x:.2f}" for x in c["per_round"])
+            out.append(f"{label if i == 0 else '':<19} {peer:<{W}} {c['throughput_ratio']:>9.2f}x "
+                       f"{ms(c['p50_added_us']):>10} {ms(c['p99_added_us']):>10} {cpu:>12}   {rounds}")
+    for body, label, _ in BODIES:
+        a = res[body]["byline+agent"]
+        per = a["proxy_cpu_us_per_request"]
+        ag = a["cores"]["agent"] * 1e6 / a["rps"] if a["rps"] else 0
+        out.append(f"  {label}: CPU per request {per:.0f} us, of which the agent {ag:.0f} us "
+                   f"and the gateway {per - ag:.0f} us")
+    return out
 
 
 def table(meta, res, cmp, low_commit):
@@ -221,6 +260,7 @@ def table(meta, res, cmp, low_commit):
             cpu = "-" if c["cpu_per_request_ratio"] is None else f"{c['cpu_per_request_ratio']:.2f}x"
             lines.append(f"{label if i == 0 else '':<19} {peer:<{W}} {c['throughput_ratio']:>9.2f}x "
                          f"{ms(c['p50_added_us']):>10} {ms(c['p99_added_us']):>10} {cpu:>12}")
+    lines += [""] + agent_lines(cmp, res)
     lines += [""] + goal_lines(cmp, res, meta) + [""] + commit_lines(res, meta, low_commit)
     if any_noisy:
         lines += ["", "WARNING: other processes used CPU during the marked (!) measurements; rerun on an "
@@ -232,17 +272,35 @@ def table(meta, res, cmp, low_commit):
     if w:
         lines += ["", f"idle watches: {w['byline']['watches']} watch streams held open through the proxy "
                       f"(TLS on both sides), resident memory (VmRSS):"]
-        for name in ("byline", "nginx"):
-            x = w[name]
-            r1 = x["rounds"][0]
-            per = (r1["rss_during_kb"] - x["rss_before_kb"]) / x["watches"]
-            rounds = "; ".join(f"round {i + 1}: {r['rss_during_kb'] / 1024:.1f} MB open, "
-                               f"{r['rss_after_kb'] / 1024:.1f} MB closed" for i, r in enumerate(x["rounds"]))
-            lines.append(f"  {name:<7} {x['rss_before_kb'] / 1024:6.1f} MB before; {rounds}")
-            lines.append(f"  {'':<7} = {per:.1f} KB per watch; fds {x['fds_before']} -> {r1['fds_during']}")
-        lines.append("  (nginx: master + workers; byline: its one process. Memory that grows from round to "
-                     "round is retained or leaked.)")
+        for name in ("byline", "byline+agent", "nginx"):
+            if name in w:
+                lines += watch_lines(name, w[name])
+        lines.append("  (nginx: master + workers; byline: its one process; byline+agent: the gateway and the "
+                     "agent process apart. Memory that grows from round to round is retained or leaked.)")
     return "\n".join(lines) + "\n"
+
+
+def watch_lines(name, x):
+    """RSS lines of one watch setup; per watch over the watches that opened."""
+    r1 = x["rounds"][0]
+    n = r1.get("opened") or x["watches"]
+    per = (r1["rss_during_kb"] - x["rss_before_kb"]) / n
+    rounds = "; ".join(f"round {i + 1}: {r['rss_during_kb'] / 1024:.1f} MB open, "
+                       f"{r['rss_after_kb'] / 1024:.1f} MB closed" for i, r in enumerate(x["rounds"]))
+    who = "gateway" if "agent_rss_before_kb" in x else ""
+    out = [f"  {name:<12} {who:<7} {x['rss_before_kb'] / 1024:6.1f} MB before; {rounds}",
+           f"  {'':<12} {'':<7} = {per:.1f} KB per watch ({n} open); fds {x['fds_before']} -> {r1['fds_during']}"]
+    if who:
+        aper = (r1["agent_rss_during_kb"] - x["agent_rss_before_kb"]) / n
+        rounds = "; ".join(f"round {i + 1}: {r['agent_rss_during_kb'] / 1024:.1f} MB open, "
+                           f"{r['agent_rss_after_kb'] / 1024:.1f} MB closed" for i, r in enumerate(x["rounds"]))
+        out += [f"  {'':<12} {'agent':<7} {x['agent_rss_before_kb'] / 1024:6.1f} MB before; {rounds}",
+                f"  {'':<12} {'':<7} = {aper:.1f} KB per watch; fds {r1['agent_fds_during']} while open "
+                f"(one HTTP/2 connection to the gateway, one upstream connection per watch)"]
+        if n < x["watches"]:
+            out.append(f"  {'':<12} only {n} of {x['watches']} watches opened through the agent; the rest were "
+                       "refused (one agent session carries at most BL_MUX_MAX_STREAMS tunnels, src/net/h2mux.c)")
+    return out
 
 
 def audit_fs_line(meta):
@@ -290,6 +348,10 @@ def commit_lines(res, meta, low=None):
            f"{'max':>9}"]
     for body, label, _ in BODIES:
         out.append(commit_row(label, res[body]["byline"]["commit"]))
+    for body, label, _ in BODIES:  # the gateway in front of the agent: its own ledger, same disk
+        c = res[body]["byline+agent"]["commit"]
+        if c is not None:
+            out.append(commit_row(label.split()[0] + " KB, via agent" if "KB" in label else label, c))
     if low is not None:
         out.append(commit_row("2 KB, 1 connection", low))
     out += ["  p50/p90/p99 are bucket-interpolated (as Prometheus's histogram_quantile), mean is exact "
@@ -323,6 +385,10 @@ def low_load(out):
         rps = r["requests"] * 1e6 / r["duration_us"]
         added = "" if setup == "direct" else \
             f"   {(r['p50_us'] - d['p50_us']) / 1000:+.3f} ms, {(r['p99_us'] - d['p99_us']) / 1000:+.3f} ms"
+        b = data.get("byline")
+        if setup == "byline+agent" and b is not None:
+            added += (f"; vs byline (the agent hop): {(r['p50_us'] - b['p50_us']) / 1000:+.3f} ms, "
+                      f"{(r['p99_us'] - b['p99_us']) / 1000:+.3f} ms")
         lines.append(f"  {setup:<{W}} {rps:7.0f} {ms(r['p50_us']):>9} {ms(r['p99_us']):>9}{added}")
     return "\n".join(lines) + "\n", data
 

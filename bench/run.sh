@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh - `make bench`: byline's throughput and latency against a
 # direct connection, against nginx and against itself with the audit
-# ledger off (group commit's cost), its commit latency, and idle-watch memory.
+# ledger off (group commit's cost), its commit latency, and idle-watch memory;
+# and through a gateway plus `byline agent` (issue 5: what the agent hop adds).
 #
 # Everything runs on this machine over loopback TLS: a static nginx stands
 # in for the API server, wrk drives load with keep-alive. bench/README.md
@@ -376,6 +377,50 @@ start_byline() {
     wait_port "$2" "$BL_PID" "byline" "$RUN/$3.log"
 }
 
+# The gateway + agent setup (issue 5), as tests/integration/agent.py sets it
+# up: a byline tuned and audited like "byline" whose only connection is
+# `via: agent` (the one init wrote is dropped: with two, every path would
+# need a /k8s/NAME/ prefix), an agent key, and an agent config holding the
+# upstream's address, CA and token.
+# $1 dir, $2 listen port, $3 the port the agent forwards to, $4 audit.dir or
+# "", $5 metrics port or ""; sets BL_TOKEN, BL_CA, AGENT_KEY, AGENT_CFG.
+byline_agent_config() {
+    local d=$1 key
+    byline_config "$d" "$2" "$3" "${4:-}" "${5:-}"
+    grep -q '^connections:$' "$d/byline.yaml" || die "no connections: block in $d/byline.yaml; update byline_agent_config"
+    awk '/^connections:$/ { print; print "  - name: via-agent"; print "    via: agent"; skip = 1; next }
+         skip && /^  - name: / { skip = 2; next }
+         skip == 2 && /^    / { next }
+         { if (skip == 2) skip = 0; print }' "$d/byline.yaml" >"$d/byline.yaml.new"
+    mv "$d/byline.yaml.new" "$d/byline.yaml"
+    chmod 600 "$d/byline.yaml"
+    grep -q '^    server:' "$d/byline.yaml" && die "could not remove the direct connection from $d/byline.yaml"
+    key=$("$BYLINE" agent-key add bench-vpc --connection via-agent --dir "$d" 2>"$RUN/agent-key.err") ||
+        die "byline agent-key add failed: $(cat "$RUN/agent-key.err")"
+    [[ "$key" =~ ^bya_ ]] || die "byline agent-key add printed no key: $key"
+    AGENT_KEY=$d/agent.key AGENT_CFG=$d/agent.yaml
+    printf '%s\n' "$key" >"$AGENT_KEY"
+    printf '%s\n' "connections:" "  - name: via-agent" "    server: https://127.0.0.1:$3" \
+        "    ca: $RUN/pki/ca.crt" "    token_file: $RUN/up.token" >"$AGENT_CFG"
+    chmod 600 "$AGENT_KEY" "$AGENT_CFG"
+}
+
+# Starts `byline agent` for the gateway on port $2 (config dir $1, log of
+# the gateway $3), pinned like the servers: the agent is one more process
+# on the server CPU. Waits until the gateway says it connected; sets AGENT_PID.
+start_agent() {
+    local name=$(basename "$1")-agent
+    start_server "$RUN/$name.log" "$BYLINE" agent --gateway "https://127.0.0.1:$2" --key-file "$AGENT_KEY" \
+        --config "$AGENT_CFG" --ca "$1/tls/ca.crt"
+    AGENT_PID=$BG_PID
+    for _ in $(seq 100); do
+        grep -q 'agent bench-vpc connected' "$3" && return 0
+        kill -0 "$AGENT_PID" 2>/dev/null || die "byline agent exited at start-up: $(tail -n 20 "$RUN/$name.log")"
+        sleep 0.1
+    done
+    die "byline agent did not connect to the gateway in 10s: $(tail -n 5 "$RUN/$name.log")"
+}
+
 # ---- throughput ----
 
 PATH_CM="/api/v1/namespaces/bench/configmaps?limit=10"
@@ -399,10 +444,10 @@ run_wrk() {
     grep -q '^WRKJSON ' "$5" || die "wrk printed no result: $(cat "$5")"
 }
 
-SETUPS=(direct nginx nginx+log byline byline-noaudit)
+SETUPS=(direct nginx nginx+log byline byline-noaudit byline+agent)
 # Sum of "requests" over wrk outputs, per setup (for the audit count).
 declare -A SENT
-# /metrics port per setup that has one (byline, byline-noaudit).
+# /metrics port per setup that has one (the three bylines).
 declare -A MPORT
 
 # Saves byline's audit counters and commit histogram to $2 if setup $1 has
@@ -425,9 +470,11 @@ measure() {
     scrape "$setup" "$f.metrics1.json"
     python3 "$BENCH/cpu.py" diff "$RUN/cpu.before" "$RUN/cpu.after" --root $$ \
         --ours-cpu "$(awk '{ print $1 + $2 }' "$f.txt.time")" --label "$UP_PID=upstream" \
-        --label "$NGX_PID=nginx" --label "$BL_PID=byline" --label "$BLN_PID=byline-noaudit" >"$f.cpu.json"
+        --label "$NGX_PID=nginx" --label "$BL_PID=byline" --label "$BLN_PID=byline-noaudit" \
+        --label "$BLA_PID=byline+agent" --label "$AGENT_PID=agent" >"$f.cpu.json"
     warn_other_cpu "$f.cpu.json" "during $setup $body round $7"
     kill -0 "$pid" 2>/dev/null || die "$setup died under load (see $OUT/raw/)"
+    [ "$setup" != byline+agent ] || kill -0 "$AGENT_PID" 2>/dev/null || die "byline agent died under load"
     for n in "$f.warmup.txt" "$f.txt"; do
         python3 - "$n" "$setup $body" <<'EOF' || exit 1
 import json, sys
@@ -442,9 +489,11 @@ EOF
 }
 
 # byline writes one "result" entry per request (in ledger segments); wrk counts only answers it
-# read before its clock stopped, so up to $CONNS per wrk run may be extra. $1: the ledger dir.
+# read before its clock stopped, so up to $CONNS per wrk run may be extra. $1: the ledger dir,
+# $2 the setup [byline]; sets AUDIT_JSON.
 check_audit() {
-    local log=$RUN/results.jsonl sent=${SENT[byline]} results allowed runs=$((ROUNDS * 4 + 2)) slack lines
+    local setup=${2:-byline} tag=audit${2:+-$2}
+    local log=$RUN/results.jsonl sent=${SENT[$setup]} results allowed runs=$((ROUNDS * 4 + 2)) slack lines
     ls "$1"/ledger-*.jsonl >/dev/null 2>&1 || die "no audit ledger in $1"
     grep -h '"kind":"result"' "$1"/ledger-*.jsonl >"$log" || true
     lines=$(cat "$1"/ledger-*.jsonl | wc -l)
@@ -452,15 +501,15 @@ check_audit() {
     # Keys are in canonical (sorted) order, but others (e.g. "rule") may sit between these two.
     allowed=$(grep '"result":"allowed"' "$log" | grep -c '"status":200,' || true)
     slack=$((runs * CONNS + 2))  # +2: the pre-flight check's requests
-    grep -v -e '"result":"allowed".*"status":200,' "$log" >"$OUT/raw/audit-other.jsonl" || true
-    say "audit: $results result records ($allowed allowed with 200) for $sent requests wrk counted"
-    [ "$allowed" = "$results" ] || say "audit: the other $((results - allowed)) are in $OUT/raw/audit-other.jsonl"
+    grep -v -e '"result":"allowed".*"status":200,' "$log" >"$OUT/raw/$tag-other.jsonl" || true
+    say "audit ($setup): $results result records ($allowed allowed with 200) for $sent requests wrk counted"
+    [ "$allowed" = "$results" ] || say "audit: the other $((results - allowed)) are in $OUT/raw/$tag-other.jsonl"
     [ "$results" -ge "$sent" ] && [ "$results" -le $((sent + slack)) ] ||
-        die "audit log has $results result records for $sent requests (allowed slack $slack)"
+        die "$setup's audit log has $results result records for $sent requests (allowed slack $slack)"
     # Durable before forwarded: the ledger must have run with fdatasync.
     grep -q '"state":"ok","sync":true' "$1/status.json" ||
-        die "the audited byline did not run with audit.sync on and state ok: $(tr -s ' ' <"$1/status.json")"
-    cp "$1/status.json" "$OUT/raw/audit-status.json"
+        die "$setup did not run with audit.sync on and state ok: $(tr -s ' ' <"$1/status.json")"
+    cp "$1/status.json" "$OUT/raw/$tag-status.json"
     AUDIT_JSON="{\"results\":$results,\"allowed_200\":$allowed,\"wrk_requests\":$sent,\"lines\":$lines,\"sync\":true}"
 }
 
@@ -518,11 +567,26 @@ watch_round() {
         sleep 0.5
     done
     ready=$(grep '^READY' "$RUN/$tag.watchers.out") || die "watchers for $name not ready after 300s"
-    grep -q 'failed=0' <<<"$ready" || die "$name: some watches failed ($ready): $(head -5 "$RUN/$tag.watchers.err")"
+    if ! grep -q 'failed=0' <<<"$ready"; then
+        # Through the agent, watches past what one agent session carries
+        # are refused with an answer; that is a finding, not a crash.
+        # BL_MUX_MAX_STREAMS (src/net/h2mux.c): tunnels one agent session carries.
+        local opened cap=$(( WATCHES < 4096 ? WATCHES : 4096 ))
+        opened=$(sed -n 's/.*opened=\([0-9]*\).*/\1/p' <<<"$ready")
+        [ -n "$WM_AGENT" ] && [ "${opened:-0}" -ge "$cap" ] ||
+            die "$name: some watches failed ($ready): $(head -5 "$RUN/$tag.watchers.err")"
+        say "$name: some watches were refused ($ready), e.g.: $(sort "$RUN/$tag.watchers.err" | uniq -c | sort -rn | head -3)"
+    fi
     sleep 1  # let allocations settle
     kill -0 "$pid" 2>/dev/null || die "$name died holding watches"
     during=$($WM_RSS "$pid")
     fds_during=$($WM_FDS "$pid")
+    local agent_during=0 agent_after=0 agent_fds=0
+    if [ -n "$WM_AGENT" ]; then
+        kill -0 "$WM_AGENT" 2>/dev/null || die "byline agent died holding watches"
+        agent_during=$(rss_kb "$WM_AGENT")
+        agent_fds=$(fd_count "$WM_AGENT")
+    fi
     exec {HOLD_FD}>&-
     HOLD_FD=""
     wait "$wpid" || die "watchers for $name failed: $(cat "$RUN/$tag.watchers.err")"
@@ -532,29 +596,40 @@ watch_round() {
     kill -0 "$pid" 2>/dev/null || die "$name died after the watches closed"
     after=$($WM_RSS "$pid")
     say "$name round $6: ${ready#READY }; RSS ${during} kB, ${after} kB after they closed"
-    WM_ROUNDS+=("$(printf '{"rss_during_kb":%d,"rss_after_kb":%d,"fds_during":%d,"ready":"%s"}' \
-        "$during" "$after" "$fds_during" "$ready")")
+    local agent_json=""
+    if [ -n "$WM_AGENT" ]; then
+        kill -0 "$WM_AGENT" 2>/dev/null || die "byline agent died after the watches closed"
+        agent_after=$(rss_kb "$WM_AGENT")
+        say "$name round $6: the agent's RSS ${agent_during} kB, ${agent_after} kB after they closed"
+        agent_json=$(printf ',"agent_rss_during_kb":%d,"agent_rss_after_kb":%d,"agent_fds_during":%d' \
+            "$agent_during" "$agent_after" "$agent_fds")
+    fi
+    WM_ROUNDS+=("$(printf '{"rss_during_kb":%d,"rss_after_kb":%d,"fds_during":%d,"ready":"%s","opened":%d%s}' \
+        "$during" "$after" "$fds_during" "$ready" "$(sed -n 's/.*opened=\([0-9]*\).*/\1/p' <<<"$ready")" "$agent_json")")
 }
 
 # $1 name, $2 port, $3 pid, $4 "byline" or "nginx", $5 token or "", $6 the
-# CA that verifies the endpoint, $7 rounds; sets WM_JSON.
+# CA that verifies the endpoint, $7 rounds, $8 the pid of the agent behind
+# the gateway or "" (its RSS is sampled too); sets WM_JSON.
 watch_memory() {
-    local name=$1 tf="" before fds_before r
-    WM_RSS=rss_kb WM_FDS=fd_count WM_ROUNDS=()
+    local name=$1 tf="" before fds_before r agent_before=""
+    WM_RSS=rss_kb WM_FDS=fd_count WM_ROUNDS=() WM_AGENT=${8:-}
     if [ "$4" = nginx ]; then WM_RSS=nginx_rss_kb WM_FDS=nginx_fd_count; fi
     if [ -n "$5" ]; then tf=$RUN/$name.watch.token; printf '%s\n' "$5" >"$tf"; fi
     sleep 1
     before=$($WM_RSS "$3")
     fds_before=$($WM_FDS "$3")
-    say "$name: RSS $before kB before the watches"
+    [ -z "$WM_AGENT" ] || agent_before=$(printf ',"agent_rss_before_kb":%d' "$(rss_kb "$WM_AGENT")")
+    say "$name: RSS $before kB before the watches${agent_before:+ (agent: $(rss_kb "$WM_AGENT") kB)}"
     for r in $(seq "$7"); do watch_round "$name" "$2" "$3" "$6" "$tf" "$r"; done
-    WM_JSON=$(printf '{"watches":%d,"rss_before_kb":%d,"fds_before":%d,"rounds":[%s]}' \
-        "$WATCHES" "$before" "$fds_before" "$(IFS=,; echo "${WM_ROUNDS[*]}")")
+    WM_JSON=$(printf '{"watches":%d,"rss_before_kb":%d,"fds_before":%d%s,"rounds":[%s]}' \
+        "$WATCHES" "$before" "$fds_before" "$agent_before" "$(IFS=,; echo "${WM_ROUNDS[*]}")")
+    WM_AGENT=""
 }
 
 watch_test() {
-    local wup=$1 blp=$2 ngp=$3 ngp2=$4 wup_pid bl_rss ng_rss
-    say "idle watches: $WATCHES through byline, then through nginx"
+    local wup=$1 blp=$2 ngp=$3 ngp2=$4 blap=$5 wup_pid bl_rss ng_rss bla_rss
+    say "idle watches: $WATCHES through byline, then through byline + agent, then through nginx"
     start_server "$RUN/watch-upstream.log" python3 "$BENCH/watch_upstream.py" --port "$wup" \
         --cert "$RUN/pki/upstream.crt" --key "$RUN/pki/upstream.key"
     wup_pid=$BG_PID
@@ -563,11 +638,22 @@ watch_test() {
     start_byline "$RUN/byline-watch" "$blp" byline-watch
     watch_memory byline "$blp" "$BL_PID" byline "$BL_TOKEN" "$BL_CA" "$WATCH_ROUNDS"
     bl_rss=$WM_JSON
+    # The same watches through a gateway whose connection is via: agent: the
+    # gateway and the agent (all streams over its one HTTP/2 connection)
+    # are sampled separately.
+    byline_agent_config "$RUN/byline-agent-watch" "$blap" "$wup"
+    start_byline "$RUN/byline-agent-watch" "$blap" byline-agent-watch
+    local blaw_pid=$BL_PID
+    start_agent "$RUN/byline-agent-watch" "$blap" "$RUN/byline-agent-watch.log"
+    watch_memory byline+agent "$blap" "$blaw_pid" byline "$BL_TOKEN" "$BL_CA" "$WATCH_ROUNDS" "$AGENT_PID"
+    bla_rss=$WM_JSON
+    cp "$RUN/byline-agent-watch.log" "$OUT/raw/byline-agent-watch.stderr"
+    cp "$RUN/byline-agent-watch-agent.log" "$OUT/raw/byline-agent-watch-agent.stderr"
     start_nginx_proxy nginx-watch "$wup" "$ngp" "$ngp2"
     check_byline_log "$RUN/byline-watch.log" byline-watch
     watch_memory nginx "$ngp" "$NGX_PID" nginx "" "$RUN/pki/ca.crt" 1
     ng_rss=$WM_JSON
-    WATCH_JSON="{\"byline\":$bl_rss,\"nginx\":$ng_rss}"
+    WATCH_JSON="{\"byline\":$bl_rss,\"byline+agent\":$bla_rss,\"nginx\":$ng_rss}"
 }
 
 # Warns when processes outside the benchmark used CPU ($1: cpu.py diff JSON).
@@ -624,7 +710,7 @@ main() {
     policy_bench
     make_pki
     read -r UP_PORT NG_PORT NGL_PORT BL_PORT BLN_PORT BL_MPORT BLN_MPORT WUP_PORT BLW_PORT NGW_PORT NGW2_PORT \
-        <<<"$(free_ports 11)"
+        BLA_PORT BLA_MPORT BLAW_PORT <<<"$(free_ports 14)"
     say "pin=$PIN workers=$WORKERS connections=$CONNS threads=$THREADS rounds=$ROUNDS x ${ROUND_SECS}s warm-up=$WARMUP"
     start_upstream
     start_nginx_proxy nginx "$UP_PORT" "$NG_PORT" "$NGL_PORT"
@@ -635,19 +721,30 @@ main() {
     local bl_token=$BL_TOKEN bl_ca=$BL_CA bl_pid=$BL_PID
     byline_config "$RUN/byline-noaudit" "$BLN_PORT" "$UP_PORT" "" "$BLN_MPORT"
     start_byline "$RUN/byline-noaudit" "$BLN_PORT" byline-noaudit "$BYLINE_NOAUDIT"
+    local BLN_TOKEN=$BL_TOKEN BLN_CA=$BL_CA
     BLN_PID=$BL_PID
+    # The third: audited and tuned like the first, its ledger on the same
+    # disk, but its connection is via: agent and one `byline agent` relays
+    # to the same upstream.
+    byline_agent_config "$RUN/byline-agent" "$BLA_PORT" "$UP_PORT" "$AUDIT_RUN/ledger-agent" "$BLA_MPORT"
+    start_byline "$RUN/byline-agent" "$BLA_PORT" byline-agent
+    BLA_PID=$BL_PID
+    local bla_token=$BL_TOKEN bla_ca=$BL_CA
+    start_agent "$RUN/byline-agent" "$BLA_PORT" "$RUN/byline-agent.log"
     BL_PID=$bl_pid
-    MPORT[byline]=$BL_MPORT MPORT[byline-noaudit]=$BLN_MPORT
+    MPORT[byline]=$BL_MPORT MPORT[byline-noaudit]=$BLN_MPORT MPORT[byline+agent]=$BLA_MPORT
     say "byline config: $CONFIG_HOW"
 
     local -A port token pid ca
     local setup
-    port=([direct]=$UP_PORT [nginx]=$NG_PORT [nginx+log]=$NGL_PORT [byline]=$BL_PORT [byline-noaudit]=$BLN_PORT)
+    port=([direct]=$UP_PORT [nginx]=$NG_PORT [nginx+log]=$NGL_PORT [byline]=$BL_PORT [byline-noaudit]=$BLN_PORT
+        [byline+agent]=$BLA_PORT)
     token=([direct]=$UP_TOKEN [nginx]=$bl_token [nginx+log]=$bl_token [byline]=$bl_token
-        [byline-noaudit]=$BL_TOKEN)
-    pid=([direct]=$UP_PID [nginx]=$NGX_PID [nginx+log]=$NGX_PID [byline]=$BL_PID [byline-noaudit]=$BLN_PID)
+        [byline-noaudit]=$BLN_TOKEN [byline+agent]=$bla_token)
+    pid=([direct]=$UP_PID [nginx]=$NGX_PID [nginx+log]=$NGX_PID [byline]=$BL_PID [byline-noaudit]=$BLN_PID
+        [byline+agent]=$BLA_PID)
     ca=([direct]=$RUN/pki/ca.crt [nginx]=$RUN/pki/ca.crt [nginx+log]=$RUN/pki/ca.crt [byline]=$bl_ca
-        [byline-noaudit]=$BL_CA)
+        [byline-noaudit]=$BLN_CA [byline+agent]=$bla_ca)
     for setup in "${SETUPS[@]}"; do preflight "$setup" "${port[$setup]}" "${token[$setup]}" "${ca[$setup]}"; done
 
     local body path round
@@ -675,12 +772,18 @@ main() {
         SENT[$setup]=$(( ${SENT[$setup]:-0} + $(sed -n 's/^WRKJSON {"requests":\([0-9]*\),.*/\1/p' "$f.txt") ))
     done
     CONNS=$saved
+    local agent_audit
+    check_audit "$AUDIT_RUN/ledger-agent" byline+agent
+    agent_audit=$AUDIT_JSON
     check_audit "$AUDIT_RUN/ledger"
+    AUDIT_JSON="${AUDIT_JSON%\}},\"byline+agent\":$agent_audit}"
     check_byline_log "$RUN/byline.log" byline
     check_byline_log "$RUN/byline-noaudit.log" byline-noaudit
+    check_byline_log "$RUN/byline-agent.log" byline+agent
+    check_byline_log "$RUN/byline-agent-agent.log" agent
 
     WATCH_JSON=null
-    [ "$WATCHES" -gt 0 ] && watch_test "$WUP_PORT" "$BLW_PORT" "$NGW_PORT" "$NGW2_PORT"
+    [ "$WATCHES" -gt 0 ] && watch_test "$WUP_PORT" "$BLW_PORT" "$NGW_PORT" "$NGW2_PORT" "$BLAW_PORT"
 
     cat >"$OUT/raw/meta.json" <<EOF
 {"pin":"$PIN","workers":$WORKERS,"connections":$CONNS,"threads":$THREADS,"duration":"$DURATION",
