@@ -571,7 +571,7 @@ watch_round() {
         # Through the agent, watches past what one agent session carries
         # are refused with an answer; that is a finding, not a crash.
         # BL_MUX_MAX_STREAMS (src/net/h2mux.c): tunnels one agent session carries.
-        local opened cap=$(( WATCHES < 4096 ? WATCHES : 4096 ))
+        local opened cap=$(( WATCHES < 8192 ? WATCHES : 8192 ))
         opened=$(sed -n 's/.*opened=\([0-9]*\).*/\1/p' <<<"$ready")
         [ -n "$WM_AGENT" ] && [ "${opened:-0}" -ge "$cap" ] ||
             die "$name: some watches failed ($ready): $(head -5 "$RUN/$tag.watchers.err")"

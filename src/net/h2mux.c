@@ -8,7 +8,7 @@
 
 #define BL_MUX_WINDOW     (256 * 1024)  /* per stream: what a stalled tunnel may hold */
 #define BL_MUX_CONN_WINDOW (1 << 30)    /* streams are the bound; the connection never stalls them */
-#define BL_MUX_MAX_STREAMS 4096         /* tunnels per session (SETTINGS_MAX_CONCURRENT_STREAMS) */
+#define BL_MUX_MAX_STREAMS 8192         /* tunnels per session (SETTINGS_MAX_CONCURRENT_STREAMS) */
 #define BL_MUX_OUT_MAX    (64 * 1024)   /* frames waiting for the socket before we stop pulling */
 #define BL_MUX_IN_CHUNK   (32 * 1024)
 #define BL_MUX_PING_MS    15000
