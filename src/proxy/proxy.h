@@ -142,6 +142,8 @@ struct bl_req_s {
     bl_str_t method;              /* points into `method_buf` */
     char method_buf[16];
     char ctype[128];              /* Content-Type, for reading the body's start */
+    char body_sha256[65];         /* hex SHA-256 of the whole request body when the peek held
+                                     all of it ("" otherwise): part of a review's command key */
     int expect_continue;          /* Expect: 100-continue: do not wait for the body */
     int close_requested;          /* Connection: close, or HTTP/1.0 */
     bl_identity_t *jwt_id;        /* the identity a JWT mapped to (owned; rec.actor points in), or NULL */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include "audit/body.h"
 #include "audit/capture.h"
 #include "auth/identity.h"
@@ -552,7 +553,11 @@ static int bl_req_review_want(bl_req_t *r, const bl_decision_t *d, bl_review_t *
     snprintf(want->rule, sizeof(want->rule), "%s", d->name);
     snprintf(want->action, sizeof(want->action), "%s", r->action ? r->action : "");
     snprintf(want->record, sizeof(want->record), "%s", r->rec.id);
+    /* A request with a body is approved with exactly that body: a body
+     * longer than the peek cannot be reviewed exactly. */
+    int has_body = r->qbody.kind != BL_BODY_NONE && !(r->qbody.kind == BL_BODY_LENGTH && r->qbody.length == 0);
     if (r->kreq == NULL || bl_review_key(r->kreq, r->connection->name, key) != BL_OK ||
+        (has_body && (r->body_sha256[0] == '\0' || bl_buf_printf(key, "\nbodySha256=%s", r->body_sha256) != BL_OK)) ||
         bl_buf_cstr(key) == NULL) {
         bl_buf_puts(err, "the request is too long to be reviewed exactly");
         return BL_ERROR;
@@ -746,6 +751,23 @@ static int bl_req_peek_chunked(bl_req_t *r, bl_buf_t *out, uint64_t *total)
     return ch.done || bl_buf_size(out) >= BL_PEEK_MAX || c->client_eof || bl_buf_size(&c->in) >= c->in.max;
 }
 
+/* Notes the SHA-256 of the request body when [p, p+n) is all of it
+ * (total known and equal to n): an approval covers exactly that body. */
+static void bl_req_body_digest(bl_req_t *r, const char *p, size_t n, uint64_t total)
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    static const char digits[] = "0123456789abcdef";
+    r->body_sha256[0] = '\0';
+    if (total != (uint64_t)n || EVP_Digest(p, n, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+        return;
+    for (size_t i = 0; i < 32; i++) {
+        r->body_sha256[2 * i] = digits[md[i] >> 4];
+        r->body_sha256[2 * i + 1] = digits[md[i] & 15];
+    }
+    r->body_sha256[64] = '\0';
+}
+
 /* At audit.level Request and above, keeps the request body for the intent:
  * whole and redacted, or a marker saying why not. */
 static void bl_req_keep_body(bl_req_t *r, const char *p, size_t n, uint64_t total)
@@ -770,6 +792,7 @@ void bl_req_peek(bl_req_t *r)
             return; /* conn.c reads more and calls again */
         bl_kreq_body_total(r->kreq, ctype, bl_buf_data(scratch), bl_buf_size(scratch), total);
         bl_req_keep_body(r, bl_buf_data(scratch), bl_buf_size(scratch), total);
+        bl_req_body_digest(r, bl_buf_data(scratch), bl_buf_size(scratch), total);
     } else {
         size_t want = (size_t)BL_MIN(r->qleft, (uint64_t)BL_PEEK_MAX);
         if (bl_buf_size(&c->in) < want && !c->client_eof)
@@ -779,6 +802,7 @@ void bl_req_peek(bl_req_t *r)
         size_t n = BL_MIN(bl_buf_size(&c->in), want);
         bl_kreq_body_total(r->kreq, ctype, bl_buf_data(&c->in), n, r->qbody.length);
         bl_req_keep_body(r, bl_buf_data(&c->in), n, r->qbody.length);
+        bl_req_body_digest(r, bl_buf_data(&c->in), n, r->qbody.length);
     }
     bl_timer_cancel(c->w->loop, &c->timer);
     r->phase = BL_REQ_CONNECT;

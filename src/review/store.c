@@ -110,6 +110,9 @@ int bl_review_key(const bl_kreq_t *k, const char *conn, bl_buf_t *out)
     rc |= bl_key_str(out, "patchType", k->patch_type);
     rc |= bl_key_str(out, "bodyKind", k->body_kind);
     rc |= bl_buf_printf(out, "\nreplicas=%ld\nrestart=%d\nforce=%d", k->replicas, k->body_restart, k->force);
+    rc |= bl_buf_printf(out, "\nports=%zu", k->nports);
+    for (size_t i = 0; i < k->nports && i < BL_KREQ_MAX_PORTS; i++)
+        rc |= bl_buf_printf(out, ":%d", k->ports[i]);
     if (rc || k->truncated || k->argv_truncated) { /* a truncated request has no exact key */
         out->len = mark;
         return BL_ERROR;

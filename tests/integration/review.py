@@ -29,6 +29,20 @@ RULES = """rules:
     verbs: [delete]
     resources: [pods]
     namespaces: [web]
+  - name: deploybot-deploys-web
+    effect: allow
+    identities: [agent-deploybot]
+    verbs: [get, list, patch]
+    resources: [deployments]
+    apiGroups: [apps]
+    namespaces: [web]
+  - name: deploy-patches
+    effect: review
+    identities: [agent-deploybot]
+    verbs: [patch]
+    resources: [deployments]
+    apiGroups: [apps]
+    namespaces: [web]
   - name: deploybot-exec-web
     effect: review
     identities: [agent-deploybot]
@@ -281,6 +295,29 @@ def exec_flow(env, gw, v, result):
            rc == 1 and m2 is not None and m2.group(1) != rid, "rc=%d err=%r" % (rc, err[-300:]))
 
 
+def patch_flow(env, gw, v, result):
+    """An approval covers exactly the body it was asked for: the same patch
+    goes through, another patch of the same object is held again."""
+    k = gw.kubectl(v)
+    argv = ["patch", "deployment", "api", "-n", "web", "--type", "merge", "-p"]
+    rc, out, err = k.run(argv + ['{"metadata":{"labels":{"reviewed":"yes"}}}'])
+    m = EXEC_ID.search(err)
+    result("kubectl %s: review: a patch a review rule matches is held with a review id" % v,
+           rc == 1 and m is not None and "(rule deploy-patches)" in err, "rc=%d err=%r" % (rc, err[-400:]))
+    if m is None:
+        return
+    rid = m.group(1)
+    p = gw.review("approve", rid, "--as", "alice", "--for", "5m")
+    result("review: alice approves the patch", p.returncode == 0, p.stdout + p.stderr)
+    rc, out, err = k.run(argv + ['{"metadata":{"labels":{"reviewed":"yes"}}}'])
+    result("kubectl %s: review: the approved patch goes through" % v, rc == 0 and "patched" in out,
+           "rc=%d out=%r err=%r" % (rc, out[-200:], err[-300:]))
+    rc, out, err = k.run(argv + ['{"metadata":{"labels":{"reviewed":"no"}}}'])
+    m2 = EXEC_ID.search(err)
+    result("kubectl %s: review: a different body for the same object is not covered by the approval" % v,
+           rc == 1 and m2 is not None and m2.group(1) != rid, "rc=%d err=%r" % (rc, err[-300:]))
+
+
 def pending_for(gw, pod, timeout=10):
     """Waits until a pending review for deleting `pod` is listed; returns its id or None."""
     end = time.time() + timeout
@@ -341,6 +378,7 @@ def run_all(env, result, versions):
         for v in versions:
             flow(env, gw, v, result)
             exec_flow(env, gw, v, result)
+        patch_flow(env, gw, versions[-1], result)
         hold_flow(env, result)
         p = run([env.byline, "audit", "verify", "--dir", gw.dir])
         result("review: byline audit verify passes on the ledger with review notices", p.returncode == 0,
