@@ -149,31 +149,6 @@ int bl_buf_printf(bl_buf_t *b, const char *fmt, ...)
     return rc;
 }
 
-/* Returns the length of the valid UTF-8 sequence at p (1..4), or 0. */
-static size_t bl_utf8_len(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-    size_t len;
-    uint32_t min;
-    if (c < 0x80)
-        return 1;
-    if ((c & 0xe0) == 0xc0) { len = 2; min = 0x80; }
-    else if ((c & 0xf0) == 0xe0) { len = 3; min = 0x800; }
-    else if ((c & 0xf8) == 0xf0) { len = 4; min = 0x10000; }
-    else return 0;
-    if (n < len)
-        return 0;
-    uint32_t cp = c & (0x7f >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
 int bl_buf_json_str(bl_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";

@@ -62,6 +62,9 @@ static inline int bl_hexval(unsigned char c)
 
 /* Returns 1 if `s` equals `c` ignoring ASCII case, else 0. */
 int bl_str_eq_nocase(bl_str_t s, const char *c);
+/* Returns the length of the valid UTF-8 sequence at u[0..n) (n > 0; no
+ * overlong forms, surrogates or code points past U+10FFFF), or 0. */
+size_t bl_utf8_len(const unsigned char *u, size_t n);
 
 /* Returns 1 if `s` starts with `prefix` ignoring ASCII case, else 0. */
 int bl_str_prefix_nocase(bl_str_t s, const char *prefix);

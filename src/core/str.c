@@ -32,3 +32,27 @@ bl_str_t bl_str_trim(bl_str_t s)
         s.len--;
     return s;
 }
+
+/* Returns the length of the valid UTF-8 sequence at u[0..n) (no overlong
+ * forms, surrogates or code points past U+10FFFF), or 0. */
+size_t bl_utf8_len(const unsigned char *u, size_t n)
+{
+    size_t len;
+    uint32_t cp, min;
+    if (u[0] < 0x80)
+        return 1;
+    if ((u[0] & 0xe0) == 0xc0) { len = 2; cp = u[0] & 0x1fu; min = 0x80; }
+    else if ((u[0] & 0xf0) == 0xe0) { len = 3; cp = u[0] & 0x0fu; min = 0x800; }
+    else if ((u[0] & 0xf8) == 0xf0) { len = 4; cp = u[0] & 0x07u; min = 0x10000; }
+    else return 0;
+    if (len > n)
+        return 0;
+    for (size_t k = 1; k < len; k++) {
+        if ((u[k] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (u[k] & 0x3fu);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}

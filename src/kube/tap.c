@@ -214,30 +214,6 @@ void bl_tap_sink(bl_tap_t *t, int sink, int64_t owner, const unsigned char *p, s
         bl_tap_lose(t); /* a Status is never this big: not a stream we understand */
 }
 
-/* Returns the length of the valid UTF-8 sequence at u[0..n) (no overlong
- * forms, surrogates or code points past U+10FFFF), or 0. */
-static size_t bl_tap_utf8_len(const unsigned char *u, size_t n)
-{
-    size_t len;
-    uint32_t cp, min;
-    if (u[0] < 0x80)
-        return 1;
-    if ((u[0] & 0xe0) == 0xc0) { len = 2; cp = u[0] & 0x1fu; min = 0x80; }
-    else if ((u[0] & 0xf0) == 0xe0) { len = 3; cp = u[0] & 0x0fu; min = 0x800; }
-    else if ((u[0] & 0xf8) == 0xf0) { len = 4; cp = u[0] & 0x07u; min = 0x10000; }
-    else return 0;
-    if (len > n)
-        return 0;
-    for (size_t k = 1; k < len; k++) {
-        if ((u[k] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (u[k] & 0x3fu);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
 /* Copies s[0..n) into dst[0..cap) as valid UTF-8 without NUL (an invalid
  * byte or a NUL becomes U+FFFD), cut on a character boundary. */
 static void bl_tap_copy_text(char *dst, size_t cap, const char *s, size_t n)
@@ -245,7 +221,7 @@ static void bl_tap_copy_text(char *dst, size_t cap, const char *s, size_t n)
     size_t o = 0;
     for (size_t i = 0; i < n;) {
         const unsigned char *u = (const unsigned char *)s + i;
-        size_t len = u[0] ? bl_tap_utf8_len(u, n - i) : 0;
+        size_t len = u[0] ? bl_utf8_len(u, n - i) : 0;
         const char *out = len ? (const char *)u : "\xef\xbf\xbd";
         size_t outlen = len ? len : 3;
         if (o + outlen >= cap)
