@@ -61,10 +61,14 @@ int bl_tunnel_rewrite(const bl_http_request_t *hr, bl_agentconn_t *c, bl_buf_t *
         return BL_ERROR;
     }
     bl_buf_free(&err);
+    int upgrade = bl_tunnel_is_upgrade(hr);
     for (size_t i = 0; i < hr->num_headers; i++)
         if (!bl_str_eq_nocase(hr->headers[i].name, "host") &&
-            !bl_str_eq_nocase(hr->headers[i].name, BL_AGENT_IDENTITY_HEADER))
+            !bl_str_eq_nocase(hr->headers[i].name, BL_AGENT_IDENTITY_HEADER) &&
+            (upgrade || !bl_str_eq_nocase(hr->headers[i].name, "connection")))
             rc |= bl_buf_field(out, hr->headers[i].name, hr->headers[i].value);
+    if (!upgrade) /* one request per tunnel: the API server must expect no second one */
+        rc |= bl_buf_puts(out, "Connection: close\r\n");
     rc |= bl_buf_puts(out, "\r\n");
     if (rc) {
         *status = 431;
@@ -72,4 +76,51 @@ int bl_tunnel_rewrite(const bl_http_request_t *hr, bl_agentconn_t *c, bl_buf_t *
         return BL_ERROR;
     }
     return BL_OK;
+}
+
+int bl_tunnel_is_upgrade(const bl_http_request_t *hr)
+{
+    size_t pos = 0;
+    const bl_http_header_t *h;
+    if (bl_http_find(hr->headers, hr->num_headers, "upgrade", NULL) == NULL)
+        return 0;
+    while ((h = bl_http_find(hr->headers, hr->num_headers, "connection", &pos)) != NULL)
+        if (bl_http_has_token(h->value, "upgrade"))
+            return 1;
+    return 0;
+}
+
+int bl_tunnel_body_init(bl_tunnel_body_t *b, const bl_http_request_t *hr, bl_http_err_t *err)
+{
+    memset(b, 0, sizeof(*b));
+    if (bl_http1_request_body(hr, &b->body, err) != BL_OK)
+        return BL_ERROR;
+    bl_chunked_init(&b->chunked);
+    b->left = b->body.kind == BL_BODY_LENGTH ? b->body.length : 0;
+    b->done = b->body.kind != BL_BODY_CHUNKED && b->left == 0;
+    return BL_OK;
+}
+
+long bl_tunnel_body_take(bl_tunnel_body_t *b, const char *p, size_t n, bl_http_err_t *err)
+{
+    size_t off = 0;
+    bl_str_t data;
+    if (b->done)
+        return 0;
+    if (b->body.kind == BL_BODY_LENGTH) {
+        off = (size_t)BL_MIN((uint64_t)n, b->left);
+        b->left -= off;
+        b->done = b->left == 0;
+        return (long)off;
+    }
+    while (off < n && !b->chunked.done) { /* one payload span per call: loop */
+        long r = bl_chunked_decode(&b->chunked, p + off, n - off, &data, err);
+        if (r < 0)
+            return BL_ERROR;
+        if (r == 0)
+            break;
+        off += (size_t)r;
+    }
+    b->done = b->chunked.done;
+    return (long)off;
 }

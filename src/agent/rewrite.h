@@ -33,4 +33,33 @@
 int bl_tunnel_rewrite(const bl_http_request_t *hr, bl_agentconn_t *c, bl_buf_t *out, int *status,
                       const char **why);
 
+/* Returns 1 if the request asks to switch protocols (an Upgrade field and
+ * the "upgrade" token in Connection: exec, attach, port-forward), else 0.
+ * Every other request is rewritten with "Connection: close", so the API
+ * server expects nothing after it on the TLS connection. */
+int bl_tunnel_is_upgrade(const bl_http_request_t *hr);
+
+/*
+ * Where the tunnel's one request ends. The agent checks and rewrites only
+ * the first head on a tunnel, so it forwards exactly that request's body
+ * and nothing after it: a second, pipelined request would reach the API
+ * server with the agent's credential, unchecked and unrecorded. After a
+ * 101 the tunnel relays raw bytes both ways; that is the caller's call.
+ */
+typedef struct {
+    bl_body_t body;         /* framing from the head */
+    uint64_t left;          /* BL_BODY_LENGTH: bytes still to come */
+    bl_chunked_t chunked;   /* BL_BODY_CHUNKED: the decoder, for the end only */
+    int done;               /* 1 once the whole body has been taken */
+} bl_tunnel_body_t;
+
+/* Reads the framing of hr's body. Returns BL_OK, or BL_ERROR with *err
+ * (conflicting or unsupported framing: the strict parser's rules). */
+int bl_tunnel_body_init(bl_tunnel_body_t *b, const bl_http_request_t *hr, bl_http_err_t *err);
+
+/* Takes body bytes from p[0..n). Returns how many of them belong to the
+ * body (fewer than n when the body ends inside; 0 once b->done), or
+ * BL_ERROR with *err on a malformed chunked body. */
+long bl_tunnel_body_take(bl_tunnel_body_t *b, const char *p, size_t n, bl_http_err_t *err);
+
 #endif

@@ -7,9 +7,12 @@
  *   CRED        the credential is being minted off the loop (kubernetes-eks):
  *               ask again every BL_TUN_CRED_POLL_MS; later bytes wait in head
  *   CONNECTING  TCP + TLS to the API server; later bytes wait in `up`
- *   OPEN        raw relay both ways, half-close passed on
+ *   OPEN        relay both ways, half-close passed on; towards the API
+ *               server only the first request's body, then nothing unless
+ *               the API server answered 101 (then raw both ways)
  *   REPLY       the agent answers itself (refused head, API server
  *               unreachable): a Status response, then EOF
+ *   CLOSED      the gateway sent bytes after the request: both ends fail
  *
  * State changes notify the mux through a deferred callback, never from
  * inside read()/write(), which nghttp2 may be calling.
@@ -29,7 +32,7 @@
 #define BL_TUN_CRED_POLL_MS 50
 #define BL_TUN_CRED_POLLS  600      /* 30 s: a few STS round trips with their timeouts */
 
-enum { BL_TUN_HEAD, BL_TUN_CRED, BL_TUN_CONNECTING, BL_TUN_OPEN, BL_TUN_REPLY };
+enum { BL_TUN_HEAD, BL_TUN_CRED, BL_TUN_CONNECTING, BL_TUN_OPEN, BL_TUN_REPLY, BL_TUN_CLOSED };
 
 typedef struct {
     bl_stream_t stream;         /* must stay first: what the mux holds */
@@ -46,6 +49,11 @@ typedef struct {
     bl_defer_t reaper;
     bl_timer_t timer;           /* connect timeout; CRED: the next try */
     unsigned polls;             /* CRED: tries so far */
+    bl_tunnel_body_t body;      /* where the one request ends */
+    int upgrade;                /* the request asks to switch protocols */
+    int switched;               /* upgrade: 0 no answer yet, 1 got 101, -1 not 101 */
+    char resp[12];              /* upgrade: the response's first bytes */
+    size_t resp_n;
 } bl_tun_t;
 
 static void bl_tn_head_done(bl_tun_t *t, const bl_http_request_t *hr, size_t n);
@@ -86,6 +94,25 @@ static void bl_tn_reply(bl_tun_t *t, int code, const char *msg)
     bl_buf_free(&t->head);
     t->state = BL_TUN_REPLY;
     bl_tn_notify(t);
+}
+
+/* Stops relaying after the gateway broke the one-request rule: the API
+ * server connection closes and both reads and writes fail, so the mux
+ * resets the stream. Returns BL_ERROR for the caller to pass on. */
+static long bl_tn_close(bl_tun_t *t, const char *why)
+{
+    bl_warn("connection %s: closing the tunnel: %s; nothing after the first request is forwarded",
+            t->conn->name, why);
+    if (t->sock) {
+        bl_sock_close(t->sock);
+        t->sock = NULL;
+    }
+    bl_timer_cancel(t->loop, &t->timer);
+    bl_buf_free(&t->up);
+    bl_buf_free(&t->head);
+    t->state = BL_TUN_CLOSED;
+    bl_tn_notify(t);
+    return BL_ERROR;
 }
 
 /* Writes `up` to the API server; passes a half-close on once it is out. */
@@ -219,7 +246,22 @@ static void bl_tn_head_done(bl_tun_t *t, const bl_http_request_t *hr, size_t n)
         bl_tn_reply(t, status, why);
         return;
     }
-    bl_buf_append(&t->up, bl_buf_data(&t->head) + n, bl_buf_size(&t->head) - n);
+    bl_http_err_t err;
+    char msg[200];
+    size_t rest = bl_buf_size(&t->head) - n;
+    long k = bl_tunnel_body_init(&t->body, hr, &err) == BL_OK
+                 ? bl_tunnel_body_take(&t->body, bl_buf_data(&t->head) + n, rest, &err) : BL_ERROR;
+    if (k < 0) {
+        snprintf(msg, sizeof(msg), "byline agent: the request's body framing is refused: %s", err.reason);
+        bl_tn_reply(t, 400, msg);
+        return;
+    }
+    if ((size_t)k < rest) { /* nothing is forwarded yet: answer in-band */
+        bl_tn_reply(t, 400, "byline agent: bytes after the request's body (one request per tunnel)");
+        return;
+    }
+    t->upgrade = bl_tunnel_is_upgrade(hr);
+    bl_buf_append(&t->up, bl_buf_data(&t->head) + n, rest);
     bl_buf_free(&t->head);
     bl_tn_connect(t);
 }
@@ -253,6 +295,52 @@ static long bl_tn_queue(bl_tun_t *t, const char *p, size_t n)
     return bl_buf_append(&t->up, p, take) == BL_OK ? (long)take : BL_AGAIN;
 }
 
+/* CONNECTING, OPEN: bytes after the head. Passes on the rest of the
+ * request's body, then nothing until a 101 (raw from then on). Returns
+ * bytes taken, BL_AGAIN, or BL_ERROR once the tunnel is closed. */
+static long bl_tn_body(bl_tun_t *t, const char *p, size_t n)
+{
+    bl_http_err_t err;
+    if (t->state == BL_TUN_OPEN)
+        bl_tn_flush(t);
+    if (t->switched > 0) {
+        if (t->state == BL_TUN_OPEN && bl_buf_size(&t->up) == 0)
+            return bl_stream_write(&t->sock->stream, p, n);
+        return bl_tn_queue(t, p, n);
+    }
+    if (n == 0)
+        return 0;
+    if (!t->body.done) {
+        if (bl_buf_size(&t->up) >= BL_TUN_UP_MAX)
+            return BL_AGAIN;
+        long k = bl_tunnel_body_take(&t->body, p, BL_MIN(n, BL_TUN_UP_MAX - bl_buf_size(&t->up)), &err);
+        if (k < 0)
+            return bl_tn_close(t, err.reason);
+        if (k > 0) {
+            bl_tn_queue(t, p, (size_t)k); /* room checked above: takes all k */
+            if (t->state == BL_TUN_OPEN)
+                bl_tn_flush(t);
+            return k;
+        }
+    }
+    if (t->upgrade && t->switched == 0)
+        return BL_AGAIN; /* the API server's answer decides; bl_tn_saw_status notifies */
+    return bl_tn_close(t, "the gateway sent bytes after the request's body");
+}
+
+/* Upgrade: notes the response's first bytes; "HTTP/1.1 101" lets raw
+ * bytes through towards the API server. n == 0 is EOF. */
+static void bl_tn_saw_status(bl_tun_t *t, const char *p, size_t n)
+{
+    size_t k = BL_MIN(n, sizeof(t->resp) - t->resp_n);
+    memcpy(t->resp + t->resp_n, p, k);
+    t->resp_n += k;
+    if (t->resp_n == sizeof(t->resp) || n == 0) {
+        t->switched = t->resp_n == sizeof(t->resp) && memcmp(t->resp, "HTTP/1.1 101", sizeof(t->resp)) == 0 ? 1 : -1;
+        bl_tn_notify(t);
+    }
+}
+
 static long bl_tn_write(bl_stream_t *s, const void *p, size_t n)
 {
     bl_tun_t *t = (bl_tun_t *)s;
@@ -264,12 +352,9 @@ static long bl_tn_write(bl_stream_t *s, const void *p, size_t n)
     }
     if (t->state == BL_TUN_REPLY)
         return (long)n; /* we answer ourselves; the rest is dropped */
-    if (t->state == BL_TUN_OPEN) {
-        bl_tn_flush(t);
-        if (bl_buf_size(&t->up) == 0)
-            return bl_stream_write(&t->sock->stream, p, n);
-    }
-    return bl_tn_queue(t, p, n);
+    if (t->state == BL_TUN_CLOSED)
+        return BL_ERROR;
+    return bl_tn_body(t, p, n);
 }
 
 static long bl_tn_read(bl_stream_t *s, void *p, size_t n)
@@ -281,9 +366,14 @@ static long bl_tn_read(bl_stream_t *s, void *p, size_t n)
         bl_buf_consume(&t->reply, k);
         return (long)k; /* 0 once it is all out: EOF */
     }
+    if (t->state == BL_TUN_CLOSED)
+        return BL_ERROR;
     if (t->state != BL_TUN_OPEN)
         return BL_AGAIN;
-    return bl_stream_read(&t->sock->stream, p, n);
+    long r = bl_stream_read(&t->sock->stream, p, n);
+    if (t->upgrade && t->switched == 0 && r >= 0)
+        bl_tn_saw_status(t, p, (size_t)r);
+    return r;
 }
 
 static int bl_tn_shutdown_wr(bl_stream_t *s)

@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,6 +24,8 @@
 #include "agent/conf.h"
 #include "agent/cred.h"
 #include "agent/rewrite.h"
+#include "agent/tunnel.h"
+#include "core/loop.h"
 #include "auth/agentkey.h"
 #include "net/fdstream.h"
 
@@ -75,7 +80,18 @@ static void test_rewrite_head(void **state)
                              "Accept: application/json\r\n\r\n", &c, &out, &status, &why), BL_OK);
     assert_string_equal(bl_buf_cstr(&out),
                         "GET /prefix/api/v1/pods?watch=true HTTP/1.1\r\nHost: api.example:6443\r\n"
-                        "Authorization: Bearer sa-token-1\r\nAudit-ID: 0190-ab\r\nAccept: application/json\r\n\r\n");
+                        "Authorization: Bearer sa-token-1\r\nAudit-ID: 0190-ab\r\nAccept: application/json\r\n"
+                        "Connection: close\r\n\r\n");
+    /* The gateway's Connection gives way to close; an upgrade keeps its own. */
+    bl_buf_reset(&out);
+    assert_int_equal(rewrite("GET /api HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n", &c, &out, &status, &why), BL_OK);
+    assert_null(strstr(bl_buf_cstr(&out), "keep-alive"));
+    assert_non_null(strstr(bl_buf_cstr(&out), "\r\nConnection: close\r\n\r\n"));
+    bl_buf_reset(&out);
+    assert_int_equal(rewrite("GET /api/v1/namespaces/a/pods/p/exec?command=ls HTTP/1.1\r\nHost: x\r\n"
+                             "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n", &c, &out, &status, &why), BL_OK);
+    assert_non_null(strstr(bl_buf_cstr(&out), "\r\nConnection: Upgrade\r\n"));
+    assert_null(strstr(bl_buf_cstr(&out), "close"));
     bl_buf_free(&out);
     bl_cred_free(c.cred);
 }
@@ -109,6 +125,90 @@ static void test_rewrite_refusals(void **state)
     assert_non_null(strstr(bl_buf_cstr(&out), "\r\nImpersonate-User: byline:bot\r\n"));
     bl_buf_free(&out);
     bl_cred_free(c.cred);
+}
+
+/* A second request pipelined after the first one's body (here with
+ * Impersonate-User) must be found as "after the body", for both framings. */
+#define SECOND "GET /api/v1/secrets HTTP/1.1\r\nHost: x\r\nImpersonate-User: admin\r\n\r\n"
+
+static size_t body_end(const char *msg)
+{
+    bl_http_header_t hdrs[32];
+    bl_http_request_t hr = { .headers = hdrs, .num_headers = 32 };
+    bl_http_err_t err;
+    bl_tunnel_body_t b;
+    int n = bl_http1_parse_request(msg, strlen(msg), &hr, &err);
+    assert_true(n > 0);
+    assert_int_equal(bl_tunnel_body_init(&b, &hr, &err), BL_OK);
+    size_t off = (size_t)n;
+    for (size_t i = off; i < strlen(msg) && !b.done; i++) { /* byte by byte: splits anywhere */
+        long k = bl_tunnel_body_take(&b, msg + off, i + 1 - off, &err);
+        assert_true(k >= 0);
+        off += (size_t)k;
+    }
+    assert_true(b.done);
+    assert_int_equal(bl_tunnel_body_take(&b, msg + off, strlen(msg) - off, &err), 0);
+    return off;
+}
+
+static void test_tunnel_body_end(void **state)
+{
+    const char *cl = "POST /api/v1/namespaces/a/pods HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" SECOND;
+    const char *ch = "POST /api/v1/namespaces/a/pods HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "5\r\nhello\r\n0\r\n\r\n" SECOND;
+    const char *none = "GET /api/v1/pods HTTP/1.1\r\nHost: x\r\n\r\n" SECOND;
+    (void)state;
+    assert_string_equal(cl + body_end(cl), SECOND);
+    assert_string_equal(ch + body_end(ch), SECOND);
+    assert_string_equal(none + body_end(none), SECOND);
+}
+
+/* Through a real tunnel: the second request is never taken for the API server. */
+static void test_tunnel_pipelined(void **state)
+{
+    const char *first = "POST /api/v1/namespaces/a/pods HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+    char all[512], url[64], reply[2048];
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t salen = sizeof(sa);
+    bl_agentconn_t c;
+    const char *why;
+    (void)state;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(lfd >= 0);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
+    conn_init(&c, 0);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/prefix", ntohs(sa.sin_port));
+    c.server = url;
+    assert_int_equal(bl_url_parse(c.server, strlen(c.server), &c.url, &why), BL_OK);
+    c.ctx = SSL_CTX_new(TLS_client_method());
+    bl_loop_t *loop = bl_loop_new();
+    assert_non_null(loop);
+
+    /* Head and body, then the second request in a later write: refused, tunnel closed. */
+    bl_stream_t *s = bl_tunnel_new(loop, &c);
+    assert_int_equal(bl_stream_write(s, first, strlen(first)), (long)strlen(first));
+    assert_int_equal(bl_stream_write(s, SECOND, strlen(SECOND)), BL_ERROR);
+    assert_int_equal(bl_stream_read(s, reply, sizeof(reply)), BL_ERROR);
+    bl_stream_release(s, 0);
+
+    /* All in one write: nothing was forwarded yet, so the agent answers 400 itself. */
+    snprintf(all, sizeof(all), "%s%s", first, SECOND);
+    s = bl_tunnel_new(loop, &c);
+    assert_int_equal(bl_stream_write(s, all, strlen(all)), (long)strlen(all));
+    long n = bl_stream_read(s, reply, sizeof(reply) - 1);
+    assert_true(n > 0);
+    reply[n] = 0;
+    assert_true(strncmp(reply, "HTTP/1.1 400 ", 13) == 0);
+    assert_non_null(strstr(reply, "bytes after the request's body"));
+    bl_stream_release(s, 0);
+
+    bl_loop_run_once(loop); /* the tunnels' reapers */
+    bl_loop_free(loop);
+    SSL_CTX_free(c.ctx);
+    bl_cred_free(c.cred);
+    close(lfd);
 }
 
 static void test_agentkeys(void **state)
@@ -357,6 +457,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rewrite_head),
         cmocka_unit_test(test_rewrite_refusals),
+        cmocka_unit_test(test_tunnel_body_end),
+        cmocka_unit_test(test_tunnel_pipelined),
         cmocka_unit_test(test_agentkeys),
         cmocka_unit_test(test_agentkeys_bad),
         cmocka_unit_test(test_backoff),
