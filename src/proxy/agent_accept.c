@@ -114,7 +114,7 @@ static void bl_agent_accept_with(bl_conn_t *c, const bl_http_request_t *hr, size
         bl_conn_close(c);
         return;
     }
-    bl_hub_adopt(c->w->srv->hub, fd, ssl, c->sock->peer_ip, key->name, serves, bl_buf_data(&c->in), bl_buf_size(&c->in));
+    bl_hub_adopt(c->w->srv->hub, fd, ssl, c->sock->peer_ip, key->name, key->sha256, serves, bl_buf_data(&c->in), bl_buf_size(&c->in));
     bl_buf_reset(&c->in);
     bl_conn_close(c);
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <openssl/crypto.h>
 #include "core/log.h"
 #include "net/h2mux.h"
 #include "net/sock.h"
@@ -25,6 +26,7 @@ struct bl_hubagent_s {
     char name[BL_HUB_NAME_MAX];
     char peer[INET6_ADDRSTRLEN];
     unsigned char serves[BL_CONFIG_MAX_CONNS];
+    unsigned char sha[BL_TOKEN_HASH_LEN]; /* its key's hash: a reload that replaced the key cuts it off */
     size_t ntuns;
     int counted;                 /* included in hub->online[] */
     bl_defer_t reap;
@@ -48,6 +50,7 @@ typedef struct bl_hubmsg_s {
     char peer[INET6_ADDRSTRLEN];
     char name[BL_HUB_NAME_MAX];
     unsigned char serves[BL_CONFIG_MAX_CONNS];
+    unsigned char sha[BL_TOKEN_HASH_LEN];
     size_t npre;
     char pre[];
 } bl_hubmsg_t;
@@ -68,6 +71,7 @@ struct bl_hub_s {
     pthread_mutex_t mu;
     bl_hubmsg_t *q, **qtail;     /* guarded by mu */
     int stopping;                /* guarded by mu */
+    int rekey;                   /* guarded by mu: a new key registry is in force */
     bl_hubagent_t *agents;
     size_t rr;                   /* round-robin start among equally busy agents */
     int online[BL_CONFIG_MAX_CONNS]; /* atomic: live sessions per connection */
@@ -142,6 +146,47 @@ static void bl_hub_agent_closing(void *data)
     bl_info("agent %s (%s) is draining; %zu tunnel(s) open", a->name, a->peer, a->ntuns);
 }
 
+/* Narrows a->serves to what its key in `reg` (same name and hash) still
+ * allows, keeping hub->online[] in step. Returns NULL if it still serves a
+ * connection, else why it must be cut off (static). */
+static const char *bl_hub_rekey_agent(bl_hubagent_t *a, const bl_agentkeys_t *reg)
+{
+    const bl_config_t *cfg = a->hub->cfg;
+    const bl_agentkey_t *e = NULL;
+    unsigned char serves[BL_CONFIG_MAX_CONNS] = { 0 };
+    int n = 0, counted = a->counted;
+    for (size_t i = 0; i < reg->n && e == NULL; i++)
+        if (strcmp(reg->keys[i].name, a->name) == 0 && CRYPTO_memcmp(reg->keys[i].sha256, a->sha, sizeof(a->sha)) == 0)
+            e = &reg->keys[i];
+    if (e == NULL)
+        return "its agent key was removed or replaced";
+    for (size_t k = 0; k < cfg->nconns; k++) {
+        serves[k] = a->serves[k] && bl_agentkey_serves(e, cfg->conns[k].name, strlen(cfg->conns[k].name));
+        n += serves[k];
+    }
+    if (counted)
+        bl_hub_count(a, -1);
+    memcpy(a->serves, serves, sizeof(a->serves));
+    if (counted)
+        bl_hub_count(a, 1);
+    return n ? NULL : "its agent key no longer names a connection it serves";
+}
+
+/* Checks agent a against the registry in force; one whose key is gone or
+ * serves nothing is cut off at once (its open tunnels fail: a revoked
+ * agent must not carry traffic, not even a long watch). Returns 1 if so. */
+static int bl_hub_recheck(bl_hubagent_t *a)
+{
+    const bl_agentkeys_t *reg = bl_hub_keys_get(a->hub);
+    const char *why = bl_hub_rekey_agent(a, reg);
+    bl_hub_keys_put(reg);
+    if (why == NULL)
+        return 0;
+    bl_warn("agent %s (%s) cut off: %s", a->name, a->peer, why);
+    bl_hub_agent_dead(a, why);
+    return 1;
+}
+
 static void bl_hub_adopt_msg(bl_hub_t *h, bl_hubmsg_t *m)
 {
     static const bl_mux_cb_t cb = { .closed = bl_hub_tun_closed, .dead = bl_hub_agent_dead,
@@ -159,6 +204,7 @@ static void bl_hub_adopt_msg(bl_hub_t *h, bl_hubmsg_t *m)
     snprintf(a->name, sizeof(a->name), "%s", m->name);
     snprintf(a->peer, sizeof(a->peer), "%s", m->peer);
     memcpy(a->serves, m->serves, sizeof(a->serves));
+    memcpy(a->sha, m->sha, sizeof(a->sha));
     bl_mux_cb_t c = cb;
     c.data = a;
     a->mux = bl_mux_new(h->loop, &s->stream, 0, &c, m->pre, m->npre);
@@ -171,6 +217,9 @@ static void bl_hub_adopt_msg(bl_hub_t *h, bl_hubmsg_t *m)
     if (h->agents)
         h->agents->prev = a;
     h->agents = a;
+    /* A reload may have come between the worker's check and now. */
+    if (bl_hub_recheck(a))
+        return;
     bl_hub_count(a, 1);
     bl_info("agent %s connected from %s", a->name, a->peer);
 }
@@ -252,7 +301,8 @@ static void bl_hub_wake(bl_loop_t *loop, void *data)
     bl_hub_t *h = data;
     pthread_mutex_lock(&h->mu);
     bl_hubmsg_t *m = h->q;
-    int stopping = h->stopping;
+    int stopping = h->stopping, rekey = h->rekey;
+    h->rekey = 0;
     h->q = NULL;
     h->qtail = &h->q;
     pthread_mutex_unlock(&h->mu);
@@ -269,6 +319,10 @@ static void bl_hub_wake(bl_loop_t *loop, void *data)
         }
         m = next;
     }
+    if (rekey && !stopping)          /* reaps are deferred: the list stays walkable */
+        for (bl_hubagent_t *a = h->agents; a; a = a->next)
+            if (!a->why)
+                bl_hub_recheck(a);
     if (stopping) {
         for (bl_hubagent_t *a = h->agents; a; a = a->next)
             bl_hub_agent_dead(a, "byline is shutting down");
@@ -390,7 +444,9 @@ int bl_hub_keys_install(bl_hub_t *h, bl_agentkeys_t *k)
     pthread_mutex_lock(&h->mu);
     bl_hubkeys_t *old = h->keys;
     h->keys = hk;
+    h->rekey = 1;                /* the hub thread re-checks live agents */
     pthread_mutex_unlock(&h->mu);
+    bl_loop_wake(h->loop);
     bl_hub_keys_put(&old->k);
     return BL_OK;
 }
@@ -401,7 +457,7 @@ int bl_hub_online(const bl_hub_t *h, size_t k)
 }
 
 void bl_hub_adopt(bl_hub_t *h, int fd, SSL *ssl, const char *peer, const char *name,
-                  const unsigned char *serves, const void *pre, size_t npre)
+                  const unsigned char *sha256, const unsigned char *serves, const void *pre, size_t npre)
 {
     bl_hubmsg_t *m = calloc(1, sizeof(*m) + npre);
     if (m == NULL) {
@@ -414,6 +470,7 @@ void bl_hub_adopt(bl_hub_t *h, int fd, SSL *ssl, const char *peer, const char *n
     snprintf(m->peer, sizeof(m->peer), "%s", peer);
     snprintf(m->name, sizeof(m->name), "%s", name);
     memcpy(m->serves, serves, sizeof(m->serves));
+    memcpy(m->sha, sha256, sizeof(m->sha));
     memcpy(m->pre, pre, npre);
     m->npre = npre;
     bl_hub_post(h, m);

@@ -37,7 +37,9 @@ const bl_agentkeys_t *bl_hub_keys_get(bl_hub_t *h);
 void bl_hub_keys_put(const bl_agentkeys_t *k);
 
 /* Makes *k (taken: zeroed on return) the registry new agent connections
- * are checked against; sessions already up stay. Main thread
+ * are checked against; the hub thread then narrows each live session to
+ * what its key (same name and hash) still serves and cuts off one left
+ * with nothing (key removed or replaced). Main thread
  * (proxy/reload.c). Returns BL_OK, or BL_ERROR (out of memory; the
  * registry in force stays, *k is freed). */
 int bl_hub_keys_install(bl_hub_t *h, bl_agentkeys_t *k);
@@ -48,11 +50,12 @@ int bl_hub_online(const bl_hub_t *h, size_t k);
 
 /*
  * Hands an authenticated agent connection to the hub: fd and ssl (taken),
- * the agent's name, the connections it serves (serves[k] for cfg->conns[k];
- * copied) and bytes already read past its request head (copied).
+ * the agent's key name and SHA-256 (BL_TOKEN_HASH_LEN bytes), the
+ * connections it serves (serves[k] for cfg->conns[k]; copied) and bytes
+ * already read past its request head (copied).
  */
 void bl_hub_adopt(bl_hub_t *h, int fd, SSL *ssl, const char *peer, const char *name,
-                  const unsigned char *serves, const void *pre, size_t npre);
+                  const unsigned char *sha256, const unsigned char *serves, const void *pre, size_t npre);
 
 /*
  * Asks for a tunnel to connection `k`'s API server through an agent. `fd`

@@ -450,6 +450,44 @@ def cli_checks(gw, result):
         result("cli: %s --help" % argv[1], p.returncode == 0 and p.stdout.startswith("usage: byline " + argv[1]), p.stdout[:80])
 
 
+def key_revoked(gw, result):
+    """`agent-key remove` + SIGHUP cuts off an agent already connected with
+    that key: new requests get the 503 at once, the gateway says why."""
+    p = run([gw.env.byline, "agent-key", "add", "vpc-c", "--connection", CONN, "--dir", gw.dir])
+    kf = os.path.join(gw.dir, "vpc-c.key")
+    with open(kf, "w") as f:
+        f.write(p.stdout)
+    os.chmod(kf, 0o600)
+    gw.keys["vpc-c"] = kf
+    k = gw.kubectl("agent-reporting", "1.33")
+    up = time.time() + 20  # the watched file brings the new key in within ~2 s
+    while True:
+        gw.start_agent("vpc-c", wait=False)
+        if gw.wait_connected("vpc-c", timeout=4) or time.time() > up:
+            break
+        gw.agents.pop("vpc-c").kill()
+    rc, out, err = k.run(["get", "configmap", "settings", "-n", "web", "-o", "name"])
+    result("key revoked: before, the agent with key vpc-c serves requests", rc == 0, "rc=%d err=%r" % (rc, err[-300:]))
+    since = len(open(gw.log_path).read())
+    p = run([gw.env.byline, "agent-key", "remove", "vpc-c", "--dir", gw.dir])
+    gw.proc.send_signal(signal.SIGHUP)
+    deadline, got = time.time() + 5, None
+    while time.time() < deadline:
+        got = k.run(["get", "--raw", "/k8s/%s/api/v1/namespaces/web/configmaps/settings" % CONN])
+        if got[0] == 1 and "no agent online for connection prod-eks" in got[2]:
+            break
+        time.sleep(0.2)
+    log = open(gw.log_path).read()[since:]
+    result("key revoked: agent-key remove + reload -> the connected agent gets no new request (503 within 5 s)",
+           p.returncode == 0 and got and got[0] == 1 and "no agent online for connection prod-eks" in got[2],
+           "remove rc=%d got=%r" % (p.returncode, got))
+    result("key revoked: the gateway logs that agent vpc-c was cut off and why",
+           re.search(r"agent vpc-c \(\S+\) cut off: its agent key was removed", log) is not None, log[-600:])
+    a = gw.agents.pop("vpc-c")
+    a.kill()
+    a.wait(5)
+
+
 def run_all(env, result, versions):
     gw = AgentGw(env)
     cli_checks(gw, result)
@@ -470,6 +508,7 @@ def run_all(env, result, versions):
     gateway_restart_reconnects(gw, result)
     two_agents(gw, result)
     draining(gw, result)
+    key_revoked(gw, result)
     for name, p in gw.agents.items():
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
