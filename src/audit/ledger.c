@@ -406,7 +406,9 @@ static void bl_ledger_commit(bl_ledger_t *l, bl_ledger_batch_t *list)
 static bl_ledger_batch_t *bl_ledger_wait(bl_ledger_t *l)
 {
     while (l->qhead == NULL && !l->stop) {
-        if (l->tree.size > l->ck_size) {
+        /* A failed ledger signs nothing more: waiting for a checkpoint that
+         * will never be written would spin here. */
+        if (l->tree.size > l->ck_size && !__atomic_load_n(&l->failed_flag, __ATOMIC_ACQUIRE)) {
             uint64_t due = l->ck_ms + BL_LEDGER_CK_INTERVAL_MS;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
