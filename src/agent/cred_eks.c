@@ -292,6 +292,7 @@ bl_cred_t *bl_cred_eks(const bl_cred_eks_opts_t *o, bl_buf_t *err)
         snprintf(why, sizeof(why), "cannot start the token refresher thread");
         goto fail;
     }
+    pthread_setname_np(e->thread, "byline-eks");
     e->started = 1;
     return &e->base;
 fail:

@@ -598,6 +598,7 @@ bl_ledger_t *bl_ledger_open(const bl_ledger_cfg_t *cfg, bl_buf_t *err)
         bl_buf_printf(err, "cannot start the audit writer thread");
         goto fail;
     }
+    pthread_setname_np(l->thread, "byline-ledger");
     l->running = 1;
     return l;
 fail:

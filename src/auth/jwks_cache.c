@@ -307,6 +307,7 @@ int bl_jwks_cache_start(bl_jwks_cache_t *c, bl_buf_t *err)
         bl_buf_printf(err, "jwks: cannot start the refresher thread: %s", strerror(errno));
         return BL_ERROR;
     }
+    pthread_setname_np(c->thread, "byline-jwks");
     c->started = 1;
     return BL_OK;
 }

@@ -478,6 +478,8 @@ static int bl_metrics_spawn(bl_mserver_t *s)
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&s->thread, NULL, bl_msrv_run, s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0)
+        pthread_setname_np(s->thread, "byline-metrics");
     return rc;
 }
 

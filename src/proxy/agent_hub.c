@@ -378,6 +378,7 @@ bl_hub_t *bl_hub_start(const bl_config_t *cfg, bl_buf_t *err)
         bl_hub_stop(h);
         return NULL;
     }
+    pthread_setname_np(h->thread, "byline-hub");
     h->started = 1;
     return h;
 }

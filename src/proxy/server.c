@@ -347,6 +347,9 @@ int bl_server_run(const bl_config_t *cfg)
             __atomic_sub_fetch(&srv.running, 1, __ATOMIC_RELEASE);
             goto end;
         }
+        char name[16];
+        snprintf(name, sizeof(name), "byline-w%d", started % 10000);
+        pthread_setname_np(srv.workers[started].thread, name);
     }
     bl_info("listening on https://%s:%d with %d worker(s); %zu connection(s), %zu identit%s; audit in %s",
             cfg->listen_host, cfg->listen_port, srv.nworkers, cfg->nconns, cfg->nids,
