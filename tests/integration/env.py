@@ -192,8 +192,11 @@ def echo_reply(head, body):
                        "headers": [l.split(":", 1)[0] + ":" + l.split(":", 1)[1].strip()
                                    for l in lines[1:]],
                        "body": body.decode("latin-1")}).encode()
-    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-            % len(data)) + data
+    reply = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+             % len(data)) + data
+    if b"pause=" in lines[0].encode("latin-1"):  # ?pause=SECONDS: answer late (requests pile up)
+        return [float(lines[0].split("pause=")[1].split("&")[0].split(" ")[0]), reply]
+    return reply
 
 
 HOSTILE = {

@@ -409,6 +409,31 @@ def upstream_reuse_check(env, result):
            (env.echo.connections - before), codes == [200] * 5 and env.echo.connections - before <= 1, repr(codes))
 
 
+def upstream_pool_check(env, result, clients=100):
+    """More requests in flight than one worker's old pool (64): when they
+    finish, every upstream connection is kept for the next wave, so a second
+    wave opens none (a pool too small would close the surplus and pay a TLS
+    handshake per request from then on)."""
+    socks = [env.tls_socket() for _ in range(clients)]
+    new = []
+    try:
+        for wave in range(2):
+            before = env.echo.connections
+            for i, s in enumerate(socks):
+                s.settimeout(20)
+                s.sendall(head(env, "GET", "/k8s/echo/api/v1/namespaces/web/configmaps/p%d?pause=0.5" % i))
+            codes = [status_of(read_response(s, timeout=20)) for s in socks]
+            new.append(env.echo.connections - before)
+    except OSError as e:
+        codes = [repr(e)]
+    finally:
+        for s in socks:
+            s.close()
+    result("%d requests in flight at once, twice: upstream connections opened per wave %s, the second "
+           "wave reuses the first's" % (clients, new),
+           codes == [200] * clients and len(new) == 2 and new[1] == 0, repr(codes[:3]))
+
+
 def client_cert_upstream_check(env, result):
     """A connection whose shared credential is a client certificate."""
     mark = env.mark()
@@ -429,6 +454,7 @@ def run_streaming(env, result):
     watch_immediacy_check(env, result)
     tunnel_half_close_check(env, result)
     upstream_reuse_check(env, result)
+    upstream_pool_check(env, result)
     client_cert_upstream_check(env, result)
 
 
