@@ -473,8 +473,12 @@ void bl_ledger_submit(bl_ledger_t *l, bl_ledger_batch_t *b)
     else
         l->qhead = b;
     l->qtail = b;
-    pthread_cond_signal(&l->cv);
     pthread_mutex_unlock(&l->mu);
+    /* After the unlock: a writer woken while the mutex is still held would
+     * (on the worker's core) run at once only to block on the mutex. The
+     * writer looks at the queue under the mutex before waiting, so the
+     * wake-up cannot be lost. */
+    pthread_cond_signal(&l->cv);
 }
 
 const char *bl_ledger_failed(bl_ledger_t *l)
