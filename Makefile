@@ -98,6 +98,11 @@ $(B)/bench/policy_eval: bench/policy_eval.c $(B)/libbyline.a
 bench-policy: $(B)/bench/policy_eval
 	@$(B)/bench/policy_eval
 
+# What one group commit (append + fdatasync) costs a disk, without byline.
+$(B)/bench/commit_probe: bench/commit_probe.c
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) -O2 -g -o $@ $<
+
 clean:
 	rm -rf build
 

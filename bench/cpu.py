@@ -10,7 +10,9 @@ records this and the report flags it.
                     "ours": {NAME: cores}}
       other = all busy CPU - the CPU of PID's descendants that lived through
       the interval - SECONDS (CPU of our descendants that exited, e.g. wrk);
-      "ours" splits our descendants' CPU by the --label ancestor they have.
+      "ours" splits our descendants' CPU by the --label ancestor they have;
+      "threads" splits each labelled byline process by thread name
+      (byline-w0, byline-ledger, ...: byline names its threads).
 """
 import argparse
 import json
@@ -39,7 +41,28 @@ def snap():
         rest = s[s.rindex(")") + 2:].split()
         # fields after comm: state ppid ... utime(12) stime(13) ... starttime(20)
         procs[pid] = {"comm": comm, "ppid": rest[1], "cpu": int(rest[11]) + int(rest[12]), "start": rest[19]}
+        if int(rest[17]) > 1:  # num_threads: byline's are named (whatever the binary is called)
+            procs[pid]["threads"] = threads(pid)
     return {"t": time.monotonic(), "busy": busy, "steal": cpu[7], "procs": procs}
+
+
+def threads(pid):
+    """CPU ticks of one process by thread name."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        name = s[s.index("(") + 1:s.rindex(")")]
+        rest = s[s.rindex(")") + 2:].split()
+        out[name] = out.get(name, 0) + int(rest[11]) + int(rest[12])
+    return out
 
 
 def ancestors(procs, pid):
@@ -69,12 +92,19 @@ def diff(a, b, root, ours_cpu, labels):
                 mine[name] = mine.get(name, 0) + d
         elif d:
             other[p["comm"]] = other.get(p["comm"], 0) + d
+    split = {}
+    for pid, name in labels.items():
+        p, q = b["procs"].get(pid), a["procs"].get(pid)
+        if p and q and p["start"] == q["start"] and "threads" in p:
+            split[name] = {t: round((c - q.get("threads", {}).get(t, 0)) / HZ / secs, 3)
+                           for t, c in sorted(p["threads"].items())}
     busy = (b["busy"] - a["busy"] - ours) / HZ - ours_cpu
     top = sorted(other.items(), key=lambda kv: -kv[1])[:3]
     return {"seconds": round(secs, 2), "other_cores": round(max(busy, 0) / secs, 3),
             "steal_cores": round((b["steal"] - a["steal"]) / HZ / secs, 3),
             "top": [[k, round(v / HZ / secs, 3)] for k, v in top if v / HZ / secs >= 0.01],
-            "ours": {k: round(v / HZ / secs, 3) for k, v in sorted(mine.items())}}
+            "ours": {k: round(v / HZ / secs, 3) for k, v in sorted(mine.items())},
+            "threads": split}
 
 
 def main():

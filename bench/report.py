@@ -73,6 +73,9 @@ def load_round(raw, setup, body, n):
     r["mbps"] = r["bytes"] / (r["duration_us"] / 1e6) / 1e6
     cores = proxy_cores(setup, r["cpu"])
     r["proxy_cpu_us_per_request"] = None if cores is None else round(cores * 1e6 / r["rps"], 1)
+    # byline's ledger writer thread on its own (cpu.py splits by thread name)
+    ledger = r["cpu"].get("threads", {}).get(setup, {}).get("byline-ledger")
+    r["ledger_cpu_us_per_request"] = None if ledger is None else round(ledger * 1e6 / r["rps"], 2)
     r["audit_delta"] = metrics_delta(base)
     return r
 
@@ -131,6 +134,8 @@ def summarize(setup, rounds):
         "rps_spread": (max(rps) - min(rps)) / statistics.median(rps),
         "p50_us": med("p50_us"), "p90_us": med("p90_us"), "p99_us": med("p99_us"), "p999_us": med("p999_us"),
         "proxy_cpu_us_per_request": None if setup == "direct" else med("proxy_cpu_us_per_request"),
+        "ledger_cpu_us_per_request": (None if any(r["ledger_cpu_us_per_request"] is None for r in rounds)
+                                      else med("ledger_cpu_us_per_request")),
         "cores": cores,
         "other_cores_max": max(r["cpu"]["other_cores"] + r["cpu"]["steal_cores"] for r in rounds),
         "requests": sum(r["requests"] for r in rounds),
@@ -358,6 +363,51 @@ def commit_lines(res, meta, low=None):
             "(sum / count), max is the bound of the highest non-empty bucket;",
             "  every request writes an intent entry (before it is forwarded) and a result entry, so "
             "entries/commit over 2 is requests per fdatasync."]
+    return out + [""] + cost_lines(res, meta)
+
+
+def probe_at(probes, nbytes):
+    """The commit probe's CPU and p50 wall per commit at `nbytes`, linear
+    between its two sizes (None without probes)."""
+    if not probes or nbytes is None:
+        return None
+    a, b = sorted(probes, key=lambda p: p["bytes"])[0], sorted(probes, key=lambda p: p["bytes"])[-1]
+    f = 0.0 if b["bytes"] == a["bytes"] else (nbytes - a["bytes"]) / (b["bytes"] - a["bytes"])
+    lerp = lambda x, y: x + (y - x) * f  # noqa: E731
+    return {"cpu_us": lerp(a["cpu_us"], b["cpu_us"]), "p50_us": lerp(a["wall_us"]["p50"], b["wall_us"]["p50"])}
+
+
+def cost_lines(res, meta):
+    """Where the audited byline's extra CPU per request goes: its ledger
+    thread (per commit, against what the disk alone costs per commit) and
+    the rest (the worker: hand-offs, wake-ups, a cache shared with the
+    writer on one core)."""
+    probes = meta.get("commit_probe")
+    out = []
+    if probes:
+        out.append("the ledger's disk without byline (bench/commit_probe.c, append + fdatasync, pinned like "
+                   "the servers):")
+        for p in probes:
+            w = p["wall_us"]
+            out.append(f"  {p['bytes'] / 1024:5.0f} KB per commit: {p['cpu_us']:6.1f} us CPU, wall p50 "
+                       f"{w['p50'] / 1000:.3f} ms, p99 {w['p99'] / 1000:.3f} ms")
+    out.append("audited byline's CPU per request against byline-noaudit's (medians over the rounds):")
+    for body, label, _ in BODIES:
+        a, n, c = res[body]["byline"], res[body]["byline-noaudit"], res[body]["byline"]["commit"]
+        led = a["ledger_cpu_us_per_request"]
+        if led is None or c is None or not c["requests_per_commit"]:
+            out.append(f"  {label:<19} {a['proxy_cpu_us_per_request']:.1f} us against "
+                       f"{n['proxy_cpu_us_per_request']:.1f} us (threads not named: no split)")
+            continue
+        worker = a["proxy_cpu_us_per_request"] - led
+        per_commit = led * c["requests_per_commit"]
+        disk = probe_at(probes, c["bytes_per_commit"])
+        line = (f"  {label:<19} {a['proxy_cpu_us_per_request']:.1f} us against {n['proxy_cpu_us_per_request']:.1f}"
+                f" us: ledger thread {led:.1f} us ({per_commit:.0f} us per commit of "
+                f"{c['requests_per_commit']:.1f} requests, {c['bytes_per_commit'] / 1024:.1f} KB")
+        if disk:
+            line += f"; the disk alone {disk['cpu_us']:.0f} us of it"
+        out.append(line + f"), the rest {worker:.1f} us ({worker - n['proxy_cpu_us_per_request']:+.1f} us)")
     return out
 
 

@@ -700,6 +700,20 @@ policy_bench() {
         die "bench/policy_eval failed"
 }
 
+# What a group commit costs the ledger's disk without byline (append +
+# fdatasync, bench/commit_probe.c), pinned like the servers: the floor
+# under the audited byline's commit latency and its writer's CPU per
+# commit. A one-request commit and a loaded one. Sets PROBE_JSON.
+commit_probe() {
+    make -s B="$BUILD" "$BUILD/bench/commit_probe" || die "could not build $BUILD/bench/commit_probe"
+    local small big
+    small=$($SERVER_PIN "$BUILD/bench/commit_probe" "$AUDIT_RUN" 1024 2000) || die "bench/commit_probe failed"
+    big=$($SERVER_PIN "$BUILD/bench/commit_probe" "$AUDIT_RUN" 16384 2000) || die "bench/commit_probe failed"
+    say "the ledger's disk without byline, append + fdatasync: $small"
+    say "the ledger's disk without byline, append + fdatasync: $big"
+    PROBE_JSON="[$small,$big]"
+}
+
 main() {
     setup_tools
     RUN=$(mktemp -d /tmp/byline-bench.XXXXXX)
@@ -708,6 +722,7 @@ main() {
     setup_audit_dir
     check_idle
     policy_bench
+    commit_probe
     make_pki
     read -r UP_PORT NG_PORT NGL_PORT BL_PORT BLN_PORT BL_MPORT BLN_MPORT WUP_PORT BLW_PORT NGW_PORT NGW2_PORT \
         BLA_PORT BLA_MPORT BLAW_PORT <<<"$(free_ports 14)"
@@ -793,7 +808,7 @@ main() {
  "audit_fs":$AUDIT_FS_JSON,
  "nginx":"$(nginx -v 2>&1 | sed 's/.*nginx\///')","wrk":"$(wrk -v 2>&1 | head -1 | cut -d' ' -f2)",
  "config":"$CONFIG_HOW","bodies":"$(tr '\n' ';' <"$RUN/bodies.txt")",
- "audit":$AUDIT_JSON,"watch":$WATCH_JSON}
+ "audit":$AUDIT_JSON,"commit_probe":$PROBE_JSON,"watch":$WATCH_JSON}
 EOF
     python3 "$BENCH/report.py" "$OUT"
 }
