@@ -30,18 +30,13 @@ def snap():
     busy = cpu[0] + cpu[1] + cpu[2] + cpu[5] + cpu[6]
     procs = {}
     for pid in os.listdir("/proc"):
-        if not pid.isdigit():
+        st = pid.isdigit() and read_stat(f"/proc/{pid}/stat")
+        if not st:
             continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                s = f.read()
-        except OSError:
-            continue
-        comm = s[s.index("(") + 1:s.rindex(")")]
-        rest = s[s.rindex(")") + 2:].split()
-        # fields after comm: state ppid ... utime(12) stime(13) ... starttime(20)
+        comm, rest = st
+        # fields after comm: state ppid ... utime(12) stime(13) ... num_threads(18) starttime(20)
         procs[pid] = {"comm": comm, "ppid": rest[1], "cpu": int(rest[11]) + int(rest[12]), "start": rest[19]}
-        if int(rest[17]) > 1:  # num_threads: byline's are named (whatever the binary is called)
+        if int(rest[17]) > 1:  # byline names its threads (whatever the binary is called)
             procs[pid]["threads"] = threads(pid)
     return {"t": time.monotonic(), "busy": busy, "steal": cpu[7], "procs": procs}
 
@@ -54,15 +49,20 @@ def threads(pid):
     except OSError:
         return out
     for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                s = f.read()
-        except OSError:
-            continue
-        name = s[s.index("(") + 1:s.rindex(")")]
-        rest = s[s.rindex(")") + 2:].split()
-        out[name] = out.get(name, 0) + int(rest[11]) + int(rest[12])
+        st = read_stat(f"/proc/{pid}/task/{tid}/stat")
+        if st:
+            out[st[0]] = out.get(st[0], 0) + int(st[1][11]) + int(st[1][12])
     return out
+
+
+def read_stat(path):
+    """(comm, the fields after it) of a /proc stat file, or None if it is gone."""
+    try:
+        with open(path) as f:
+            s = f.read()
+    except OSError:
+        return None
+    return s[s.index("(") + 1:s.rindex(")")], s[s.rindex(")") + 2:].split()
 
 
 def ancestors(procs, pid):
