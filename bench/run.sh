@@ -26,6 +26,9 @@
 #   BENCH_WATCH_ROUNDS [2] times the watches are opened and closed again
 #                         through byline (memory that grows per round is a
 #                         leak); nginx, the reference, gets one round
+#   BENCH_PAIRS [10]      issue 3's verdict: byline and byline-noaudit take
+#   BENCH_PAIR_SECS [2]   turns this many times (0: none), this long each, per body
+#                         (4 pairs with BENCH_QUICK=1)
 #   BENCH_QUICK=1         3s, one round, 1s warm-up (development)
 #   BENCH_WAIT_IDLE [0]   seconds to wait for other processes to go quiet
 #                         before starting (the run warns if they do not)
@@ -46,10 +49,13 @@ OUT=$ROOT/build/bench
 DURATION=${BENCH_DURATION:-10s}
 WARMUP=${BENCH_WARMUP:-2s}
 ROUNDS=${BENCH_ROUNDS:-3}
+PAIRS=${BENCH_PAIRS:-10}
+PAIR_SECS=${BENCH_PAIR_SECS:-2}
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
     DURATION=${BENCH_DURATION:-3s}
     WARMUP=${BENCH_WARMUP:-1s}
     ROUNDS=${BENCH_ROUNDS:-1}
+    PAIRS=${BENCH_PAIRS:-4}
 fi
 CONNS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-1}
@@ -200,6 +206,8 @@ setup_tools() {
     local secs=${DURATION%s}
     [[ "$secs" =~ ^[1-9][0-9]*$ ]] || die "BENCH_DURATION must be whole seconds, e.g. 10s"
     [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive number"
+    [[ "$PAIRS" =~ ^[0-9]+$ ]] || die "BENCH_PAIRS must be a number (0: no paired runs)"
+    [[ "$PAIR_SECS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_PAIR_SECS must be whole seconds, e.g. 2"
     ROUND_SECS=$(( (secs + ROUNDS - 1) / ROUNDS ))
     if [ "$PIN" = auto ]; then
         PIN=none
@@ -475,17 +483,46 @@ measure() {
     warn_other_cpu "$f.cpu.json" "during $setup $body round $7"
     kill -0 "$pid" 2>/dev/null || die "$setup died under load (see $OUT/raw/)"
     [ "$setup" != byline+agent ] || kill -0 "$AGENT_PID" 2>/dev/null || die "byline agent died under load"
-    for n in "$f.warmup.txt" "$f.txt"; do
-        python3 - "$n" "$setup $body" <<'EOF' || exit 1
+    for n in "$f.warmup.txt" "$f.txt"; do count_wrk "$n" "$setup" "$body"; done
+    grep '^WRKJSON ' "$f.txt" | cut -d' ' -f2- >"$f.json"
+}
+
+# Fails on any error or no request in wrk output $1 (setup $2, body $3);
+# adds its requests to SENT[$2] for the audit check.
+count_wrk() {
+    python3 - "$1" "$2 $3" <<'EOF' || exit 1
 import json, sys
 r = json.loads(open(sys.argv[1]).read().split("WRKJSON ", 1)[1].splitlines()[0])
 bad = {k: r[k] for k in ("status_errors", "connect_errors", "read_errors", "write_errors", "timeouts") if r[k]}
 if bad or r["requests"] == 0:
     sys.exit(f"bench: FAIL: {sys.argv[2]}: {r['requests']} requests, errors {bad} ({sys.argv[1]})")
 EOF
-        SENT[$setup]=$(( ${SENT[$setup]:-0} + $(sed -n 's/^WRKJSON {"requests":\([0-9]*\),.*/\1/p' "$n") ))
+    SENT[$2]=$(( ${SENT[$2]:-0} + $(sed -n 's/^WRKJSON {"requests":\([0-9]*\),.*/\1/p' "$1") ))
+}
+
+# Issue 3's verdict, paired: byline and byline-noaudit take turns in
+# BENCH_PAIRS short runs of BENCH_PAIR_SECS per body (the order swapped
+# every pair), so a slow moment of the host falls on both sides of a pair
+# rather than on one setup's round. $1 port, $2 token of byline; $3, $4
+# of byline-noaudit.
+goal_pairs() {
+    local body path k s f
+    local -a order
+    for body in cm pods; do
+        [ $body = cm ] && path=$PATH_CM || path=$PATH_PODS
+        for k in $(seq "$PAIRS"); do
+            order=(byline byline-noaudit)
+            [ $((k % 2)) = 0 ] && order=(byline-noaudit byline)
+            say "goal pair $k/$PAIRS, $body: ${order[0]}, then ${order[1]} (${PAIR_SECS}s each)"
+            for s in "${order[@]}"; do
+                f=$OUT/raw/pair.$s.$body.$k.txt
+                if [ "$s" = byline ]; then run_wrk "${PAIR_SECS}s" "$1" "$path" "$2" "$f"
+                else run_wrk "${PAIR_SECS}s" "$3" "$path" "$4" "$f"; fi
+                count_wrk "$f" "$s" "$body"
+                grep '^WRKJSON ' "$f" | cut -d' ' -f2- >"${f%.txt}.json"
+            done
+        done
     done
-    grep '^WRKJSON ' "$f.txt" | cut -d' ' -f2- >"$f.json"
 }
 
 # byline writes one "result" entry per request (in ledger segments); wrk counts only answers it
@@ -494,6 +531,7 @@ EOF
 check_audit() {
     local setup=${2:-byline} tag=audit${2:+-$2}
     local log=$RUN/results.jsonl sent=${SENT[$setup]} results allowed runs=$((ROUNDS * 4 + 2)) slack lines
+    [ "$setup" != byline ] || runs=$((runs + PAIRS * 2))  # the goal pairs' runs
     ls "$1"/ledger-*.jsonl >/dev/null 2>&1 || die "no audit ledger in $1"
     grep -h '"kind":"result"' "$1"/ledger-*.jsonl >"$log" || true
     lines=$(cat "$1"/ledger-*.jsonl | wc -l)
@@ -771,6 +809,7 @@ main() {
             done
         done
     done
+    [ "$PAIRS" = 0 ] || goal_pairs "${port[byline]}" "${token[byline]}" "${port[byline-noaudit]}" "${token[byline-noaudit]}"
     # Added latency without queueing: one connection at a time, so a
     # request never waits behind others (saturated p99 is mostly queue).
     local saved=$CONNS f
@@ -802,7 +841,7 @@ main() {
 
     cat >"$OUT/raw/meta.json" <<EOF
 {"pin":"$PIN","workers":$WORKERS,"connections":$CONNS,"threads":$THREADS,"duration":"$DURATION",
- "rounds":$ROUNDS,"round_seconds":$ROUND_SECS,
+ "rounds":$ROUNDS,"round_seconds":$ROUND_SECS,"pairs":$PAIRS,"pair_seconds":$PAIR_SECS,
  "warmup":"$WARMUP","cpus":$NCPU,"cpu_model":"$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)",
  "byline_commit":"$BYLINE_WHAT","byline_noaudit":"$BYLINE_NOAUDIT",
  "audit_fs":$AUDIT_FS_JSON,
