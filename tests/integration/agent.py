@@ -20,43 +20,20 @@ import check_kubectl as ck
 import env as envmod
 import base64
 
-from env import CERT_USER, SHARED_USER, free_port, ledger_entries, run, wait_port
+from env import CERT_USER, SHARED_USER, Gateway, run, wait_port
 
 CONN = "prod-eks"
 
 
-class AgentGw:
+class AgentGw(Gateway):
     def __init__(self, env):
-        self.env = env
-        self.dir = os.path.join(env.dir, "agentgw")
-        self.port = free_port()
+        super().__init__(env, "agentgw")
         self.agents = {}
-        env.other_gateways.append(self.dir)
-        p = run([env.byline, "init", "--dir", self.dir, "--upstream", "https://127.0.0.1:%d" % env.cluster_port,
-                 "--upstream-ca", env.ca, "--upstream-token-file", env.shared_token_file,
-                 "--listen", "127.0.0.1:%d" % self.port])
-        if p.returncode != 0:
-            raise RuntimeError("init: " + p.stderr)
-        cfg = os.path.join(self.dir, "byline.yaml")
-        text = open(cfg).read().replace("\nconnections:\n", "\nconnections:\n  - name: %s\n    via: agent\n" % CONN, 1)
-        with open(cfg, "w") as f:
-            f.write(text)
+        self.edit_config(lambda t: t.replace("\nconnections:\n", "\nconnections:\n  - name: %s\n    via: agent\n" % CONN, 1))
         if os.path.exists(os.path.join(self.dir, "policy.yaml")) and hasattr(envmod, "allow_all"):
             envmod.allow_all(self.dir)  # byline denies by default; this suite is not about policy
-        self.tokens, self.kubeconfigs = {}, {}
         for name in ("agent-deploybot", "agent-reporting"):
-            p = run([env.byline, "identity", "add", name, "--dir", self.dir])
-            self.tokens[name] = p.stdout.strip()
-            tf = os.path.join(self.dir, name + ".token")
-            with open(tf, "w") as f:
-                f.write(self.tokens[name])
-            p = run([env.byline, "kubeconfig", name, "--dir", self.dir, "--connection", CONN, "--token-file", tf])
-            if p.returncode != 0:
-                raise RuntimeError("kubeconfig: " + p.stderr)
-            path = os.path.join(self.dir, name + ".kubeconfig")
-            with open(path, "w") as f:
-                f.write(p.stdout)
-            self.kubeconfigs[name] = path
+            self.add_identity(name, connection=CONN)
         self.keys = {}
         for name in ("vpc-a", "vpc-b"):
             p = run([env.byline, "agent-key", "add", name, "--connection", CONN, "--dir", self.dir])
@@ -71,16 +48,10 @@ class AgentGw:
         with open(self.agent_cfg, "w") as f:
             f.write("connections:\n  - name: %s\n    server: https://127.0.0.1:%d\n    ca: %s\n    token_file: %s\n"
                     % (CONN, env.cluster_port, env.ca, env.shared_token_file))
-        self.log_path = os.path.join(self.dir, "serve.log")
-        self.log = open(self.log_path, "a")
         self.asan_env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:log_path=" +
                              os.path.join(env.dir, "asan-agentgw"),
                              UBSAN_OPTIONS="print_stacktrace=1:log_path=" + os.path.join(env.dir, "ubsan-agentgw"))
-        self.proc = subprocess.Popen(env.wrapper + [env.byline, "serve", "--dir", self.dir],
-                                     stdout=self.log, stderr=self.log, env=self.asan_env)
-        env.procs.append(self.proc)
-        if not wait_port(self.port, self.proc, timeout=60 if env.wrapper else 20):
-            raise RuntimeError("agent gateway did not start: " + open(self.log_path).read())
+        self.start(self.asan_env)
 
     def start_agent(self, name, wait=True):
         log = open(os.path.join(self.dir, "agent-%s.log" % name), "a")
@@ -104,23 +75,6 @@ class AgentGw:
                 return True
             time.sleep(0.05)
         return False
-
-    def kubectl(self, who, v):
-        return ck.Kubectl(type("A", (), {"dir": self.env.dir, "kubeconfig": self.kubeconfigs[who]})(), v)
-
-    def requests(self, since=0):
-        merged, order = {}, []
-        for rec in ledger_entries(os.path.join(self.dir, "audit"))[since:]:
-            if "id" not in rec:
-                continue
-            if rec["id"] not in merged:
-                merged[rec["id"]] = {}
-                order.append(rec["id"])
-            merged[rec["id"]].update(rec)
-        return [merged[i] for i in order]
-
-    def mark(self):
-        return len(ledger_entries(os.path.join(self.dir, "audit")))
 
     def record(self, mark, action_re):
         time.sleep(0.15)

@@ -78,6 +78,106 @@ def run(argv, **kw):
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, **kw)
 
 
+def join_requests(entries):
+    """Joins intent and result entries into one dict per request id, in
+    order; entries without an id (notices) are left out."""
+    merged, order = {}, []
+    for rec in entries:
+        if "id" not in rec:
+            continue
+        if rec["id"] not in merged:
+            merged[rec["id"]] = {}
+            order.append(rec["id"])
+        merged[rec["id"]].update(rec)
+    return [merged[i] for i in order]
+
+
+class Gateway:
+    """One more byline in front of the shared stand-in, made the way an
+    operator would: `byline init` in DIR/NAME (a subclass edits byline.yaml
+    between __init__ and start()), identities with their token files and
+    kubeconfigs, `byline serve` under the suite's wrapper (valgrind)."""
+
+    def __init__(self, env, name):
+        self.env = env
+        self.name = name
+        self.dir = os.path.join(env.dir, name)
+        self.port = free_port()
+        self.tokens, self.kubeconfigs = {}, {}
+        self.proc = None
+        p = run([env.byline, "init", "--dir", self.dir, "--upstream", "https://127.0.0.1:%d" % env.cluster_port,
+                 "--upstream-ca", env.ca, "--upstream-token-file", env.shared_token_file,
+                 "--listen", "127.0.0.1:%d" % self.port])
+        if p.returncode != 0:
+            raise RuntimeError("init: " + p.stderr)
+        env.other_gateways.append(self.dir)
+        self.config = os.path.join(self.dir, "byline.yaml")
+
+    def edit_config(self, edit):
+        """Rewrites byline.yaml as edit(text) returns it."""
+        with open(self.config) as f:
+            text = f.read()
+        with open(self.config, "w") as f:
+            f.write(edit(text))
+
+    def add_identity(self, name, groups=(), kubeconfig=True, connection=None):
+        """`byline identity add`; with `kubeconfig`, writes NAME.token and
+        NAME.kubeconfig in the gateway's directory. Returns the token."""
+        argv = [self.env.byline, "identity", "add", name, "--dir", self.dir]
+        for g in groups:
+            argv += ["--group", g]
+        p = run(argv)
+        if p.returncode != 0:
+            raise RuntimeError("identity add %s: %s" % (name, p.stderr))
+        self.tokens[name] = p.stdout.strip()
+        if kubeconfig:
+            tf = os.path.join(self.dir, name + ".token")
+            with open(tf, "w") as f:
+                f.write(self.tokens[name])
+            argv = [self.env.byline, "kubeconfig", name, "--dir", self.dir, "--token-file", tf]
+            p = run(argv + (["--connection", connection] if connection else []))
+            if p.returncode != 0:
+                raise RuntimeError("kubeconfig %s: %s" % (name, p.stderr))
+            kc = os.path.join(self.dir, name + ".kubeconfig")
+            with open(kc, "w") as f:
+                f.write(p.stdout)
+            os.chmod(kc, 0o600)
+            self.kubeconfigs[name] = kc
+        return self.tokens[name]
+
+    def start(self, proc_env=None):
+        """Starts `byline serve` and waits for its port; raises with its log if it does not come up."""
+        self.log_path = os.path.join(self.dir, "serve.log")
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(self.env.wrapper + [self.env.byline, "serve", "--dir", self.dir],
+                                     stdout=self.log, stderr=self.log, env=proc_env)
+        self.env.procs.append(self.proc)
+        if not wait_port(self.port, self.proc, timeout=60 if self.env.wrapper else 20):
+            raise RuntimeError("%s: byline did not start: %s" % (self.name, open(self.log_path).read()[-2000:]))
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def kubectl(self, ident, version):
+        import check_kubectl as ck
+        return ck.Kubectl(type("A", (), {"dir": self.env.dir, "kubeconfig": self.kubeconfigs[ident]})(), version)
+
+    def entries(self, since=0):
+        return ledger_entries(os.path.join(self.dir, "audit"))[since:]
+
+    def requests(self, since=0):
+        """Intent and result entries joined per id, in order (from entry `since`)."""
+        return join_requests(self.entries(since))
+
+    def mark(self):
+        return len(self.entries())
+
+
 class Upstream(threading.Thread):
     """A tiny TLS HTTP/1.1 server; `respond(head_bytes, body) -> bytes`
     returns the raw reply, so tests control every byte on the wire."""
@@ -438,15 +538,7 @@ class Env:
     def byline_requests(self, since=0):
         """Joins intent and result lines into one dict per request id;
         `since` skips the first N lines (a mark taken before an action)."""
-        merged, order = {}, []
-        for rec in self.byline_records()[since:]:
-            if "id" not in rec:
-                continue  # gateway notices (start, stop, space)
-            if rec["id"] not in merged:
-                merged[rec["id"]] = {}
-                order.append(rec["id"])
-            merged[rec["id"]].update(rec)
-        return [merged[i] for i in order]
+        return join_requests(self.byline_records()[since:])
 
     def mark(self):
         return len(self.byline_records())

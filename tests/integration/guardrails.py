@@ -17,12 +17,11 @@ shared stand-in:
 
 import os
 import re
-import subprocess
 import time
 import urllib.request
 
 import check_kubectl as ck
-from env import free_port, ledger_entries, run, wait_port
+from env import Gateway, free_port, run
 
 RULES = """rules:
   - name: web-deployments
@@ -57,86 +56,34 @@ GUARD = """  limits:
 """
 
 
-class GuardGateway:
+class GuardGateway(Gateway):
     """byline init + RULES; `blast` False adds builtin: {blast_radius: false}."""
 
     def __init__(self, env, name, versions, blast=True):
-        self.env = env
-        self.dir = os.path.join(env.dir, name)
-        self.port = free_port()
+        super().__init__(env, name)
         self.metrics_port = free_port()
-        p = run([env.byline, "init", "--dir", self.dir, "--upstream", "https://127.0.0.1:%d" % env.cluster_port,
-                 "--upstream-ca", env.ca, "--upstream-token-file", env.shared_token_file,
-                 "--listen", "127.0.0.1:%d" % self.port])
-        if p.returncode != 0:
-            raise RuntimeError("init: " + p.stderr)
         with open(os.path.join(self.dir, "guard-rules.yaml"), "w") as f:
             f.write(RULES)
-        cfg = os.path.join(self.dir, "byline.yaml")
-        text = open(cfg).read()
+        text = open(self.config).read()
         if "\npolicy:\n" not in text or "\n    - policy.yaml\n" not in text:
             raise RuntimeError("byline init wrote no policy include: " + text[-400:])
         slow = ", ".join("agent-slow-" + v.replace(".", "") for v in versions)
         extra = GUARD % slow + ("" if blast else "  builtin:\n    blast_radius: false\n")
-        text = text.replace("\n    - policy.yaml\n", "\n    - policy.yaml\n    - guard-rules.yaml\n" + extra)
-        text += "\nmetrics:\n  listen: 127.0.0.1:%d\n" % self.metrics_port
-        with open(cfg, "w") as f:
-            f.write(text)
+        self.edit_config(lambda t: t.replace("\n    - policy.yaml\n", "\n    - policy.yaml\n    - guard-rules.yaml\n"
+                                             + extra) + "\nmetrics:\n  listen: 127.0.0.1:%d\n" % self.metrics_port)
         p = run([env.byline, "config", "check", "--dir", self.dir])
         if p.returncode != 0:
             raise RuntimeError("config check: " + p.stdout + p.stderr)
-        self.kubeconfigs = {}
         names = ["agent-fast", "agent-rookie", "agent-cleaner"] + ["agent-slow-" + v.replace(".", "") for v in versions]
         for ident in names:
-            group = "deployers" if ident != "agent-cleaner" else "cleaners"
-            tok = run([env.byline, "identity", "add", ident, "--group", group, "--dir", self.dir]).stdout.strip()
-            tf = os.path.join(self.dir, ident + ".token")
-            with open(tf, "w") as f:
-                f.write(tok)
-            kc = os.path.join(self.dir, ident + ".kubeconfig")
-            with open(kc, "w") as f:
-                f.write(run([env.byline, "kubeconfig", ident, "--dir", self.dir, "--token-file", tf]).stdout)
-            os.chmod(kc, 0o600)
-            self.kubeconfigs[ident] = kc
-        env.other_gateways.append(self.dir)
-        self.log = open(os.path.join(self.dir, "serve.log"), "a")
-        self.proc = subprocess.Popen(env.wrapper + [env.byline, "serve", "--dir", self.dir],
-                                     stdout=self.log, stderr=self.log)
-        env.procs.append(self.proc)
-        if not wait_port(self.port, self.proc, timeout=60 if env.wrapper else 20):
-            raise RuntimeError("guard byline did not start")
-
-    def kubectl(self, ident, version):
-        a = type("A", (), {"dir": self.env.dir, "kubeconfig": self.kubeconfigs[ident]})()
-        return ck.Kubectl(a, version)
-
-    def requests(self, since=0):
-        merged, order = {}, []
-        for rec in ledger_entries(os.path.join(self.dir, "audit"))[since:]:
-            if "id" not in rec:
-                continue
-            if rec["id"] not in merged:
-                merged[rec["id"]] = {}
-                order.append(rec["id"])
-            merged[rec["id"]].update(rec)
-        return [merged[i] for i in order]
-
-    def mark(self):
-        return len(ledger_entries(os.path.join(self.dir, "audit")))
+            self.add_identity(ident, ["deployers" if ident != "agent-cleaner" else "cleaners"])
+        self.start()
 
     def metric(self, name):
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port, timeout=5) as r:
             text = r.read().decode()
         m = re.search(r"^%s (\d+)$" % re.escape(name), text, re.M)
         return int(m.group(1)) if m else None
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 def never_forwarded(env, recs):

@@ -11,73 +11,26 @@ import subprocess
 import time
 
 import check_kubectl as ck
-from env import ROOT, free_port, run, wait_port
+from env import ROOT, Gateway
 
 DEMO_POLICY = os.path.join(ROOT, "scripts", "demo-policy.yaml")
 
 
-class PolicyGateway:
+class PolicyGateway(Gateway):
     """byline init + the demo policy + two agents, on the shared stand-in."""
 
     def __init__(self, env):
-        self.env = env
-        self.dir = os.path.join(env.dir, "policy-gw")
-        self.port = free_port()
-        p = run([env.byline, "init", "--dir", self.dir, "--upstream", "https://127.0.0.1:%d" % env.cluster_port,
-                 "--upstream-ca", env.ca, "--upstream-token-file", env.shared_token_file,
-                 "--listen", "127.0.0.1:%d" % self.port])
-        if p.returncode != 0:
-            raise RuntimeError("init: " + p.stderr)
-        cfg = os.path.join(self.dir, "byline.yaml")
-        text = open(cfg).read()
-        if "\n    - policy.yaml\n" not in text:
-            raise RuntimeError("byline init wrote no policy include: " + text[-400:])
+        super().__init__(env, "policy-gw")
+        if "\n    - policy.yaml\n" not in open(self.config).read():
+            raise RuntimeError("byline init wrote no policy include")
         # A copy only its owner may write: byline refuses rule files others may write.
         with open(DEMO_POLICY) as src, open(os.path.join(self.dir, "demo-policy.yaml"), "w") as dst:
             dst.write(src.read())
         os.chmod(os.path.join(self.dir, "demo-policy.yaml"), 0o600)
-        text = text.replace("\n    - policy.yaml\n", "\n    - policy.yaml\n    - demo-policy.yaml\n")
-        with open(cfg, "w") as f:
-            f.write(text)
-        self.kubeconfigs = {}
+        self.edit_config(lambda t: t.replace("\n    - policy.yaml\n", "\n    - policy.yaml\n    - demo-policy.yaml\n"))
         for name, group in (("agent-deploybot", "deployers"), ("agent-reporting", "readers")):
-            tok = run([env.byline, "identity", "add", name, "--group", group, "--dir", self.dir]).stdout.strip()
-            tf = os.path.join(self.dir, name + ".token")
-            with open(tf, "w") as f:
-                f.write(tok)
-            kc = os.path.join(self.dir, name + ".kubeconfig")
-            with open(kc, "w") as f:
-                f.write(run([env.byline, "kubeconfig", name, "--dir", self.dir, "--token-file", tf]).stdout)
-            os.chmod(kc, 0o600)
-            self.kubeconfigs[name] = kc
-        env.other_gateways.append(self.dir)
-        self.log = open(os.path.join(self.dir, "serve.log"), "a")
-        self.proc = subprocess.Popen(env.wrapper + [env.byline, "serve", "--dir", self.dir],
-                                     stdout=self.log, stderr=self.log)
-        env.procs.append(self.proc)
-        if not wait_port(self.port, self.proc, timeout=60 if env.wrapper else 20):
-            raise RuntimeError("policy byline did not start")
-
-    def kubectl(self, agent, version):
-        a = type("A", (), {"dir": self.env.dir, "kubeconfig": self.kubeconfigs[agent]})()
-        return ck.Kubectl(a, version)
-
-    def requests(self, since=0):
-        """Intent and result entries joined per id, in order (from entry `since`)."""
-        from env import ledger_entries
-        merged, order = {}, []
-        for rec in ledger_entries(os.path.join(self.dir, "audit"))[since:]:
-            if "id" not in rec:
-                continue
-            if rec["id"] not in merged:
-                merged[rec["id"]] = {}
-                order.append(rec["id"])
-            merged[rec["id"]].update(rec)
-        return [merged[i] for i in order]
-
-    def mark(self):
-        from env import ledger_entries
-        return len(ledger_entries(os.path.join(self.dir, "audit")))
+            self.add_identity(name, [group])
+        self.start()
 
 
 def denied_never_forwarded(env, recs, label, result):

@@ -10,11 +10,10 @@ refused; deny works; the ledger links request, decision and execution, and
 
 import os
 import re
-import subprocess
 import time
 
 import check_kubectl as ck
-from env import free_port, ledger_entries, run, wait_port
+from env import Gateway, run
 
 RULES = """rules:
   - name: deploybot-pods-web
@@ -55,82 +54,31 @@ EXEC_ID = re.compile(r"review (r-[0-9a-z]{10}) is pending")
 REVIEW_ID = re.compile(r"review (r-[0-9a-z]{10}) is pending: an operator runs byline review approve (r-[0-9a-z]{10})")
 
 
-class ReviewGateway:
+class ReviewGateway(Gateway):
     """byline init + the rules above; identities agent-deploybot (deployers,
     reviewers: so that its self-approval reaches the self check), alice
     (reviewers) and bob (no reviewer)."""
 
     def __init__(self, env, name="review-gw", policy_extra=""):
-        self.env = env
-        self.dir = os.path.join(env.dir, name)
-        self.port = free_port()
-        p = run([env.byline, "init", "--dir", self.dir, "--upstream", "https://127.0.0.1:%d" % env.cluster_port,
-                 "--upstream-ca", env.ca, "--upstream-token-file", env.shared_token_file,
-                 "--listen", "127.0.0.1:%d" % self.port])
-        if p.returncode != 0:
-            raise RuntimeError("init: " + p.stderr)
-        rules = os.path.join(self.dir, "review-rules.yaml")
-        with open(rules, "w") as f:
+        super().__init__(env, name)
+        with open(os.path.join(self.dir, "review-rules.yaml"), "w") as f:
             f.write(RULES)
-        cfg = os.path.join(self.dir, "byline.yaml")
-        text = open(cfg).read()
+        text = open(self.config).read()
         if "\npolicy:\n" not in text or "\n    - policy.yaml\n" not in text:
             raise RuntimeError("byline init wrote no policy include: " + text[-400:])
-        text = text.replace("\n    - policy.yaml\n", "\n    - policy.yaml\n    - review-rules.yaml\n")
-        text = text.replace("\npolicy:\n", "\npolicy:\n  review_window: 10m\n  review_expire: 1h\n" + policy_extra)
-        with open(cfg, "w") as f:
-            f.write(text)
-        for name, groups in (("agent-deploybot", ["deployers", "reviewers"]), ("alice", ["reviewers"]),
-                             ("bob", ["ops"])):
-            argv = [env.byline, "identity", "add", name, "--dir", self.dir]
-            for g in groups:
-                argv += ["--group", g]
-            tok = run(argv).stdout.strip()
-            if name == "agent-deploybot":
-                tf = os.path.join(self.dir, name + ".token")
-                with open(tf, "w") as f:
-                    f.write(tok)
-                self.kubeconfig = os.path.join(self.dir, name + ".kubeconfig")
-                with open(self.kubeconfig, "w") as f:
-                    f.write(run([env.byline, "kubeconfig", name, "--dir", self.dir, "--token-file", tf]).stdout)
-                os.chmod(self.kubeconfig, 0o600)
-        env.other_gateways.append(self.dir)
-        self.log = open(os.path.join(self.dir, "serve.log"), "a")
-        self.proc = subprocess.Popen(env.wrapper + [env.byline, "serve", "--dir", self.dir],
-                                     stdout=self.log, stderr=self.log)
-        env.procs.append(self.proc)
-        if not wait_port(self.port, self.proc, timeout=60 if env.wrapper else 20):
-            raise RuntimeError("review byline did not start")
+        self.edit_config(lambda t: t.replace("\n    - policy.yaml\n", "\n    - policy.yaml\n    - review-rules.yaml\n")
+                         .replace("\npolicy:\n", "\npolicy:\n  review_window: 10m\n  review_expire: 1h\n" + policy_extra))
+        self.add_identity("agent-deploybot", ["deployers", "reviewers"])
+        self.add_identity("alice", ["reviewers"], kubeconfig=False)
+        self.add_identity("bob", ["ops"], kubeconfig=False)
+        self.kubeconfig = self.kubeconfigs["agent-deploybot"]
+        self.start()
 
     def kubectl(self, version):
-        a = type("A", (), {"dir": self.env.dir, "kubeconfig": self.kubeconfig})()
-        return ck.Kubectl(a, version)
+        return Gateway.kubectl(self, "agent-deploybot", version)
 
     def review(self, *args):
         return run([self.env.byline, "review"] + list(args) + ["--dir", self.dir])
-
-    def entries(self, since=0):
-        return ledger_entries(os.path.join(self.dir, "audit"))[since:]
-
-    def requests(self, since=0):
-        """Intent and result entries joined per id, in order."""
-        merged, order = {}, []
-        for rec in self.entries(since):
-            if "id" not in rec:
-                continue
-            if rec["id"] not in merged:
-                merged[rec["id"]] = {}
-                order.append(rec["id"])
-            merged[rec["id"]].update(rec)
-        return [merged[i] for i in order]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 def held(gw, k, pod, label, result):
