@@ -14,13 +14,12 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.request
 
 import check_kubectl as ck
 import env as envmod
 import base64
 
-from env import CERT_USER, SHARED_USER, Gateway, run, wait_port
+from env import CERT_USER, SHARED_USER, Gateway, port_forward_bodies, run, wait_port
 
 CONN = "prod-eks"
 
@@ -149,28 +148,9 @@ def exec_and_forward(gw, result, v):
     ck.check(k, "exec -i cat through the agent", ["exec", "-i", "-n", "web", "api-0", "--", "cat"],
              stdin=b"through the agent\n", exact="through the agent\n")
     mark = gw.mark()
-    pf = k.popen(["port-forward", "-n", "web", "pod/api-0", ":8080"])
-    port, deadline = None, time.time() + 15
-    while time.time() < deadline and port is None:
-        line = pf.stdout.readline()
-        if not line:
-            break
-        m = re.search(rb"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", line)
-        port = int(m.group(1)) if m else None
-    bodies = []
-    try:
-        for i in range(2 if port else 0):
-            with urllib.request.urlopen("http://127.0.0.1:%d/p%d" % (port, i), timeout=10) as r:
-                bodies.append(r.read().decode())
-    except OSError as e:
-        bodies.append("error: %s" % e)
-    pf.terminate()
-    try:
-        pf.wait(5)
-    except subprocess.TimeoutExpired:
-        pf.kill()
+    port, bodies, perr = port_forward_bodies(k)
     result("kubectl %s: port-forward through the agent" % v, bodies == ["hello from api-0:8080\n"] * 2,
-           "port=%r bodies=%r err=%r" % (port, bodies, pf.stderr.read().decode(errors="replace")))
+           "port=%r bodies=%r err=%r" % (port, bodies, perr))
     time.sleep(0.3)
     attributed(gw, result, mark, r"^kubectl port-forward pod/api-0 -n web", "agent-deploybot",
                "kubectl %s: port-forward via agent audited as a 101" % v, 101)

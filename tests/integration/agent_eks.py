@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "standin"))
 
 import aws_test  # noqa: E402
 import check_kubectl as ck  # noqa: E402
-from env import allow_all, free_port, ledger_entries, run, wait_port  # noqa: E402
+from env import allow_all, free_port, ledger_entries, port_forward_bodies, run, wait_port  # noqa: E402
 
 CONN = "prod-eks"
 IDS = ("agent-deploybot", "agent-reporting")
@@ -212,25 +212,7 @@ def basic(gw, v, session_user):
     attributed(gw, mark, r"^kubectl exec api-0 -n web -c app -- ls -la /tmp$", "agent-deploybot",
                session_user.replace("agent-reporting", "agent-deploybot"),
                "kubectl %s: exec audited (101) and joined to the session's event" % v, 101)
-    pf = dep.popen(["port-forward", "-n", "web", "pod/api-0", ":8080"])
-    port, deadline, bodies = None, time.time() + 15, []
-    while time.time() < deadline and port is None:
-        line = pf.stdout.readline()
-        if not line:
-            break
-        m = re.search(rb"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", line)
-        port = int(m.group(1)) if m else None
-    try:
-        for i in range(2 if port else 0):
-            with urllib.request.urlopen("http://127.0.0.1:%d/p%d" % (port, i), timeout=10) as r:
-                bodies.append(r.read().decode())
-    except OSError as e:
-        bodies.append("error: %s" % e)
-    pf.terminate()
-    try:
-        pf.wait(5)
-    except subprocess.TimeoutExpired:
-        pf.kill()
+    port, bodies, _ = port_forward_bodies(dep)
     check(bodies == ["hello from api-0:8080\n"] * 2, "kubectl %s: port-forward through the EKS agent" % v,
           "port=%r bodies=%r" % (port, bodies))
 

@@ -14,14 +14,13 @@ import shutil
 import sys
 import threading
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "standin"))
 
 import check_kubectl as ck  # noqa: E402  (the stand-in's kubectl driver: Kubectl, check, result)
-from env import ROOT, SHARED_USER, Env  # noqa: E402
+from env import ROOT, SHARED_USER, Env, port_forward_bodies  # noqa: E402
 
 import agent  # noqa: E402
 import capture  # noqa: E402
@@ -120,27 +119,7 @@ def watch_during_scale(env, v):
 def port_forward(env, k, v):
     label = "kubectl %s: port-forward through byline" % v
     mark = env.mark()
-    pf = k.popen(["port-forward", "-n", "web", "pod/api-0", ":8080"])
-    port, deadline = None, time.time() + 15
-    while time.time() < deadline and port is None:
-        line = pf.stdout.readline()
-        if not line:
-            break
-        m = re.search(rb"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", line)
-        port = int(m.group(1)) if m else None
-    bodies = []
-    try:
-        for i in range(2 if port else 0):
-            with urllib.request.urlopen("http://127.0.0.1:%d/p%d" % (port, i), timeout=10) as r:
-                bodies.append(r.read().decode())
-    except OSError as e:
-        bodies.append("error: %s" % e)
-    pf.terminate()
-    try:
-        pf.wait(5)
-    except Exception:
-        pf.kill()
-    perr = pf.stderr.read().decode(errors="replace")
+    port, bodies, perr = port_forward_bodies(k)
     result(label, port is not None and bodies == ["hello from api-0:8080\n"] * 2,
            "port=%r bodies=%r err=%r" % (port, bodies, perr))
     time.sleep(0.3)
