@@ -19,7 +19,7 @@ import check_kubectl as ck
 import env as envmod
 import base64
 
-from env import CERT_USER, SHARED_USER, Gateway, port_forward_bodies, run, wait_port
+from env import CERT_USER, SHARED_USER, Gateway, run, wait_port
 
 CONN = "prod-eks"
 
@@ -148,7 +148,7 @@ def exec_and_forward(gw, result, v):
     ck.check(k, "exec -i cat through the agent", ["exec", "-i", "-n", "web", "api-0", "--", "cat"],
              stdin=b"through the agent\n", exact="through the agent\n")
     mark = gw.mark()
-    port, bodies, perr = port_forward_bodies(k)
+    port, bodies, perr, _ = ck.port_forward_bodies(k)
     result("kubectl %s: port-forward through the agent" % v, bodies == ["hello from api-0:8080\n"] * 2,
            "port=%r bodies=%r err=%r" % (port, bodies, perr))
     time.sleep(0.3)

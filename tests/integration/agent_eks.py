@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "standin"))
 
 import aws_test  # noqa: E402
 import check_kubectl as ck  # noqa: E402
-from env import allow_all, free_port, ledger_entries, port_forward_bodies, run, wait_port  # noqa: E402
+from env import allow_all, free_port, ledger_entries, run, wait_port  # noqa: E402
 
 CONN = "prod-eks"
 IDS = ("agent-deploybot", "agent-reporting")
@@ -212,7 +212,7 @@ def basic(gw, v, session_user):
     attributed(gw, mark, r"^kubectl exec api-0 -n web -c app -- ls -la /tmp$", "agent-deploybot",
                session_user.replace("agent-reporting", "agent-deploybot"),
                "kubectl %s: exec audited (101) and joined to the session's event" % v, 101)
-    port, bodies, _ = port_forward_bodies(dep)
+    port, bodies, _, _ = ck.port_forward_bodies(dep)
     check(bodies == ["hello from api-0:8080\n"] * 2, "kubectl %s: port-forward through the EKS agent" % v,
           "port=%r bodies=%r" % (port, bodies))
 

@@ -6,7 +6,6 @@ answers with smuggling-shaped responses."""
 
 import json
 import os
-import re
 import signal
 import socket
 import ssl
@@ -77,33 +76,6 @@ def wait_port(port, proc=None, timeout=20):
 
 def run(argv, **kw):
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, **kw)
-
-
-def port_forward_bodies(k, n=2):
-    """Runs `kubectl port-forward -n web pod/api-0 :8080` with the Kubectl
-    `k`, fetches http://127.0.0.1:PORT/p0.. through it `n` times, stops it.
-    Returns (local port or None, the bodies or "error: ...", kubectl's stderr)."""
-    import urllib.request
-    pf = k.popen(["port-forward", "-n", "web", "pod/api-0", ":8080"])
-    port, deadline, bodies = None, time.time() + 15, []
-    while time.time() < deadline and port is None:
-        line = pf.stdout.readline()
-        if not line:
-            break
-        m = re.search(rb"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", line)
-        port = int(m.group(1)) if m else None
-    try:
-        for i in range(n if port else 0):
-            with urllib.request.urlopen("http://127.0.0.1:%d/p%d" % (port, i), timeout=10) as r:
-                bodies.append(r.read().decode())
-    except OSError as e:
-        bodies.append("error: %s" % e)
-    pf.terminate()
-    try:
-        pf.wait(5)
-    except subprocess.TimeoutExpired:
-        pf.kill()
-    return port, bodies, pf.stderr.read().decode(errors="replace")
 
 
 def join_requests(entries):

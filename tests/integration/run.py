@@ -20,7 +20,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "standin"))
 
 import check_kubectl as ck  # noqa: E402  (the stand-in's kubectl driver: Kubectl, check, result)
-from env import ROOT, SHARED_USER, Env, port_forward_bodies  # noqa: E402
+from env import ROOT, SHARED_USER, Env  # noqa: E402
 
 import agent  # noqa: E402
 import capture  # noqa: E402
@@ -119,7 +119,7 @@ def watch_during_scale(env, v):
 def port_forward(env, k, v):
     label = "kubectl %s: port-forward through byline" % v
     mark = env.mark()
-    port, bodies, perr = port_forward_bodies(k)
+    port, bodies, perr, _ = ck.port_forward_bodies(k)
     result(label, port is not None and bodies == ["hello from api-0:8080\n"] * 2,
            "port=%r bodies=%r err=%r" % (port, bodies, perr))
     time.sleep(0.3)

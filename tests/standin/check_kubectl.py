@@ -224,6 +224,35 @@ data:
 """
 
 
+def port_forward_bodies(k, path="p", n=2):
+    """Runs `kubectl port-forward -n web pod/api-0 :8080` with the Kubectl
+    `k`, fetches http://127.0.0.1:PORT/<path>0.. through it `n` times and
+    stops it. Returns (local port or None, the bodies or "error: ...",
+    kubectl's stderr, what it printed before the port)."""
+    pf = k.popen(["port-forward", "-n", "web", "pod/api-0", ":8080"])
+    port, first, bodies = None, b"", []
+    deadline = time.time() + 15
+    while time.time() < deadline and port is None:
+        line = pf.stdout.readline()
+        if not line:
+            break
+        first += line
+        m = re.search(rb"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", line)
+        port = int(m.group(1)) if m else None
+    try:
+        for i in range(n if port else 0):
+            with urllib.request.urlopen("http://127.0.0.1:%d/%s%d" % (port, path, i), timeout=10) as r:
+                bodies.append(r.read().decode())
+    except OSError as e:
+        bodies.append("error: %s" % e)
+    pf.terminate()
+    try:
+        pf.wait(5)
+    except subprocess.TimeoutExpired:
+        pf.kill()
+    return port, bodies, pf.stderr.read().decode(errors="replace"), first
+
+
 def version_suite(env, k):
     v = k.version.replace(".", "")
     check(k, "get pods", ["get", "pods", "-n", "web"], contains=["api-0", "Running"])
@@ -352,33 +381,7 @@ def version_suite(env, k):
     result("kubectl %s: cp round-trips content" % k.version, ok, "content differs")
 
     label = "kubectl %s: port-forward" % k.version
-    pf = k.popen(["port-forward", "-n", "web", "pod/api-0", ":8080"])
-    port = None
-    first = b""
-    deadline = time.time() + 10
-    while time.time() < deadline and port is None:
-        line = pf.stdout.readline()
-        if not line:
-            break
-        first += line
-        m = re.search(rb"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", line)
-        if m:
-            port = int(m.group(1))
-    bodies = []
-    try:
-        if port:
-            for i in range(2):
-                with urllib.request.urlopen("http://127.0.0.1:%d/ping%d" % (port, i),
-                                            timeout=10) as r:
-                    bodies.append(r.read().decode())
-    except OSError as e:
-        bodies.append("error: %s" % e)
-    pf.terminate()
-    try:
-        pf.wait(5)
-    except subprocess.TimeoutExpired:
-        pf.kill()
-    perr = pf.stderr.read().decode(errors="replace")
+    port, bodies, perr, first = port_forward_bodies(k, "ping")
     ok = port is not None and bodies == ["hello from api-0:8080\n"] * 2 and \
         not unexpected_stderr(perr)
     result(label, ok, "port=%r bodies=%r out=%r err=%r" % (port, bodies, first, perr))
