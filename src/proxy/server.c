@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -318,6 +319,27 @@ static void bl_server_signals(bl_server_t *srv, sigset_t *set, bl_reload_t *rl)
     }
 }
 
+/* Raises the soft open-file limit to the hard one (as Go's runtime and
+ * nginx's worker_rlimit_nofile do): every client connection holds a
+ * descriptor and so does its upstream connection, and 1024, the usual soft
+ * limit, is a few hundred watches. Says what the limit is when it is below
+ * what limits.max_connections would need. */
+static void bl_server_nofile(const bl_config_t *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && (uint64_t)rl.rlim_cur < 2 * (uint64_t)cfg->max_connections + 64)
+        bl_info("open-file limit %llu: about %llu connections per process before accept() fails "
+                "(limits.max_connections is %u per worker)",
+                (unsigned long long)rl.rlim_cur, (unsigned long long)(rl.rlim_cur - 64) / 2, cfg->max_connections);
+}
+
 int bl_server_run(const bl_config_t *cfg)
 {
     bl_server_t srv = { .cfg = cfg };
@@ -335,6 +357,7 @@ int bl_server_run(const bl_config_t *cfg)
     if (bl_server_open(&srv) != BL_OK)
         goto end;
     srv.nworkers = cfg->workers > 0 ? cfg->workers : 1;
+    bl_server_nofile(cfg);
     srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
     if (srv.workers == NULL)
         goto end;

@@ -422,6 +422,26 @@ sed -i 's/^policy:$/policy:\n  reviewer_group: "*"/' "$GR/byline.yaml"
 expect "review: reviewer_group \"*\" lets any identity review" 1 "$BYLINE" review approve r-00000000zz --as bob --dir "$GR"
 has "  ...(then the expiry is what refuses)" "$T/err" 'has expired'
 
+# ---- serve raises its open-file limit ----
+# Every connection holds a client and an upstream descriptor; started with a
+# soft limit of 256, serve must run with the hard limit.
+GN=$T/gw-nofile
+NP=$(free_port)
+"$BYLINE" init --dir "$GN" --upstream https://127.0.0.1:1 --listen "127.0.0.1:$NP" >/dev/null 2>&1
+HARD=$(ulimit -Hn)
+(ulimit -Sn 256 && exec "$BYLINE" serve --dir "$GN") >"$T/nofile.log" 2>&1 &
+NPID=$!
+if [ "$HARD" != unlimited ] && [ "$HARD" -le 256 ]; then
+    ok "serve's open-file limit: the hard limit is $HARD, nothing to raise"
+elif wait_port "$NP"; then
+    SOFT=$(awk '/^Max open files/ { print $4 }' "/proc/$NPID/limits")
+    [ "$SOFT" = "$HARD" ] && [ "$SOFT" != 256 ] && ok "serve raises the open-file limit from 256 to the hard limit ($HARD)" ||
+        bad "serve's open-file limit is $SOFT, hard $HARD" "$(cat "$T/nofile.log")"
+else
+    bad "serve did not start with a soft open-file limit of 256" "$(cat "$T/nofile.log")"
+fi
+kill -TERM "$NPID" 2>/dev/null; kill -TERM "$NPID" 2>/dev/null; wait "$NPID" 2>/dev/null
+
 # ---- valgrind ----
 VB=${VALGRIND_BYLINE:-$BYLINE}
 if command -v valgrind >/dev/null && [ -x "$VB" ] && ! nm "$VB" 2>/dev/null | grep -q __asan_init; then
