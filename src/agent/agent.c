@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "agent/agent.h"
+#include "agent/pool.h"
 #include "agent/backoff.h"
 #include "auth/agentkey.h"
 #include "agent/tunnel.h"
@@ -309,6 +310,8 @@ static void bl_ag_free(bl_ag_t *a)
     bl_mux_free(a->dead_mux, "the agent is stopping");
     if (a->sock)
         bl_sock_close(a->sock);
+    for (size_t i = 0; i < a->conf.n; i++) /* idle API server connections, while the loop is there */
+        bl_agentpool_free(&a->conf.conns[i]);
     if (a->loop) {
         bl_timer_cancel(a->loop, &a->timer);
         bl_loop_undefer(a->loop, &a->reap);

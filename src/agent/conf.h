@@ -54,7 +54,10 @@ typedef struct {
     SSL_CTX *ctx;
     bl_cred_t *cred;
     SSL_SESSION *session;       /* latest TLS session from this API server, for resumption (tunnel.c) */
+    struct bl_agentpool_s *pool; /* idle connections to it (pool.c), or NULL */
 } bl_agentconn_t;
+
+typedef struct bl_agentpool_s bl_agentpool_t;
 
 typedef struct {
     bl_agentconn_t *conns;

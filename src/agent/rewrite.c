@@ -67,8 +67,6 @@ int bl_tunnel_rewrite(const bl_http_request_t *hr, bl_agentconn_t *c, bl_buf_t *
             !bl_str_eq_nocase(hr->headers[i].name, BL_AGENT_IDENTITY_HEADER) &&
             (upgrade || !bl_str_eq_nocase(hr->headers[i].name, "connection")))
             rc |= bl_buf_field(out, hr->headers[i].name, hr->headers[i].value);
-    if (!upgrade) /* one request per tunnel: the API server must expect no second one */
-        rc |= bl_buf_puts(out, "Connection: close\r\n");
     rc |= bl_buf_puts(out, "\r\n");
     if (rc) {
         *status = 431;
@@ -90,14 +88,21 @@ int bl_tunnel_is_upgrade(const bl_http_request_t *hr)
     return 0;
 }
 
-int bl_tunnel_body_init(bl_tunnel_body_t *b, const bl_http_request_t *hr, bl_http_err_t *err)
+void bl_tunnel_body_from(bl_tunnel_body_t *b, const bl_body_t *body)
 {
     memset(b, 0, sizeof(*b));
-    if (bl_http1_request_body(hr, &b->body, err) != BL_OK)
-        return BL_ERROR;
+    b->body = *body;
     bl_chunked_init(&b->chunked);
     b->left = b->body.kind == BL_BODY_LENGTH ? b->body.length : 0;
     b->done = b->body.kind != BL_BODY_CHUNKED && b->left == 0;
+}
+
+int bl_tunnel_body_init(bl_tunnel_body_t *b, const bl_http_request_t *hr, bl_http_err_t *err)
+{
+    bl_body_t body;
+    if (bl_http1_request_body(hr, &body, err) != BL_OK)
+        return BL_ERROR;
+    bl_tunnel_body_from(b, &body);
     return BL_OK;
 }
 

@@ -35,8 +35,9 @@ int bl_tunnel_rewrite(const bl_http_request_t *hr, bl_agentconn_t *c, bl_buf_t *
 
 /* Returns 1 if the request asks to switch protocols (an Upgrade field and
  * the "upgrade" token in Connection: exec, attach, port-forward), else 0.
- * Every other request is rewritten with "Connection: close", so the API
- * server expects nothing after it on the TLS connection. */
+ * Every other request keeps its connection open (no Connection field):
+ * the tunnel follows its response to the end and pools the connection
+ * (tunnel.c, pool.c); only the next tunnel's own checked request follows. */
 int bl_tunnel_is_upgrade(const bl_http_request_t *hr);
 
 /*
@@ -56,6 +57,9 @@ typedef struct {
 /* Reads the framing of hr's body. Returns BL_OK, or BL_ERROR with *err
  * (conflicting or unsupported framing: the strict parser's rules). */
 int bl_tunnel_body_init(bl_tunnel_body_t *b, const bl_http_request_t *hr, bl_http_err_t *err);
+
+/* Sets b to follow a body framed as `body` (a response's, for instance). */
+void bl_tunnel_body_from(bl_tunnel_body_t *b, const bl_body_t *body);
 
 /* Takes body bytes from p[0..n). Returns how many of them belong to the
  * body (fewer than n when the body ends inside; 0 once b->done), or

@@ -7,9 +7,13 @@
  *   CRED        the credential is being minted off the loop (kubernetes-eks):
  *               ask again every BL_TUN_CRED_POLL_MS; later bytes wait in head
  *   CONNECTING  TCP + TLS to the API server; later bytes wait in `up`
- *   OPEN        relay both ways, half-close passed on; towards the API
- *               server only the first request's body, then nothing unless
- *               the API server answered 101 (then raw both ways)
+ *   OPEN        relay both ways; towards the API server only the first
+ *               request's body, then nothing unless the API server answered
+ *               101 (then raw both ways, half-close passed on). A plain
+ *               request's response is followed to its end (its framing)
+ *   DONE        that response ended: EOF to the mux; the API server
+ *               connection went back to the pool (pool.c) if it can carry
+ *               another request, else it was closed
  *   REPLY       the agent answers itself (refused head, API server
  *               unreachable): a Status response, then EOF
  *   CLOSED      the gateway sent bytes after the request: both ends fail
@@ -20,6 +24,7 @@
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include "agent/pool.h"
 #include "agent/rewrite.h"
 #include "agent/tunnel.h"
 #include "core/log.h"
@@ -31,8 +36,9 @@
 #define BL_TUN_MAX_HEADERS 256
 #define BL_TUN_CRED_POLL_MS 50
 #define BL_TUN_CRED_POLLS  600      /* 30 s: a few STS round trips with their timeouts */
+#define BL_TUN_RESEND_MAX  (64 * 1024) /* a request kept to send again if its pooled connection was dead */
 
-enum { BL_TUN_HEAD, BL_TUN_CRED, BL_TUN_CONNECTING, BL_TUN_OPEN, BL_TUN_REPLY, BL_TUN_CLOSED };
+enum { BL_TUN_HEAD, BL_TUN_CRED, BL_TUN_CONNECTING, BL_TUN_OPEN, BL_TUN_REPLY, BL_TUN_CLOSED, BL_TUN_DONE };
 
 typedef struct {
     bl_stream_t stream;         /* must stay first: what the mux holds */
@@ -54,6 +60,15 @@ typedef struct {
     int switched;               /* upgrade: 0 no answer yet, 1 got 101, -1 not 101 */
     char resp[12];              /* upgrade: the response's first bytes */
     size_t resp_n;
+    /* Plain requests: the response followed to its end, for the pool. */
+    char method[16];            /* the request's method (HEAD has no body) */
+    int track;                  /* 1 while the connection may go back to the pool */
+    bl_buf_t rhead;             /* the response head so far */
+    int rbody_on;               /* the head was read: rbody says where the body ends */
+    bl_tunnel_body_t rbody;
+    int pooled;                 /* the connection came from the pool: may be dead */
+    bl_buf_t resend;            /* pooled: what was sent, to send again on a fresh one */
+    int fresh;                  /* sending again: not from the pool */
 } bl_tun_t;
 
 static void bl_tn_head_done(bl_tun_t *t, const bl_http_request_t *hr, size_t n);
@@ -118,6 +133,8 @@ static long bl_tn_close(bl_tun_t *t, const char *why)
 /* Writes `up` to the API server; passes a half-close on once it is out. */
 static void bl_tn_flush(bl_tun_t *t)
 {
+    if (t->sock == NULL)
+        return;
     while (bl_buf_size(&t->up)) {
         long w = bl_stream_write(&t->sock->stream, bl_buf_data(&t->up), bl_buf_size(&t->up));
         if (w == BL_AGAIN)
@@ -126,11 +143,13 @@ static void bl_tn_flush(bl_tun_t *t)
             bl_buf_reset(&t->up);
             return; /* the read side reports the failure */
         }
+        if (t->pooled == 1 && bl_buf_append(&t->resend, bl_buf_data(&t->up), (size_t)w) != BL_OK)
+            t->pooled = -1; /* too large to send again */
         bl_buf_consume(&t->up, (size_t)w);
         bl_tn_notify(t); /* room again for the mux's bytes */
     }
     bl_buf_free(&t->up);
-    if (t->want_shut && !t->up_shut)
+    if (t->want_shut && !t->up_shut && !t->track) /* a followed request ends without a FIN */
         t->up_shut = bl_stream_shutdown_wr(&t->sock->stream) != BL_AGAIN;
 }
 
@@ -177,7 +196,30 @@ static int bl_tn_new_session(SSL *ssl, SSL_SESSION *sess)
     return 1; /* we hold the reference now */
 }
 
-/* Starts TCP + TLS to the connection's API server. */
+/* Takes an idle connection to the API server from the pool. Returns 1 if
+ * it did (OPEN, the request on its way), else 0. */
+static int bl_tn_reuse(bl_tun_t *t)
+{
+    bl_sock_t *s = t->track && !t->fresh ? bl_agentpool_take(t->conn) : NULL;
+    if (s == NULL)
+        return 0;
+    t->sock = s;
+    s->recycle_data = t->conn;
+    s->stream.on_io = bl_tn_sock_io;
+    s->stream.owner = t;
+    /* Kept to send again if this connection turns out dead: only requests
+     * that may go twice (bl_tn_resend). */
+    t->pooled = strcmp(t->method, "GET") == 0 || strcmp(t->method, "HEAD") == 0 ||
+                strcmp(t->method, "OPTIONS") == 0 ? 1 : -1;
+    bl_buf_init(&t->resend, t->pooled == 1 ? BL_TUN_RESEND_MAX : 0);
+    t->state = BL_TUN_OPEN;
+    bl_tn_flush(t);
+    bl_tn_notify(t);
+    return 1;
+}
+
+/* Starts TCP + TLS to the connection's API server, unless a pooled
+ * connection can take the request. */
 static void bl_tn_connect(bl_tun_t *t)
 {
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
@@ -185,6 +227,8 @@ static void bl_tn_connect(bl_tun_t *t)
     char port[16], msg[400];
     const char *err = NULL;
     const bl_url_t *u = &t->conn->url;
+    if (bl_tn_reuse(t))
+        return;
     snprintf(port, sizeof(port), "%d", u->port);
     if (getaddrinfo(u->host, port, &hints, &ai) != 0 || ai == NULL) {
         snprintf(msg, sizeof(msg), "byline agent: cannot resolve the API server's host %s", u->host);
@@ -261,6 +305,8 @@ static void bl_tn_head_done(bl_tun_t *t, const bl_http_request_t *hr, size_t n)
         return;
     }
     t->upgrade = bl_tunnel_is_upgrade(hr);
+    t->track = !t->upgrade;
+    snprintf(t->method, sizeof(t->method), "%.*s", (int)BL_MIN(hr->method.len, sizeof(t->method) - 1), hr->method.p);
     bl_buf_append(&t->up, bl_buf_data(&t->head) + n, rest);
     bl_buf_free(&t->head);
     bl_tn_connect(t);
@@ -350,11 +396,106 @@ static long bl_tn_write(bl_stream_t *s, const void *p, size_t n)
         size_t take = BL_MIN(n, BL_TUN_HEAD_MAX - bl_buf_size(&t->head));
         return take && bl_buf_append(&t->head, p, take) == BL_OK ? (long)take : BL_AGAIN;
     }
-    if (t->state == BL_TUN_REPLY)
-        return (long)n; /* we answer ourselves; the rest is dropped */
+    if (t->state == BL_TUN_REPLY || t->state == BL_TUN_DONE)
+        return (long)n; /* answered (by us, or in full before the body was out): the rest is dropped */
     if (t->state == BL_TUN_CLOSED)
         return BL_ERROR;
     return bl_tn_body(t, p, n);
+}
+
+/* The response head `res` is complete: decides where its body ends.
+ * Returns 1 if the connection can be followed to that end and reused, 0 to
+ * stop following (interim 1xx, HTTP/1.0, "Connection: close", a body that
+ * ends with the connection, framing the gateway's parser will refuse). */
+static int bl_tn_resp_head(bl_tun_t *t, const bl_http_response_t *res)
+{
+    bl_body_t body;
+    bl_http_err_t err;
+    size_t pos = 0;
+    const bl_http_header_t *h;
+    bl_str_t method = { t->method, strlen(t->method) };
+    if (res->minor_version != 1 || res->status < 200)
+        return 0;
+    while ((h = bl_http_find(res->headers, res->num_headers, "connection", &pos)) != NULL)
+        if (bl_http_has_token(h->value, "close"))
+            return 0;
+    if (bl_http1_response_body(res, method, &body, &err) != BL_OK || body.kind == BL_BODY_CLOSE)
+        return 0;
+    bl_tunnel_body_from(&t->rbody, &body);
+    return 1;
+}
+
+/* Follows the response through bytes read from the API server, p[0..n).
+ * Returns how many of them to pass on: all, or those up to the response's
+ * end (a server that sends more than it framed loses the connection). */
+static size_t bl_tn_follow(bl_tun_t *t, const char *p, size_t n)
+{
+    size_t used = 0;
+    bl_http_err_t err;
+    if (!t->rbody_on) {
+        bl_http_header_t hdrs[BL_TUN_MAX_HEADERS];
+        bl_http_response_t res = { .headers = hdrs, .num_headers = BL_TUN_MAX_HEADERS };
+        size_t had = bl_buf_size(&t->rhead), take = BL_MIN(n, BL_TUN_HEAD_MAX - had);
+        if (t->rhead.max == 0)
+            bl_buf_init(&t->rhead, BL_TUN_HEAD_MAX);
+        bl_buf_append(&t->rhead, p, take);
+        int r = bl_http1_parse_response(bl_buf_data(&t->rhead), bl_buf_size(&t->rhead), &res, &err);
+        if (r == BL_AGAIN && take == n)
+            return n; /* more head to come */
+        int ok = r > 0 && bl_tn_resp_head(t, &res);
+        bl_buf_free(&t->rhead);
+        if (!ok) {
+            t->track = 0; /* relayed as it comes; the connection closes with the tunnel */
+            return n;
+        }
+        used = (size_t)r - had;
+        t->rbody_on = 1;
+    }
+    long k = bl_tunnel_body_take(&t->rbody, p + used, n - used, &err);
+    if (k < 0) {
+        t->track = 0;
+        return n;
+    }
+    used += (size_t)k;
+    if (t->rbody.done && used < n)
+        t->track = 0;
+    return t->rbody.done ? used : n;
+}
+
+/* The response ended: the connection goes back to the pool if the request
+ * went out whole and nothing else is pending on it, else it closes. The
+ * mux reads EOF from now on. */
+static void bl_tn_done(bl_tun_t *t)
+{
+    bl_sock_t *s = t->sock;
+    t->sock = NULL;
+    t->state = BL_TUN_DONE;
+    bl_buf_free(&t->resend);
+    if (t->track && t->body.done && bl_buf_size(&t->up) == 0 && !t->up_shut)
+        bl_agentpool_put(t->conn, t->loop, s);
+    else
+        bl_sock_close(s);
+    bl_tn_notify(t);
+}
+
+/* A pooled connection ended before any byte of the response: the API
+ * server closed it while it was idle. A GET, HEAD or OPTIONS (pooled == 1)
+ * goes again, whole, on a new connection. Returns 1 if it was sent again. */
+static int bl_tn_resend(bl_tun_t *t)
+{
+    if (t->pooled != 1 || t->want_shut || t->rbody_on || bl_buf_size(&t->rhead) || bl_buf_size(&t->up))
+        return 0;
+    bl_sock_close(t->sock);
+    t->sock = NULL;
+    t->pooled = 0;
+    bl_buf_free(&t->up);
+    t->up = t->resend; /* what was sent, whole */
+    bl_buf_init(&t->resend, 0);
+    bl_info("connection %s: a pooled connection to the API server was closed; sending the %s again on a new one",
+            t->conn->name, t->method);
+    t->fresh = 1;
+    bl_tn_connect(t);
+    return 1;
 }
 
 static long bl_tn_read(bl_stream_t *s, void *p, size_t n)
@@ -368,11 +509,24 @@ static long bl_tn_read(bl_stream_t *s, void *p, size_t n)
     }
     if (t->state == BL_TUN_CLOSED)
         return BL_ERROR;
+    if (t->state == BL_TUN_DONE)
+        return 0;
     if (t->state != BL_TUN_OPEN)
         return BL_AGAIN;
     long r = bl_stream_read(&t->sock->stream, p, n);
     if (t->upgrade && t->switched == 0 && r >= 0)
         bl_tn_saw_status(t, p, (size_t)r);
+    if ((r == 0 || r == BL_ERROR) && bl_tn_resend(t))
+        return BL_AGAIN;
+    if (r > 0 && t->track) {
+        if (t->pooled == 1) { /* answered: nothing to send again */
+            t->pooled = -1;
+            bl_buf_free(&t->resend);
+        }
+        r = (long)bl_tn_follow(t, p, (size_t)r);
+        if (t->rbody_on && t->rbody.done)
+            bl_tn_done(t);
+    }
     return r;
 }
 
@@ -380,6 +534,10 @@ static int bl_tn_shutdown_wr(bl_stream_t *s)
 {
     bl_tun_t *t = (bl_tun_t *)s;
     t->want_shut = 1;
+    /* The gateway half-closes a plain request's tunnel only when its client
+     * went away: the API server must see the FIN (a watch ends on it), and
+     * the connection is done for. */
+    t->track = 0;
     if (t->state == BL_TUN_HEAD) { /* the gateway gave up before a whole head: nothing to do */
         bl_buf_free(&t->head);
         t->state = BL_TUN_REPLY;
@@ -408,6 +566,8 @@ static void bl_tn_release(bl_stream_t *s, int reusable)
     bl_buf_free(&t->head);
     bl_buf_free(&t->up);
     bl_buf_free(&t->reply);
+    bl_buf_free(&t->rhead);
+    bl_buf_free(&t->resend);
     t->reaper.cb = bl_tn_reap;
     t->reaper.data = t;
     bl_loop_defer(t->loop, &t->reaper);

@@ -422,6 +422,41 @@ def key_revoked(gw, result):
     a.wait(5)
 
 
+def upstream_ports(pid, port):
+    """Local ports of `pid`'s established TCP connections to 127.0.0.1:port."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    out = set()
+    with open("/proc/%d/net/tcp" % pid) as f:
+        for line in f.readlines()[1:]:
+            x = line.split()
+            local, remote, state, inode = x[1], x[2], x[3], x[9]
+            if state == "01" and inode in inodes and int(remote.split(":")[1], 16) == port:
+                out.add(int(local.split(":")[1], 16))
+    return out
+
+
+def pooled(gw, result, v):
+    """Requests one after another through the agent share one API server
+    connection: the agent follows each response to its end and keeps the
+    connection (src/agent/pool.c) instead of a TCP + TLS handshake each."""
+    k = gw.kubectl("agent-reporting", v)
+    seen, rcs = [], []
+    for _ in range(5):
+        rc, _, _ = k.run(["get", "configmap", "settings", "-n", "web", "-o", "name"])
+        rcs.append(rc)
+        seen.append(upstream_ports(gw.agents["vpc-a"].pid, gw.env.cluster_port))
+    ports = set().union(*seen)
+    result("kubectl %s: 5 requests through the agent, one API server connection kept for all of them" % v,
+           rcs == [0] * 5 and len(ports) == 1 and all(seen), "rcs=%r ports after each: %r" % (rcs, seen))
+
+
 def run_all(env, result, versions):
     gw = AgentGw(env)
     cli_checks(gw, result)
@@ -436,6 +471,7 @@ def run_all(env, result, versions):
                  exact="configmap/settings\n")
         attributed(gw, result, mark, r"^kubectl get configmap/settings -n web$", "agent-reporting",
                    "kubectl %s: get via agent audited as agent-reporting, joined by Audit-ID" % v, 200)
+        pooled(gw, result, v)
         watch_scale(gw, result, v)
         exec_and_forward(gw, result, v)
         kill_mid_watch(gw, result, v)
