@@ -36,14 +36,6 @@ struct bl_idtable_s {
     bl_idreg_t *reg;
 };
 
-typedef struct {
-    int exists;
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-} bl_filesig_t;
-
 struct bl_idreg_s {
     pthread_mutex_t mu;           /* guards cur */
     bl_idtable_t *cur;
@@ -299,26 +291,6 @@ static void bl_idreg_seed(bl_idreg_t *reg)
     }
     json_decref(m);
     bl_buf_free(&err);
-}
-
-/* Reads the signature of a file; a missing one has exists = 0. */
-static void bl_filesig(const char *path, bl_filesig_t *s)
-{
-    struct stat st;
-    memset(s, 0, sizeof(*s));
-    if (path[0] == '\0' || stat(path, &st) != 0)
-        return;
-    s->exists = 1;
-    s->dev = st.st_dev;
-    s->ino = st.st_ino;
-    s->size = st.st_size;
-    s->mtime = st.st_mtim;
-}
-
-static int bl_filesig_eq(const bl_filesig_t *a, const bl_filesig_t *b)
-{
-    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
 bl_idreg_t *bl_idreg_new(const bl_config_t *cfg)

@@ -199,3 +199,22 @@ unsigned bl_file_check(const char *path, int want_dir)
     errno = saved;
     return r;
 }
+
+void bl_filesig(const char *path, bl_filesig_t *s)
+{
+    struct stat st;
+    memset(s, 0, sizeof(*s));
+    if (path[0] == '\0' || stat(path, &st) != 0)
+        return;
+    s->exists = 1;
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+    s->size = st.st_size;
+    s->mtime = st.st_mtim;
+}
+
+int bl_filesig_eq(const bl_filesig_t *a, const bl_filesig_t *b)
+{
+    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}

@@ -9,6 +9,7 @@
 #define BL_CONFIG_FILE_H
 
 #include <sys/types.h>
+#include <time.h>
 #include "core/buf.h"
 
 /*
@@ -44,6 +45,23 @@ char *bl_file_abspath(const char *base, const char *path);
 int bl_file_pathf(char *out, size_t cap, const char *fmt, ...) BL_PRINTF(3, 4);
 
 #define BL_PATH_MAX 4096
+
+/* What identifies one version of a file, for noticing that it changed:
+ * a change to any field is a change. */
+typedef struct {
+    int exists;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+} bl_filesig_t;
+
+/* Fills *s from stat(path) (following symlinks); exists = 0 when there is
+ * no such file or `path` is empty. */
+void bl_filesig(const char *path, bl_filesig_t *s);
+
+/* Returns 1 if both describe the same version of the file, else 0. */
+int bl_filesig_eq(const bl_filesig_t *a, const bl_filesig_t *b);
 
 /* Permission findings for bl_file_check(); a bit set means "problem". */
 enum {

@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <openssl/evp.h>
 #include "audit/record.h"
@@ -16,18 +15,9 @@
 #define BL_RELOAD_NOTICE_MAX (256 * 1024)
 #define BL_RELOAD_LIST_MAX   (16 * 1024)
 
-/* What identifies one version of a file: a change to any field is a change. */
-typedef struct {
-    int exists;
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-} bl_rsig_t;
-
 typedef struct {
     char *path;                   /* owned, absolute */
-    bl_rsig_t sig;                /* as last checked */
+    bl_filesig_t sig;             /* as last checked */
     unsigned char sha[32];        /* of the content the snapshot in force was loaded from */
     int hashed;                   /* sha is set (the file was readable) */
 } bl_rwatch_t;
@@ -50,25 +40,6 @@ static int64_t bl_reload_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void bl_rsig(const char *path, bl_rsig_t *s)
-{
-    struct stat st;
-    memset(s, 0, sizeof(*s));
-    if (stat(path, &st) != 0)
-        return;
-    s->exists = 1;
-    s->dev = st.st_dev;
-    s->ino = st.st_ino;
-    s->size = st.st_size;
-    s->mtime = st.st_mtim;
-}
-
-static int bl_rsig_eq(const bl_rsig_t *a, const bl_rsig_t *b)
-{
-    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
 /* Hashes the file's content into w->sha (w->hashed = 0 when unreadable). */
@@ -101,7 +72,7 @@ static int bl_rwatch_add(bl_rwatch_t *v, size_t *n, const char *path)
     memset(&v[*n], 0, sizeof(v[*n]));
     if ((v[*n].path = strdup(path)) == NULL)
         return BL_ERROR;
-    bl_rsig(path, &v[*n].sig);
+    bl_filesig(path, &v[*n].sig);
     bl_rwatch_hash(&v[*n]);
     (*n)++;
     return BL_OK;
@@ -493,9 +464,9 @@ int bl_reload_tick(bl_reload_t *rl, int64_t now_ms, int force)
      * load is seen at the next check. A broken file is not retried until
      * it changes again (or SIGHUP). */
     for (size_t i = 0; i < rl->nfiles; i++) {
-        bl_rsig_t s;
-        bl_rsig(rl->files[i].path, &s);
-        changed |= !bl_rsig_eq(&s, &rl->files[i].sig);
+        bl_filesig_t s;
+        bl_filesig(rl->files[i].path, &s);
+        changed |= !bl_filesig_eq(&s, &rl->files[i].sig);
         rl->files[i].sig = s;
     }
     if (!changed && !force)
