@@ -85,6 +85,21 @@ static void bl_tn_notify(bl_tun_t *t)
     bl_loop_defer(t->loop, &t->notify);
 }
 
+/* Drops the API server connection and what waits for it, and moves to
+ * `state` (REPLY or CLOSED), telling the mux. */
+static void bl_tn_stop(bl_tun_t *t, int state)
+{
+    if (t->sock) {
+        bl_sock_close(t->sock);
+        t->sock = NULL;
+    }
+    bl_timer_cancel(t->loop, &t->timer);
+    bl_buf_free(&t->up);
+    bl_buf_free(&t->head);
+    t->state = state;
+    bl_tn_notify(t);
+}
+
 /* Switches to answering with a Status of our own (502 unless given). */
 static void bl_tn_reply(bl_tun_t *t, int code, const char *msg)
 {
@@ -100,15 +115,7 @@ static void bl_tn_reply(bl_tun_t *t, int code, const char *msg)
                              "Content-Length: %zu\r\n\r\n", code, phrase, b.len);
     bl_buf_append(&t->reply, body, b.len);
     bl_warn("connection %s: answered %d: %s", t->conn->name, code, msg);
-    if (t->sock) {
-        bl_sock_close(t->sock);
-        t->sock = NULL;
-    }
-    bl_timer_cancel(t->loop, &t->timer);
-    bl_buf_free(&t->up);
-    bl_buf_free(&t->head);
-    t->state = BL_TUN_REPLY;
-    bl_tn_notify(t);
+    bl_tn_stop(t, BL_TUN_REPLY);
 }
 
 /* Stops relaying after the gateway broke the one-request rule: the API
@@ -118,15 +125,7 @@ static long bl_tn_close(bl_tun_t *t, const char *why)
 {
     bl_warn("connection %s: closing the tunnel: %s; nothing after the first request is forwarded",
             t->conn->name, why);
-    if (t->sock) {
-        bl_sock_close(t->sock);
-        t->sock = NULL;
-    }
-    bl_timer_cancel(t->loop, &t->timer);
-    bl_buf_free(&t->up);
-    bl_buf_free(&t->head);
-    t->state = BL_TUN_CLOSED;
-    bl_tn_notify(t);
+    bl_tn_stop(t, BL_TUN_CLOSED);
     return BL_ERROR;
 }
 
@@ -436,10 +435,17 @@ static size_t bl_tn_follow(bl_tun_t *t, const char *p, size_t n)
         bl_http_header_t hdrs[BL_TUN_MAX_HEADERS];
         bl_http_response_t res = { .headers = hdrs, .num_headers = BL_TUN_MAX_HEADERS };
         size_t had = bl_buf_size(&t->rhead), take = BL_MIN(n, BL_TUN_HEAD_MAX - had);
-        if (t->rhead.max == 0)
-            bl_buf_init(&t->rhead, BL_TUN_HEAD_MAX);
-        bl_buf_append(&t->rhead, p, take);
-        int r = bl_http1_parse_response(bl_buf_data(&t->rhead), bl_buf_size(&t->rhead), &res, &err);
+        int r;
+        if (had == 0) { /* usually the whole head comes in one read: parse it where it is */
+            r = bl_http1_parse_response(p, take, &res, &err);
+            if (r == BL_AGAIN) {
+                bl_buf_init(&t->rhead, BL_TUN_HEAD_MAX);
+                bl_buf_append(&t->rhead, p, take);
+            }
+        } else {
+            bl_buf_append(&t->rhead, p, take);
+            r = bl_http1_parse_response(bl_buf_data(&t->rhead), bl_buf_size(&t->rhead), &res, &err);
+        }
         if (r == BL_AGAIN && take == n)
             return n; /* more head to come */
         int ok = r > 0 && bl_tn_resp_head(t, &res);
