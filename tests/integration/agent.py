@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import time
 
 import check_kubectl as ck
@@ -115,19 +114,9 @@ def no_agent(gw, result, v):
 def watch_scale(gw, result, v):
     reader, writer = gw.kubectl("agent-reporting", v), gw.kubectl("agent-deploybot", v)
     replicas = 6 if v == "1.27" else 7
-    w = reader.popen(["get", "deployment", "api", "-n", "web", "-w", "--request-timeout=5s"])
-    lines = []
-    t = threading.Thread(target=lambda: lines.extend(w.stdout.read().decode(errors="replace").splitlines()),
-                         daemon=True)
-    t.start()
-    time.sleep(1.2)
-    mark = gw.mark()
-    rc, out, err = writer.run(["scale", "deployment/api", "--replicas=%d" % replicas, "-n", "web"])
-    try:
-        w.wait(15)
-    except subprocess.TimeoutExpired:
-        w.kill()
-    t.join(5)
+    marks = []
+    rc, err, lines, _ = ck.watch_while_scaling(reader, writer, replicas, "5s", before=lambda: marks.append(gw.mark()))
+    mark = marks[0]
     want = "%d/%d" % (replicas, replicas)
     result("kubectl %s: watch through the agent sees a scale through the agent" % v,
            rc == 0 and any(want in ln for ln in lines[1:]), "rc=%d err=%r lines=%r" % (rc, err, lines))

@@ -189,18 +189,9 @@ def basic(gw, v, session_user):
     attributed(gw, mark, r"^kubectl get configmap/settings -n web$", "agent-reporting", session_user,
                "kubectl %s: get: byline names agent-reporting, the cluster names %s" % (v, session_user))
     replicas = 4 if v == "1.27" else 5
-    w = rep.popen(["get", "deployment", "api", "-n", "web", "-w", "--request-timeout=5s"])
-    lines = []
-    t = threading.Thread(target=lambda: lines.extend(w.stdout.read().decode(errors="replace").splitlines()), daemon=True)
-    t.start()
-    time.sleep(1.2)
-    mark = gw.mark()
-    rc, out, err = dep.run(["scale", "deployment/api", "--replicas=%d" % replicas, "-n", "web"])
-    try:
-        w.wait(15)
-    except subprocess.TimeoutExpired:
-        w.kill()
-    t.join(5)
+    marks = []
+    rc, err, lines, _ = ck.watch_while_scaling(rep, dep, replicas, "5s", before=lambda: marks.append(gw.mark()))
+    mark = marks[0]
     check(rc == 0 and any("%d/%d" % (replicas, replicas) in ln for ln in lines[1:]),
           "kubectl %s: a watch through the EKS agent sees a scale through it" % v, "rc=%d %r %r" % (rc, err, lines))
     attributed(gw, mark, r"^kubectl scale deployment/api --replicas=%d -n web$" % replicas, "agent-deploybot",

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -89,20 +88,9 @@ def watch_during_scale(env, v):
     reader = kubectl(env, "agent-reporting", v)
     writer = kubectl(env, "agent-deploybot", v)
     replicas = 3 if v == "1.27" else 4
-    w = reader.popen(["get", "deployment", "api", "-n", "web", "-w", "--request-timeout=4s"])
-    lines = []
-    t = threading.Thread(target=lambda: lines.extend(
-        w.stdout.read().decode(errors="replace").splitlines()), daemon=True)
-    t.start()
-    time.sleep(1.2)
-    mark = env.mark()
-    rc, out, err = writer.run(["scale", "deployment/api", "--replicas=%d" % replicas, "-n", "web"])
-    try:
-        w.wait(15)
-    except Exception:
-        w.kill()
-    t.join(5)
-    werr = w.stderr.read().decode(errors="replace")
+    marks = []
+    rc, err, lines, werr = ck.watch_while_scaling(reader, writer, replicas, before=lambda: marks.append(env.mark()))
+    mark = marks[0]
     want = "%d/%d" % (replicas, replicas)
     ok = rc == 0 and any(want in ln for ln in lines[1:]) and not ck.unexpected_stderr(werr)
     result(label, ok, "scale rc=%d, watch lines=%r stderr=%r" % (rc, lines, werr))

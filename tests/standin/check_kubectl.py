@@ -224,6 +224,29 @@ data:
 """
 
 
+def watch_while_scaling(reader, writer, replicas, timeout="4s", settle=1.2, before=None):
+    """Holds `kubectl get deployment api -n web -w --request-timeout=TIMEOUT`
+    open with the Kubectl `reader`, scales deployment/api to `replicas` with
+    `writer` meanwhile (calling `before()` just before, e.g. to mark an audit
+    log) and waits for the watch to end. Returns (the scale's rc, its stderr,
+    the watch's lines, the watch's stderr)."""
+    w = reader.popen(["get", "deployment", "api", "-n", "web", "-w", "--request-timeout=" + timeout])
+    lines = []
+    t = threading.Thread(target=lambda: lines.extend(w.stdout.read().decode(errors="replace").splitlines()),
+                         daemon=True)
+    t.start()
+    time.sleep(settle)
+    if before:
+        before()
+    rc, _, err = writer.run(["scale", "deployment/api", "--replicas=%d" % replicas, "-n", "web"])
+    try:
+        w.wait(15)
+    except subprocess.TimeoutExpired:
+        w.kill()
+    t.join(5)
+    return rc, err, lines, w.stderr.read().decode(errors="replace")
+
+
 def port_forward_bodies(k, path="p", n=2):
     """Runs `kubectl port-forward -n web pod/api-0 :8080` with the Kubectl
     `k`, fetches http://127.0.0.1:PORT/<path>0.. through it `n` times and
@@ -268,19 +291,7 @@ def version_suite(env, k):
     # watch must show a change made by another command while it is open
     label = "kubectl %s: get -w sees scale" % k.version
     replicas = 3 if v == "127" else 4
-    w = k.popen(["get", "deployment", "api", "-n", "web", "-w", "--request-timeout=3s"])
-    lines = []
-    reader = threading.Thread(target=lambda: lines.extend(
-        w.stdout.read().decode(errors="replace").splitlines()), daemon=True)
-    reader.start()
-    time.sleep(1.0)
-    rc, out, err = k.run(["scale", "deployment/api", "--replicas=%d" % replicas, "-n", "web"])
-    try:
-        w.wait(15)
-    except subprocess.TimeoutExpired:
-        w.kill()
-    reader.join(5)
-    werr = w.stderr.read().decode(errors="replace")
+    rc, _, lines, werr = watch_while_scaling(k, k, replicas, "3s", settle=1.0)
     want = "%d/%d" % (replicas, replicas)
     ok = rc == 0 and any(want in ln for ln in lines[1:]) and not unexpected_stderr(werr)
     result(label, ok, "scale rc=%d, watch lines=%r stderr=%r" % (rc, lines, werr))
