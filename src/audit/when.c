@@ -5,13 +5,9 @@
 /* Reads exactly n digits at *p. Returns BL_OK and advances, or BL_ERROR. */
 static int bl_when_digits(const char **p, int n, int *out)
 {
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        unsigned d = (unsigned char)(*p)[i] - '0';
-        if (d > 9)
-            return BL_ERROR;
-        v = v * 10 + (int)d;
-    }
+    int v = bl_str_digits(*p, n);
+    if (v < 0)
+        return BL_ERROR;
     *p += n;
     *out = v;
     return BL_OK;

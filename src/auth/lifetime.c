@@ -5,26 +5,14 @@
 
 #define BL_EXPIRES_MAX_S (10LL * 366 * 86400) /* a duration longer than this is a typo */
 
-/* Reads n decimal digits at s. Returns the value or -1. */
-static int bl_digits(const char *s, int n)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    return v;
-}
-
 int bl_time_parse(const char *s, int64_t *out)
 {
     static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
     if (strlen(s) != BL_TIME_LEN || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
         s[16] != ':' || s[19] != 'Z')
         return BL_ERROR;
-    int y = bl_digits(s, 4), mo = bl_digits(s + 5, 2), d = bl_digits(s + 8, 2);
-    int h = bl_digits(s + 11, 2), mi = bl_digits(s + 14, 2), sec = bl_digits(s + 17, 2);
+    int y = bl_str_digits(s, 4), mo = bl_str_digits(s + 5, 2), d = bl_str_digits(s + 8, 2);
+    int h = bl_str_digits(s + 11, 2), mi = bl_str_digits(s + 14, 2), sec = bl_str_digits(s + 17, 2);
     if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h < 0 || h > 23 ||
         mi < 0 || mi > 59 || sec < 0 || sec > 59)
         return BL_ERROR;

@@ -54,30 +54,18 @@ static int put(char *dst, size_t cap, const char *p, size_t n)
     return BL_OK;
 }
 
-/* Returns the value of n decimal digits at s, or -1 if one is not a digit. */
-static int digits(const char *s, int n)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    return v;
-}
-
 int bl_aws_parse_time(const char *s, size_t n, time_t *t)
 {
     struct tm tm = { 0 };
     if (n < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') || s[13] != ':' ||
         s[16] != ':')
         return BL_ERROR;
-    tm.tm_year = digits(s, 4) - 1900;
-    tm.tm_mon = digits(s + 5, 2) - 1;
-    tm.tm_mday = digits(s + 8, 2);
-    tm.tm_hour = digits(s + 11, 2);
-    tm.tm_min = digits(s + 14, 2);
-    tm.tm_sec = digits(s + 17, 2);
+    tm.tm_year = bl_str_digits(s, 4) - 1900;
+    tm.tm_mon = bl_str_digits(s + 5, 2) - 1;
+    tm.tm_mday = bl_str_digits(s + 8, 2);
+    tm.tm_hour = bl_str_digits(s + 11, 2);
+    tm.tm_min = bl_str_digits(s + 14, 2);
+    tm.tm_sec = bl_str_digits(s + 17, 2);
     size_t i = 19;
     if (i < n && s[i] == '.')
         for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++)

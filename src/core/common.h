@@ -69,6 +69,10 @@ size_t bl_utf8_len(const unsigned char *u, size_t n);
 /* Returns 1 if `s` starts with `prefix` ignoring ASCII case, else 0. */
 int bl_str_prefix_nocase(bl_str_t s, const char *prefix);
 
+/* Returns the value of the n (< 10) decimal digits at s, or -1 if one of
+ * them is not a digit. */
+int bl_str_digits(const char *s, int n);
+
 /* Returns a view of `s` without leading/trailing SP and HTAB. */
 bl_str_t bl_str_trim(bl_str_t s);
 

@@ -56,3 +56,15 @@ size_t bl_utf8_len(const unsigned char *u, size_t n)
         return 0;
     return len;
 }
+
+int bl_str_digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        unsigned d = (unsigned char)s[i] - '0';
+        if (d > 9)
+            return -1;
+        v = v * 10 + (int)d;
+    }
+    return v;
+}
