@@ -20,7 +20,7 @@ import time
 import urllib.request
 
 import check_kubectl as ck
-from env import allow_all, free_port, ledger_entries, run, wait_port
+from env import allow_all, free_port, join_requests, ledger_entries, run, wait_port
 from wire import read_response
 
 TARGET = "/api/v1/namespaces/web/configmaps/settings"
@@ -94,14 +94,7 @@ class IdGateway:
         return ledger_entries(os.path.join(self.dir, "audit"))
 
     def requests(self, mark):
-        merged, order = {}, []
-        for rec in self.entries()[mark:]:
-            if "id" in rec:
-                if rec["id"] not in merged:
-                    merged[rec["id"]] = {}
-                    order.append(rec["id"])
-                merged[rec["id"]].update(rec)
-        return [merged[i] for i in order]
+        return join_requests(self.entries()[mark:])
 
     def log_text(self):
         return open(self.log_path, errors="replace").read()

@@ -30,7 +30,7 @@ import threading
 import time
 
 import check_kubectl as ck
-from env import allow_all, free_port, ledger_entries, run, wait_port
+from env import allow_all, free_port, join_requests, ledger_entries, run, wait_port
 
 K8S_ISS = "https://kubernetes.default.svc.cluster.local"
 WEB_ISS = "https://issuer.test.byline"
@@ -212,14 +212,7 @@ class Gateway:
             time.sleep(0.1)
 
     def requests(self, mark):
-        merged, order = {}, []
-        for rec in ledger_entries(os.path.join(self.dir, "audit"))[mark:]:
-            if "id" in rec:
-                if rec["id"] not in merged:
-                    merged[rec["id"]] = {}
-                    order.append(rec["id"])
-                merged[rec["id"]].update(rec)
-        return [merged[i] for i in order]
+        return join_requests(ledger_entries(os.path.join(self.dir, "audit"))[mark:])
 
 
 def sa_claims(sub="system:serviceaccount:agents:deploybot", aud=("byline",), exp=600, iss=K8S_ISS):
