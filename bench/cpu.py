@@ -7,7 +7,8 @@ records this and the report flags it.
   cpu.py snap FILE                 save /proc/stat and every process's CPU time
   cpu.py diff BEFORE AFTER --root PID [--ours-cpu SECONDS] [--label PID=NAME]...
       prints JSON: {"seconds", "other_cores", "steal_cores", "top": [[name, cores]...],
-                    "ours": {NAME: cores}}
+                    "ours": {NAME: cores}, "threads": {NAME: {THREAD: cores}},
+                    "idle_by_cpu": [cores idle or waiting for I/O, per CPU]}
       other = all busy CPU - the CPU of PID's descendants that lived through
       the interval - SECONDS (CPU of our descendants that exited, e.g. wrk);
       "ours" splits our descendants' CPU by the --label ancestor they have;
@@ -25,9 +26,13 @@ HZ = os.sysconf("SC_CLK_TCK")
 
 def snap():
     with open("/proc/stat") as f:
-        cpu = [int(x) for x in f.readline().split()[1:]]
+        lines = f.read().splitlines()
+    cpu = [int(x) for x in lines[0].split()[1:]]
     # user nice system idle iowait irq softirq steal
     busy = cpu[0] + cpu[1] + cpu[2] + cpu[5] + cpu[6]
+    # each CPU's idle + iowait: was the CPU the servers are pinned to saturated?
+    idle = [int(f[4]) + int(f[5]) for f in (ln.split() for ln in lines[1:])
+            if f and f[0].startswith("cpu")]
     procs = {}
     for pid in os.listdir("/proc"):
         st = pid.isdigit() and read_stat(f"/proc/{pid}/stat")
@@ -38,7 +43,7 @@ def snap():
         procs[pid] = {"comm": comm, "ppid": rest[1], "cpu": int(rest[11]) + int(rest[12]), "start": rest[19]}
         if int(rest[17]) > 1:  # byline names its threads (whatever the binary is called)
             procs[pid]["threads"] = threads(pid)
-    return {"t": time.monotonic(), "busy": busy, "steal": cpu[7], "procs": procs}
+    return {"t": time.monotonic(), "busy": busy, "steal": cpu[7], "idle": idle, "procs": procs}
 
 
 def threads(pid):
@@ -104,7 +109,8 @@ def diff(a, b, root, ours_cpu, labels):
             "steal_cores": round((b["steal"] - a["steal"]) / HZ / secs, 3),
             "top": [[k, round(v / HZ / secs, 3)] for k, v in top if v / HZ / secs >= 0.01],
             "ours": {k: round(v / HZ / secs, 3) for k, v in sorted(mine.items())},
-            "threads": split}
+            "threads": split,
+            "idle_by_cpu": [round((y - x) / HZ / secs, 3) for x, y in zip(a.get("idle", []), b.get("idle", []))]}
 
 
 def main():

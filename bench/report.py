@@ -138,6 +138,9 @@ def summarize(setup, rounds):
                                       else med("ledger_cpu_us_per_request")),
         "cores": cores,
         "other_cores_max": max(r["cpu"]["other_cores"] + r["cpu"]["steal_cores"] for r in rounds),
+        # CPU 0's idle + iowait (the servers' CPU when pinned); None from older raw files
+        "cpu0_idle": (statistics.median(r["cpu"]["idle_by_cpu"][0] for r in rounds)
+                      if all(r["cpu"].get("idle_by_cpu") for r in rounds) else None),
         "requests": sum(r["requests"] for r in rounds),
         "commit": commits_of(rounds),
         "rounds": rounds,
@@ -431,6 +434,22 @@ def cost_lines(res, meta):
         if disk:
             line += f"; the disk alone {disk['cpu_us']:.0f} us of it"
         out.append(line + f"), the rest {worker:.1f} us ({worker - n['proxy_cpu_us_per_request']:+.1f} us)")
+    out += idle_lines(res, meta)
+    return out
+
+
+def idle_lines(res, meta):
+    """How long the servers' CPU sat idle: CPU a request could not use
+    because it was waiting for the ledger's disk (latency-bound), as
+    against CPU spent (CPU-bound). Only when the servers are pinned."""
+    if meta["pin"] != "split" or any(res[b][s]["cpu0_idle"] is None for b, _, _ in BODIES
+                                     for s in ("byline", "byline-noaudit")):
+        return []
+    out = ["the servers' CPU (CPU 0) idle or waiting for I/O while measured (medians over the rounds):"]
+    for body, label, _ in BODIES:
+        a, n = res[body]["byline"]["cpu0_idle"], res[body]["byline-noaudit"]["cpu0_idle"]
+        out.append(f"  {label:<19} audited {100 * a:4.1f}%, noaudit {100 * n:4.1f}%"
+                   + ("  (the audited gateway waits for the disk with nothing else to run)" if a - n >= 0.02 else ""))
     return out
 
 
