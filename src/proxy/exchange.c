@@ -154,6 +154,8 @@ static int bl_ex_retry(bl_req_t *r)
     bl_stream_release(r->us, 0);
     r->us = NULL;
     r->uhead_sent = 0;
+    r->upstream_eof = 0;   /* the new connection may be pooled again */
+    r->rec.reason[0] = '\0'; /* the dead one's "closed before answering" */
     r->retries++;
     bl_exchange_connect(r);
     return BL_OK;

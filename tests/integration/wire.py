@@ -498,6 +498,7 @@ def reuse_hygiene_checks(env, result):
     # Retry rules: a GET whose pooled connection died unanswered is sent again;
     # a POST is not (the server may have acted on it).
     for method, path, want_status, want_seen in (("GET", "get/close-first", 200, 2), ("POST", "post/close-first", 502, 1)):
+        mark = env.mark()
         s = env.tls_socket()
         s.sendall(head(env, "GET", "/k8s/hostile/api/v1/namespaces/evil/configmaps/warm"))
         read_response(s)  # leaves a pooled upstream connection behind
@@ -506,9 +507,17 @@ def reuse_hygiene_checks(env, result):
         reply = read_response(s)
         s.close()
         key = "/api/v1/namespaces/evil/configmaps/" + path
-        result("a %s whose pooled upstream died unanswered: %d, sent %d time(s)" % (method, want_status, want_seen),
-               status_of(reply) == want_status and SEEN.get(key) == want_seen,
-               "status=%r seen=%r reply=%r" % (status_of(reply), SEEN.get(key), reply[:200]))
+        time.sleep(0.15)
+        rec = [r for r in env.byline_requests(mark) if r.get("uri", "").endswith(path)]
+        # the record tells the outcome: a GET sent again and answered carries
+        # no leftover "closed before answering"; the POST says why it failed
+        said = [r.get("reason", "") for r in rec]
+        result("a %s whose pooled upstream died unanswered: %d, sent %d time(s), the record says %s"
+               % (method, want_status, want_seen, "nothing of the dead connection" if method == "GET" else "why"),
+               status_of(reply) == want_status and SEEN.get(key) == want_seen and len(rec) == 1 and
+               rec[0].get("status") == want_status and
+               (said == [""] if method == "GET" else "closed the connection before answering" in said[0]),
+               "status=%r seen=%r records=%r reply=%r" % (status_of(reply), SEEN.get(key), rec, reply[:200]))
 
 
 def http10_check(env, result):
