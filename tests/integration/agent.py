@@ -21,20 +21,22 @@ import base64
 from env import CERT_USER, SHARED_USER, Gateway, run, wait_port
 
 CONN = "prod-eks"
+HOSTILE = "edge"  # a connection via an agent whose API server is env.hostile
 
 
 class AgentGw(Gateway):
     def __init__(self, env):
         super().__init__(env, "agentgw")
         self.agents = {}
-        self.edit_config(lambda t: t.replace("\nconnections:\n", "\nconnections:\n  - name: %s\n    via: agent\n" % CONN, 1))
+        self.edit_config(lambda t: t.replace("\nconnections:\n", "\nconnections:\n  - name: %s\n    via: agent\n"
+                                             "  - name: %s\n    via: agent\n" % (CONN, HOSTILE), 1))
         if os.path.exists(os.path.join(self.dir, "policy.yaml")) and hasattr(envmod, "allow_all"):
             envmod.allow_all(self.dir)  # byline denies by default; this suite is not about policy
         for name in ("agent-deploybot", "agent-reporting"):
             self.add_identity(name, connection=CONN)
         self.keys = {}
-        for name in ("vpc-a", "vpc-b"):
-            p = run([env.byline, "agent-key", "add", name, "--connection", CONN, "--dir", self.dir])
+        for name, conn in (("vpc-a", CONN), ("vpc-b", CONN), ("vpc-h", HOSTILE)):
+            p = run([env.byline, "agent-key", "add", name, "--connection", conn, "--dir", self.dir])
             if p.returncode != 0 or not p.stdout.startswith("bya_"):
                 raise RuntimeError("agent-key add: %r %r" % (p.stdout, p.stderr))
             kf = os.path.join(self.dir, name + ".key")
@@ -46,6 +48,10 @@ class AgentGw(Gateway):
         with open(self.agent_cfg, "w") as f:
             f.write("connections:\n  - name: %s\n    server: https://127.0.0.1:%d\n    ca: %s\n    token_file: %s\n"
                     % (CONN, env.cluster_port, env.ca, env.shared_token_file))
+        self.hostile_cfg = os.path.join(self.dir, "agent-edge.yaml")
+        with open(self.hostile_cfg, "w") as f:
+            f.write("connections:\n  - name: %s\n    server: https://127.0.0.1:%d\n    ca: %s\n    token_file: %s\n"
+                    % (HOSTILE, env.hostile.port, env.ca, env.shared_token_file))
         self.asan_env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:log_path=" +
                              os.path.join(env.dir, "asan-agentgw"),
                              UBSAN_OPTIONS="print_stacktrace=1:log_path=" + os.path.join(env.dir, "ubsan-agentgw"))
@@ -54,7 +60,8 @@ class AgentGw(Gateway):
     def start_agent(self, name, wait=True):
         log = open(os.path.join(self.dir, "agent-%s.log" % name), "a")
         p = subprocess.Popen([self.env.byline, "agent", "--gateway", "https://127.0.0.1:%d" % self.port,
-                              "--key-file", self.keys[name], "--config", self.agent_cfg,
+                              "--key-file", self.keys[name],
+                              "--config", self.hostile_cfg if name == "vpc-h" else self.agent_cfg,
                               "--ca", os.path.join(self.dir, "tls", "ca.crt"), "--log-level", "debug"],
                              stdout=log, stderr=log, env=self.asan_env)
         self.env.procs.append(p)
@@ -446,6 +453,40 @@ def pooled(gw, result, v):
            rcs == [0] * 5 and len(ports) == 1 and all(seen), "rcs=%r ports after each: %r" % (rcs, seen))
 
 
+def resend(gw, result):
+    """A pooled API server connection that dies before answering (the
+    server's idle timeout firing as the request arrives): the agent sends a
+    GET again on a new connection, never a POST (the server may have acted
+    on it). The `edge` connection's API server is env.hostile, which reads
+    a `.../close-first` request the first time and hangs up without a word."""
+    from env import SEEN
+    gw.start_agent("vpc-h")
+    k = gw.kubectl("agent-reporting", ck.VERSIONS[-1])
+    base = "/k8s/%s/api/v1/namespaces/evil/configmaps/" % HOSTILE
+    log = os.path.join(gw.dir, "agent-vpc-h.log")
+    for method, name, want_rc, want_seen in (("GET", "agent-get/close-first", 0, 2),
+                                             ("POST", "agent-post/close-first", 1, 1)):
+        warm = k.run(["get", "--raw", base + "warm"])  # leaves a pooled connection in the agent
+        mark = gw.mark()
+        if method == "GET":
+            rc, out, err = k.run(["get", "--raw", base + name])
+        else:
+            body = os.path.join(gw.dir, "resend-body.json")
+            with open(body, "w") as f:
+                f.write('{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}')
+            rc, out, err = k.run(["create", "--raw", base + name, "-f", body])
+        time.sleep(0.15)
+        recs = [r for r in gw.requests(mark) if r.get("connection") == HOSTILE]
+        seen = SEEN.get("/api/v1/namespaces/evil/configmaps/" + name)
+        said = "sending the %s again on a new one" % method in open(log).read()
+        ok = (warm[0] == 0 and rc == want_rc and seen == want_seen and said == (method == "GET") and len(recs) == 1
+              and recs[0].get("status") == (200 if method == "GET" else 502)
+              and bool(recs[0].get("reason")) == (method == "POST"))
+        result("agent: a %s whose pooled API server connection died unanswered is %s (rc %d, reached the server %d time(s))"
+               % (method, "sent again" if method == "GET" else "not sent again", want_rc, want_seen), ok,
+               "warm=%r rc=%d seen=%r logged=%r records=%r err=%r" % (warm[0], rc, seen, said, recs, err[-300:]))
+
+
 def run_all(env, result, versions):
     gw = AgentGw(env)
     cli_checks(gw, result)
@@ -464,6 +505,7 @@ def run_all(env, result, versions):
         watch_scale(gw, result, v)
         exec_and_forward(gw, result, v)
         kill_mid_watch(gw, result, v)
+    resend(gw, result)
     gateway_restart_reconnects(gw, result)
     two_agents(gw, result)
     draining(gw, result)
