@@ -6,7 +6,9 @@ it and hold the stand-in's shared token. Checks: no agent -> 503 audited;
 get, watch, scale, exec, port-forward through the agent with the audit naming
 the identity and the cluster's event joined on Audit-ID; killing the agent
 mid-watch ends the client's watch with an error and the record says why; the
-agent reconnects; two agents for one connection, one killed, no request lost."""
+agent reconnects; two agents for one connection, one killed, no request lost;
+a GET whose pooled API server connection died unanswered is sent again, a
+POST is not."""
 
 import os
 import re
