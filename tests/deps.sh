@@ -5,7 +5,7 @@ set -euo pipefail
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 for p in gcc make clang libclang-rt-dev pkg-config libssl-dev libjansson-dev libyaml-dev \
-         libcmocka-dev zlib1g-dev libnghttp2-dev libsqlite3-dev libexpat1-dev python3 openssl wrk nginx-light valgrind ca-certificates; do
+         libcmocka-dev zlib1g-dev libnghttp2-dev libsqlite3-dev libexpat1-dev python3 openssl wrk nginx-light valgrind strace ca-certificates; do
     case "$p" in
         libclang-rt-dev) have_pkg libclang-rt-dev || have_pkg libclang-rt-14-dev || need+=("$p") ;;
         nginx-light) have_pkg nginx-light || have_pkg nginx || have_pkg nginx-core || need+=("$p") ;;

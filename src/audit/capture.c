@@ -249,19 +249,11 @@ int bl_capture_write(bl_capture_writer_t *w, uint64_t t_us, int ch, const char *
     return BL_OK;
 }
 
-int bl_capture_finish(bl_capture_writer_t *w, unsigned char sha256[32], uint64_t *size, bl_buf_t *err)
+int bl_capture_seal(bl_capture_writer_t *w, unsigned char sha256[32], uint64_t *size, bl_buf_t *err)
 {
     unsigned int mdlen = 0;
     if (bl_cap_flush(w) != BL_OK) {
         bl_cap_fail(err, "writing the capture file");
-        goto fail;
-    }
-    if (fsync(w->fd) != 0) {
-        bl_cap_fail(err, "syncing the capture file");
-        goto fail;
-    }
-    if (fsync(w->dfd) != 0) {
-        bl_cap_fail(err, "syncing " BL_CAPTURE_SUBDIR "/");
         goto fail;
     }
     if (EVP_DigestFinal_ex(w->md, sha256, &mdlen) != 1 || mdlen != 32) {
@@ -270,11 +262,34 @@ int bl_capture_finish(bl_capture_writer_t *w, unsigned char sha256[32], uint64_t
         goto fail;
     }
     *size = w->size;
+    return BL_OK;
+fail:
+    bl_capture_discard(w);
+    return BL_ERROR;
+}
+
+int bl_capture_sync(bl_capture_writer_t *w, bl_buf_t *err)
+{
+    if (fsync(w->fd) != 0) {
+        bl_cap_fail(err, "syncing the capture file");
+        goto fail;
+    }
+    if (fsync(w->dfd) != 0) {
+        bl_cap_fail(err, "syncing " BL_CAPTURE_SUBDIR "/");
+        goto fail;
+    }
     bl_cap_free(w);
     return BL_OK;
 fail:
     bl_capture_discard(w);
     return BL_ERROR;
+}
+
+int bl_capture_finish(bl_capture_writer_t *w, unsigned char sha256[32], uint64_t *size, bl_buf_t *err)
+{
+    if (bl_capture_seal(w, sha256, size, err) != BL_OK)
+        return BL_ERROR;
+    return bl_capture_sync(w, err);
 }
 
 /* Writes the 64 lower-case hex digits of a SHA-256 and a NUL into h. */
@@ -298,13 +313,25 @@ static int bl_cap_json_ok(bl_buf_t *json, const char *id, const unsigned char sh
                          "\"truncated\":%s}", (unsigned long long)size, id, h, truncated ? "true" : "false");
 }
 
-int bl_capture_save(const char *dir, const bl_capture_meta_t *m, const bl_tap_t *tap, bl_buf_t *json)
+/* Appends {"error":"<why>"} to json. */
+static void bl_cap_json_error(bl_buf_t *json, const bl_buf_t *err)
+{
+    const char *why = bl_buf_size(err) ? bl_buf_data(err) : "unknown";
+    size_t n = bl_buf_size(err) ? bl_buf_size(err) : 7;
+    bl_buf_puts(json, "{\"error\":");
+    bl_buf_json_str(json, why, n);
+    bl_buf_puts(json, "}");
+}
+
+int bl_capture_prepare(const char *dir, const bl_capture_meta_t *m, const bl_tap_t *tap, bl_buf_t *json,
+                       bl_capture_writer_t **sealed)
 {
     uint64_t bytes, size = 0;
     int truncated, rc = BL_ERROR;
     unsigned char sha[32];
     bl_buf_t err;
     bl_buf_init(&err, 256);
+    *sealed = NULL;
     bl_tap_capture_info(tap, NULL, &bytes, &truncated);
     bl_capture_writer_t *w = bl_capture_create(dir, m, bytes, truncated, &err);
     if (w != NULL) {
@@ -317,23 +344,40 @@ int bl_capture_save(const char *dir, const bl_capture_meta_t *m, const bl_tap_t 
             bl_cap_fail(&err, "writing the capture file");
             bl_capture_discard(w);
         } else {
-            rc = bl_capture_finish(w, sha, &size, &err);
+            rc = bl_capture_seal(w, sha, &size, &err);
         }
     }
     size_t mark = json->len;
-    if (rc == BL_OK && bl_cap_json_ok(json, m->id, sha, size, truncated) == BL_OK)
+    if (rc == BL_OK && bl_cap_json_ok(json, m->id, sha, size, truncated) == BL_OK) {
+        *sealed = w;
         goto end;
+    }
     json->len = mark;
     if (rc == BL_OK) { /* written, but no room to say so: the caller's bug; say it anyway */
+        bl_capture_discard(w);
         bl_buf_reset(&err);
         bl_buf_puts(&err, "no room for the capture's JSON");
         rc = BL_ERROR;
     }
-    const char *why = bl_buf_cstr(&err);
-    bl_buf_puts(json, "{\"error\":");
-    bl_buf_json_str(json, why ? why : "unknown", why ? strlen(why) : 7);
-    bl_buf_puts(json, "}");
+    bl_cap_json_error(json, &err);
 end:
+    bl_buf_free(&err);
+    return rc;
+}
+
+int bl_capture_save(const char *dir, const bl_capture_meta_t *m, const bl_tap_t *tap, bl_buf_t *json)
+{
+    bl_capture_writer_t *w;
+    size_t mark = json->len;
+    if (bl_capture_prepare(dir, m, tap, json, &w) != BL_OK)
+        return BL_ERROR;
+    bl_buf_t err;
+    bl_buf_init(&err, 256);
+    int rc = bl_capture_sync(w, &err);
+    if (rc != BL_OK) {
+        json->len = mark;
+        bl_cap_json_error(json, &err);
+    }
     bl_buf_free(&err);
     return rc;
 }

@@ -31,6 +31,8 @@
 #define BL_CAPTURE_JSON_MAX  512                   /* room for the result's "capture" member */
 #define BL_CAPTURE_HASH_CHUNK (64 * 1024)          /* bl_capture_check reads this much at a time */
 
+typedef struct bl_capture_writer_s bl_capture_writer_t; /* one capture being written */
+
 /* What the header says about the session. Strings may be NULL. */
 typedef struct {
     const char *id;            /* the record id (UUID); names the file */
@@ -54,9 +56,15 @@ typedef struct {
  */
 int bl_capture_save(const char *dir, const bl_capture_meta_t *m, const bl_tap_t *tap, bl_buf_t *json);
 
-/* ---- the writer, one event at a time (bl_capture_save uses it) ---- */
+/* bl_capture_save() without the fsyncs: writes and seals the file, appends
+ * the same `json`, and on BL_OK hands the sealed writer to *sealed: the
+ * caller must pass it to bl_capture_sync() (e.g. on audit/capsync.h's
+ * thread) before anything names the capture. On BL_ERROR *sealed is NULL,
+ * nothing is left behind and `json` holds the error object. */
+int bl_capture_prepare(const char *dir, const bl_capture_meta_t *m, const bl_tap_t *tap, bl_buf_t *json,
+                       bl_capture_writer_t **sealed);
 
-typedef struct bl_capture_writer_s bl_capture_writer_t;
+/* ---- the writer, one event at a time (bl_capture_save uses it) ---- */
 
 /* Creates the file and writes the header (`bytes`: the payload the events
  * will add up to; `truncated`: the capture is a strict prefix of the
@@ -71,6 +79,14 @@ int bl_capture_write(bl_capture_writer_t *w, uint64_t t_us, int ch, const char *
  * sha256 (32 bytes) and *size. On BL_ERROR the file is removed and `err`
  * says why. */
 int bl_capture_finish(bl_capture_writer_t *w, unsigned char sha256[32], uint64_t *size, bl_buf_t *err);
+
+/* bl_capture_finish() in two halves. seal: flushes and finishes the
+ * SHA-256 (sets sha256 and *size); the file holds every byte but is not
+ * durable, `w` stays open. sync: fsyncs the file and its directory, then
+ * closes and frees `w`. Either, on BL_ERROR, removes the file, frees `w`
+ * and says why in `err`. */
+int bl_capture_seal(bl_capture_writer_t *w, unsigned char sha256[32], uint64_t *size, bl_buf_t *err);
+int bl_capture_sync(bl_capture_writer_t *w, bl_buf_t *err);
 
 /* Removes the file and frees `w` (after a failed write). NULL is fine. */
 void bl_capture_discard(bl_capture_writer_t *w);

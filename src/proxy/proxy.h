@@ -39,6 +39,7 @@ struct bl_server_s {
     SSL_CTX *tls;                 /* the gateway's listener context */
     SSL_CTX **upstream_tls;       /* one per cfg->conns[i] */
     bl_ledger_t *ledger;          /* the audit ledger and its writer thread */
+    struct bl_capsync_s *capsync; /* session captures' fsyncs, off the workers (audit/capsync.h) */
     bl_jwks_cache_t *jwks;        /* JWT issuers' key sets and their refresher, or NULL */
     bl_idreg_t *idreg;            /* the live identity table (auth/idtable.h): lookups go there */
     struct bl_hub_s *hub;         /* agent sessions (agent_hub.h), or NULL without via: agent */

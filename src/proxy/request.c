@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "audit/body.h"
+#include "audit/capsync.h"
 #include "audit/capture.h"
 #include "auth/identity.h"
 #include "auth/lifetime.h"
@@ -911,20 +912,62 @@ static void bl_req_response_body(bl_req_t *r)
 }
 
 /* With capture on (the tap was made with a capture_max), an exec/attach
- * session's capture is written to AUDIT_DIR/sessions/<id>.cap and made
- * durable here, before the result entry that names it is queued: the
- * ledger never names a capture that is not on stable storage. It runs on
- * the worker thread: one write of the capture (bounded by capture_max) and
- * two fsyncs, once per captured session. A failure costs the capture, not
- * the record: the result then says {"error":...}. */
-static void bl_req_capture(bl_req_t *r, bl_buf_t *json)
+ * session's capture is written to AUDIT_DIR/sessions/<id>.cap here, on the
+ * worker (page cache only: bounded by capture_max), and `json` gets the
+ * "capture" member. Returns the sealed writer whose fsyncs are still due,
+ * or NULL when the capture failed (`json` then says {"error":...}): a
+ * failure costs the capture, not the record. */
+static bl_capture_writer_t *bl_req_capture(bl_req_t *r, bl_buf_t *json)
 {
     const bl_capture_meta_t m = { .id = r->rec.id, .actor = r->rec.actor, .connection = r->rec.connection,
                                   .action = r->rec.action, .started = r->rec.ts };
-    if (bl_capture_save(r->conn->w->srv->cfg->audit_dir, &m, r->tap, json) != BL_OK)
+    bl_capture_writer_t *sealed;
+    if (bl_capture_prepare(r->conn->w->srv->cfg->audit_dir, &m, r->tap, json, &sealed) != BL_OK)
         bl_warn("audit: the session capture of %s was not written: %.*s", r->rec.id, (int)bl_buf_size(json),
                 bl_buf_data(json));
     r->rec.capture = (bl_str_t){ bl_buf_data(json), bl_buf_size(json) };
+    return sealed;
+}
+
+static const char bl_capture_failed_json[] =
+    "{\"error\":\"the capture file could not be made durable (see byline's log)\"}";
+
+/* The result line `line` names a sealed capture: the syncer fsyncs it and
+ * only then queues `line`, or if that fails the same record rendered with
+ * {"error":...} instead (rendered here, while the record is at hand). The
+ * ledger never names a capture that is not on stable storage, and the
+ * worker never waits for the fsyncs. BL_OK, or BL_ERROR: nothing queued,
+ * `sealed` still the caller's. */
+static int bl_req_capture_queue(bl_req_t *r, bl_capture_writer_t *sealed, const bl_buf_t *line)
+{
+    bl_worker_t *w = r->conn->w;
+    bl_buf_t failed;
+    bl_buf_init(&failed, w->scratch.max);
+    r->rec.capture = (bl_str_t){ bl_capture_failed_json, sizeof(bl_capture_failed_json) - 1 };
+    int rc = bl_rec_result_json(&r->rec, !r->has_intent, &failed);
+    if (rc == BL_OK)
+        rc = bl_capsync_push(w->srv->capsync, sealed, r->rec.id, bl_buf_data(line), bl_buf_size(line),
+                             bl_buf_data(&failed), bl_buf_size(&failed));
+    bl_buf_free(&failed);
+    return rc;
+}
+
+/* When the hand-off failed (no memory): the fsyncs on the worker, as
+ * before capsync; if they fail, `line` is rendered again saying so.
+ * Takes `sealed`. Returns BL_OK with `line` ready to queue, or BL_ERROR. */
+static int bl_req_capture_sync_here(bl_req_t *r, bl_capture_writer_t *sealed, bl_buf_t *line)
+{
+    bl_buf_t err;
+    bl_buf_init(&err, 256);
+    int rc = BL_OK;
+    if (bl_capture_sync(sealed, &err) != BL_OK) {
+        bl_warn("audit: the session capture of %s was not written: %s", r->rec.id, bl_buf_cstr(&err));
+        r->rec.capture = (bl_str_t){ bl_capture_failed_json, sizeof(bl_capture_failed_json) - 1 };
+        bl_buf_reset(line);
+        rc = bl_rec_result_json(&r->rec, !r->has_intent, line);
+    }
+    bl_buf_free(&err);
+    return rc;
 }
 
 void bl_req_record(bl_req_t *r)
@@ -947,14 +990,23 @@ void bl_req_record(bl_req_t *r)
     }
     char capjson[BL_CAPTURE_JSON_MAX]; /* lives until the result line is rendered below */
     bl_buf_t cj = { .base = capjson, .cap = sizeof(capjson), .max = sizeof(capjson) };
+    bl_capture_writer_t *sealed = NULL;
     if (r->tap && bl_tap_capturing(r->tap) && !r->portforward)
-        bl_req_capture(r, &cj);
+        sealed = bl_req_capture(r, &cj);
     bl_req_response_body(r);
     bl_buf_t *line = &w->scratch;
     bl_buf_reset(line);
-    if (bl_rec_result_json(&r->rec, !r->has_intent, line) != BL_OK ||
+    int rc = bl_rec_result_json(&r->rec, !r->has_intent, line);
+    if (rc == BL_OK && sealed != NULL && bl_req_capture_queue(r, sealed, line) == BL_OK)
+        goto out; /* the syncer queues the line once the capture is durable */
+    if (rc == BL_OK && sealed != NULL)
+        rc = bl_req_capture_sync_here(r, sealed, line);
+    else if (sealed != NULL)
+        bl_capture_discard(sealed);
+    if (rc != BL_OK ||
         bl_audit_batch_add(&w->audit, BL_ENT_RESULT, r->rec.id, bl_buf_data(line), bl_buf_size(line), NULL) != BL_OK)
         bl_error("audit: result record for %s not written", r->rec.id);
+out:
     r->rec.capture = BL_STR_NULL; /* it pointed at capjson, gone now */
 }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "core/log.h"
 #include "core/metrics.h"
+#include "audit/capsync.h"
 #include "audit/note.h"
 #include "proxy/reload.h"
 #include "net/tls.h"
@@ -253,6 +254,8 @@ static int bl_server_open(bl_server_t *srv)
     srv->ledger = bl_server_ledger(cfg, &err);
     if (srv->ledger == NULL)
         goto end;
+    if ((srv->capsync = bl_capsync_start(srv->ledger)) == NULL)
+        goto end;
     if (cfg->nissuers > 0 && ((srv->jwks = bl_jwks_cache_new(cfg, NULL)) == NULL ||
                               bl_jwks_cache_start(srv->jwks, &err) != BL_OK))
         goto end;
@@ -280,6 +283,7 @@ static void bl_server_close(bl_server_t *srv)
         SSL_CTX_free(srv->upstream_tls[k]);
     free(srv->upstream_tls);
     SSL_CTX_free(srv->tls);
+    bl_capsync_stop(srv->capsync); /* after the workers, before the ledger: its results go in */
     bl_ledger_close(srv->ledger); /* after the workers: their last results are in */
     bl_jwks_cache_free(srv->jwks);
     bl_idreg_free(srv->idreg); /* after the workers: writes the last-used times */

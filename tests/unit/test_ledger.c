@@ -1,5 +1,6 @@
 /* test_ledger.c - the ledger writer: chain, tree, checkpoints, segments,
- * crash recovery, refusal to build on an altered ledger, the failure latch. */
+ * crash recovery, refusal to build on an altered ledger, the failure latch;
+ * the capture syncer that queues a result entry once its capture is durable. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +12,9 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <dirent.h>
 #include <unistd.h>
+#include "audit/capsync.h"
 #include "audit/ledger.h"
 #include "audit/merkle.h"
 #include "audit/note.h"
@@ -277,6 +280,84 @@ static void a_failed_write_latches(void **state)
     bl_buf_free(&err);
 }
 
+/* Closes this process's descriptor for `path` (a fault for fsync to meet). */
+static void close_fd_of(const char *path)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    struct dirent *e;
+    char link[512], target[512];
+    int found = -1;
+    while ((e = readdir(d)) != NULL) {
+        snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(link, target, sizeof(target) - 1);
+        if (n > 0) {
+            target[n] = '\0';
+            if (strcmp(target, path) == 0)
+                found = atoi(e->d_name);
+        }
+    }
+    closedir(d);
+    assert_true(found >= 0);
+    close(found);
+}
+
+/* A sealed capture through the syncer: the ok rendering once the file is
+ * durable; with `break_fsync`, the failed rendering and no file left. */
+static void capture_through_syncer(fixture_t *f, int break_fsync)
+{
+    bl_buf_t err;
+    bl_buf_init(&err, 1024);
+    bl_ledger_t *l = open_ledger(f, 0, &err);
+    assert_non_null(l);
+    bl_capsync_t *cs = bl_capsync_start(l);
+    assert_non_null(cs);
+    char adir[128], cap[256];
+    snprintf(adir, sizeof(adir), "%s/audit", f->dir);
+    snprintf(cap, sizeof(cap), "%s/sessions/" ID1 ".cap", adir);
+    bl_capture_meta_t m = { .id = ID1, .actor = "agent-x", .connection = "c", .action = "kubectl exec p -- id" };
+    bl_capture_writer_t *w = bl_capture_create(adir, &m, 3, 0, &err);
+    assert_non_null(w);
+    assert_int_equal(bl_capture_write(w, 0, 1, "hi\n", 3), BL_OK);
+    unsigned char sha[32];
+    uint64_t size = 0;
+    assert_int_equal(bl_capture_seal(w, sha, &size, &err), BL_OK);
+    assert_true(size > 3);
+    if (break_fsync)
+        close_fd_of(cap);
+    static const char ok[] = "{\"capture\":{\"file\":\"sessions/" ID1 ".cap\"},\"id\":\"" ID1 "\",\"kind\":\"result\"}";
+    static const char failed[] = "{\"capture\":{\"error\":\"x\"},\"id\":\"" ID1 "\",\"kind\":\"result\"}";
+    assert_int_equal(bl_capsync_push(cs, w, ID1, ok, strlen(ok), failed, strlen(failed)), BL_OK);
+    bl_capsync_stop(cs); /* drains: the entry is handed to the ledger */
+    bl_ledger_close(l);  /* commits it */
+    char kinds[16];
+    assert_int_equal(check_ledger(f, kinds, sizeof(kinds)), 3);
+    assert_string_equal(kinds, "nrn");
+    /* the entry is the rendering that fits what happened to the file */
+    char seg[160];
+    snprintf(seg, sizeof(seg), "%s/ledger-000001.jsonl", adir);
+    FILE *fp = fopen(seg, "r");
+    assert_non_null(fp);
+    char line[4096];
+    int seen = 0;
+    while (fgets(line, sizeof(line), fp))
+        seen |= strstr(line, break_fsync ? failed : ok) != NULL;
+    fclose(fp);
+    assert_true(seen);
+    assert_int_equal(access(cap, F_OK) == 0, !break_fsync);
+    bl_buf_free(&err);
+}
+
+static void a_capture_is_named_once_it_is_durable(void **state)
+{
+    capture_through_syncer(*state, 0);
+}
+
+static void a_capture_that_cannot_be_synced_is_not_named(void **state)
+{
+    capture_through_syncer(*state, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +367,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(an_altered_ledger_stops_the_start, setup, teardown),
         cmocka_unit_test_setup_teardown(segments_rotate_and_the_chain_goes_on, setup, teardown),
         cmocka_unit_test_setup_teardown(a_failed_write_latches, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_capture_is_named_once_it_is_durable, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_capture_that_cannot_be_synced_is_not_named, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
