@@ -134,6 +134,14 @@ static const bl_family_t bl_families[] = {
     { "shared_credential_warnings_total", "counter", "Identities found to appear shared (one "
       "credential used from interleaving source addresses); the audit ledger's shared-credential "
       "notices name them.", 0, { BL_M_SHARED_CREDENTIAL_WARNINGS } },
+    { "agent_sessions", "gauge", "byline agent sessions connected and taking requests (not "
+      "draining).", 0, { BL_M_AGENT_SESSIONS } },
+    { "agent_connections_unserved", "gauge", "Connections with via: agent that no agent session "
+      "serves now: their requests get 503.", 0, { BL_M_AGENT_UNSERVED } },
+    { "agent_tunnels_total", "counter", "Requests handed to a byline agent.", 0, { BL_M_AGENT_TUNNELS } },
+    { "agent_tunnel_failures_total", "counter", "Requests for a via: agent connection that no agent "
+      "could take (none online, too many in flight) or whose agent went away before the end.",
+      0, { BL_M_AGENT_TUNNEL_FAILURES } },
 };
 
 static const char *const bl_results[] = { "allowed", "denied", "unauthenticated", "error", "limited" };

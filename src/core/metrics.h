@@ -34,6 +34,10 @@ typedef enum {
     BL_M_LIMITED_READS,         /* counter: 429s by verb class (policy/limit.h), in class order */
     BL_M_LIMITED_WRITES,
     BL_M_LIMITED_EXEC,
+    BL_M_AGENT_SESSIONS,        /* gauge: agent sessions taking requests now (proxy/agent_hub.c) */
+    BL_M_AGENT_UNSERVED,        /* gauge: `via: agent` connections with no such session */
+    BL_M_AGENT_TUNNELS,         /* counter: requests handed to an agent */
+    BL_M_AGENT_TUNNEL_FAILURES, /* counter: requests no agent could take, or whose agent went away */
     BL_M_COUNT
 } bl_metric_t;
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include "core/log.h"
+#include "core/metrics.h"
 #include "net/h2mux.h"
 #include "net/sock.h"
 #include "proxy/agent_hub.h"
@@ -80,12 +81,23 @@ struct bl_hub_s {
 
 /* --- sessions --- */
 
+/* Sets byline_agent_connections_unserved from hub->online[]. */
+static void bl_hub_unserved(const bl_hub_t *h)
+{
+    int64_t n = 0;
+    for (size_t k = 0; k < h->cfg->nconns; k++)
+        n += h->cfg->conns[k].via_agent && __atomic_load_n(&h->online[k], __ATOMIC_RELAXED) == 0;
+    bl_metric_set(BL_M_AGENT_UNSERVED, n);
+}
+
 static void bl_hub_count(bl_hubagent_t *a, int delta)
 {
     for (size_t k = 0; k < a->hub->cfg->nconns; k++)
         if (a->serves[k])
             __atomic_add_fetch(&a->hub->online[k], delta, __ATOMIC_RELAXED);
     a->counted = delta > 0;
+    bl_metric_add(BL_M_AGENT_SESSIONS, delta);
+    bl_hub_unserved(a->hub);
 }
 
 static void bl_hub_tun_closed(void *data, void *udata, int ok, const char *why)
@@ -95,6 +107,7 @@ static void bl_hub_tun_closed(void *data, void *udata, int ok, const char *why)
     char msg[192];
     if (!ok) {
         const char *cname = a->hub->cfg->conns[t->conn].name;
+        bl_metric_add(BL_M_AGENT_TUNNEL_FAILURES, 1);
         if (a->why)
             snprintf(msg, sizeof(msg), "agent for %s disconnected", cname);
         else
@@ -265,6 +278,7 @@ static void bl_hub_open_msg(bl_hub_t *h, bl_hubmsg_t *m)
         if (t == NULL)
             close(m->fd);
         free(t);
+        bl_metric_add(BL_M_AGENT_TUNNEL_FAILURES, 1);
         return;
     }
     t->a = a;
@@ -279,7 +293,10 @@ static void bl_hub_open_msg(bl_hub_t *h, bl_hubmsg_t *m)
         a->ntuns--;
         h->inflight[m->conn]--;
         free(t);
+        bl_metric_add(BL_M_AGENT_TUNNEL_FAILURES, 1);
+        return;
     }
+    bl_metric_add(BL_M_AGENT_TUNNELS, 1);
 }
 
 /* --- the thread and its queue --- */
@@ -380,6 +397,7 @@ bl_hub_t *bl_hub_start(const bl_config_t *cfg, bl_buf_t *err)
     }
     pthread_setname_np(h->thread, "byline-hub");
     h->started = 1;
+    bl_hub_unserved(h); /* every via: agent connection, until an agent dials in */
     return h;
 }
 

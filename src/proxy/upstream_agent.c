@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "core/metrics.h"
 #include "proxy/agent_hub.h"
 #include "proxy/upstream.h"
 
@@ -25,6 +26,7 @@ static int bl_agentup_open(bl_upstream_t *base, bl_upwait_t *w, bl_stream_t **ou
     int fds[2];
     (void)w;
     if (bl_hub_online(u->hub, u->k) == 0) {
+        bl_metric_add(BL_M_AGENT_TUNNEL_FAILURES, 1);
         *err = u->offline;
         return BL_DECLINED;
     }

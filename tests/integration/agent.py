@@ -57,6 +57,7 @@ class AgentGw(Gateway):
         self.asan_env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:log_path=" +
                              os.path.join(env.dir, "asan-agentgw"),
                              UBSAN_OPTIONS="print_stacktrace=1:log_path=" + os.path.join(env.dir, "ubsan-agentgw"))
+        self.enable_metrics()
         self.start(self.asan_env)
 
     def start_agent(self, name, wait=True):
@@ -489,11 +490,25 @@ def resend(gw, result):
                "warm=%r rc=%d seen=%r logged=%r records=%r err=%r" % (warm[0], rc, seen, said, recs, err[-300:]))
 
 
+def agent_metrics(gw, result, label, sessions, unserved, min_tunnels, min_failures):
+    """/metrics: agent sessions taking requests, via: agent connections
+    none serves, requests handed to agents and those none could take."""
+    got = {n: gw.metric("byline_" + n) for n in ("agent_sessions", "agent_connections_unserved",
+                                                  "agent_tunnels_total", "agent_tunnel_failures_total")}
+    result("metrics, %s: byline_agent_sessions %d, byline_agent_connections_unserved %d, tunnels and failures counted"
+           % (label, sessions, unserved),
+           got["agent_sessions"] == sessions and got["agent_connections_unserved"] == unserved and
+           (got["agent_tunnels_total"] or 0) >= min_tunnels and (got["agent_tunnel_failures_total"] or 0) >= min_failures,
+           repr(got))
+    return got
+
+
 def run_all(env, result, versions):
     gw = AgentGw(env)
     cli_checks(gw, result)
     for v in versions:
         no_agent(gw, result, v)
+    agent_metrics(gw, result, "no agent yet (the 503s count as failures)", 0, 2, 0, len(versions))
     gw.start_agent("vpc-a")
     refusals(gw, result)
     for v in versions:
@@ -507,7 +522,9 @@ def run_all(env, result, versions):
         watch_scale(gw, result, v)
         exec_and_forward(gw, result, v)
         kill_mid_watch(gw, result, v)
+    before = agent_metrics(gw, result, "one agent for prod-eks, none for edge", 1, 1, 2 * len(versions), 0)
     resend(gw, result)
+    agent_metrics(gw, result, "both connections served", 2, 0, (before["agent_tunnels_total"] or 0) + 4, 0)
     gateway_restart_reconnects(gw, result)
     two_agents(gw, result)
     draining(gw, result)

@@ -6,6 +6,7 @@ answers with smuggling-shaped responses."""
 
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -162,6 +163,22 @@ class Gateway:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+    def enable_metrics(self):
+        """Adds metrics.listen on a free port (before start)."""
+        self.metrics_port = free_port()
+        self.edit_config(lambda t: t + "\nmetrics:\n  listen: 127.0.0.1:%d\n" % self.metrics_port)
+
+    def metric(self, name):
+        """One unlabelled series from /metrics as a number, or None."""
+        import urllib.request
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port, timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return None
+        m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+        return float(m.group(1)) if m else None
 
     def kubectl(self, ident, version):
         import check_kubectl as ck

@@ -18,10 +18,9 @@ shared stand-in:
 import os
 import re
 import time
-import urllib.request
 
 import check_kubectl as ck
-from env import Gateway, free_port, run
+from env import Gateway, run
 
 RULES = """rules:
   - name: web-deployments
@@ -61,7 +60,6 @@ class GuardGateway(Gateway):
 
     def __init__(self, env, name, versions, blast=True):
         super().__init__(env, name)
-        self.metrics_port = free_port()
         with open(os.path.join(self.dir, "guard-rules.yaml"), "w") as f:
             f.write(RULES)
         text = open(self.config).read()
@@ -70,7 +68,8 @@ class GuardGateway(Gateway):
         slow = ", ".join("agent-slow-" + v.replace(".", "") for v in versions)
         extra = GUARD % slow + ("" if blast else "  builtin:\n    blast_radius: false\n")
         self.edit_config(lambda t: t.replace("\n    - policy.yaml\n", "\n    - policy.yaml\n    - guard-rules.yaml\n"
-                                             + extra) + "\nmetrics:\n  listen: 127.0.0.1:%d\n" % self.metrics_port)
+                                             + extra))
+        self.enable_metrics()
         p = run([env.byline, "config", "check", "--dir", self.dir])
         if p.returncode != 0:
             raise RuntimeError("config check: " + p.stdout + p.stderr)
@@ -78,12 +77,6 @@ class GuardGateway(Gateway):
         for ident in names:
             self.add_identity(ident, ["deployers" if ident != "agent-cleaner" else "cleaners"])
         self.start()
-
-    def metric(self, name):
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port, timeout=5) as r:
-            text = r.read().decode()
-        m = re.search(r"^%s (\d+)$" % re.escape(name), text, re.M)
-        return int(m.group(1)) if m else None
 
 
 def never_forwarded(env, recs):

@@ -268,7 +268,8 @@ static void test_exposition_format(void **state)
         "config_reload_failures_total counter", "config_last_reload_successful gauge",
         "config_last_reload_success_timestamp_seconds gauge", "audit_failed gauge",
         "audit_refusing gauge", "audit_free_bytes gauge", "shared_credential_warnings_total counter",
-        "audit_commit_seconds histogram",
+        "agent_sessions gauge", "agent_connections_unserved gauge", "agent_tunnels_total counter",
+        "agent_tunnel_failures_total counter", "audit_commit_seconds histogram",
     };
     char family[64] = "", help[80] = "", want[128];
     size_t ntype = 0;
