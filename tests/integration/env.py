@@ -170,7 +170,8 @@ class Gateway:
         self.edit_config(lambda t: t + "\nmetrics:\n  listen: 127.0.0.1:%d\n" % self.metrics_port)
 
     def metric(self, name):
-        """One unlabelled series from /metrics as a number, or None."""
+        """One series from /metrics as a number, or None. `name` as rendered,
+        labels included: 'byline_requests_limited_total{class="writes"}'."""
         import urllib.request
         try:
             with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port, timeout=5) as r:
