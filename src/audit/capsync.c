@@ -22,6 +22,7 @@ struct bl_capsync_s {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bl_capjob_t *head, *tail;     /* guarded by mu */
+    size_t n, max;                /* queued (guarded by mu), and the bound */
     int stop;                     /* guarded by mu */
 };
 
@@ -75,6 +76,7 @@ static void *bl_capsync_main(void *arg)
         cs->head = j->next;
         if (cs->head == NULL)
             cs->tail = NULL;
+        cs->n--;
         pthread_mutex_unlock(&cs->mu);
         bl_capjob_run(cs, j);
         pthread_mutex_lock(&cs->mu);
@@ -83,12 +85,13 @@ static void *bl_capsync_main(void *arg)
     return NULL;
 }
 
-bl_capsync_t *bl_capsync_start(bl_ledger_t *ledger)
+bl_capsync_t *bl_capsync_start(bl_ledger_t *ledger, size_t max)
 {
     bl_capsync_t *cs = calloc(1, sizeof(*cs));
     if (cs == NULL)
         return NULL;
     cs->ledger = ledger;
+    cs->max = max;
     pthread_mutex_init(&cs->mu, NULL);
     pthread_cond_init(&cs->cv, NULL);
     if (pthread_create(&cs->thread, NULL, bl_capsync_main, cs) != 0) {
@@ -121,12 +124,21 @@ int bl_capsync_push(bl_capsync_t *cs, bl_capture_writer_t *w, const char *id, co
     j->batch.done = bl_capjob_done;
     j->batch.owner = j;
     pthread_mutex_lock(&cs->mu);
-    if (cs->tail)
-        cs->tail->next = j;
-    else
-        cs->head = j;
-    cs->tail = j;
+    int full = cs->n >= cs->max;
+    if (!full) {
+        if (cs->tail)
+            cs->tail->next = j;
+        else
+            cs->head = j;
+        cs->tail = j;
+        cs->n++;
+    }
     pthread_mutex_unlock(&cs->mu);
+    if (full) {
+        j->w = NULL; /* still the caller's */
+        bl_capjob_free(j);
+        return BL_ERROR;
+    }
     pthread_cond_signal(&cs->cv);
     return BL_OK;
 }

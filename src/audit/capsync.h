@@ -14,14 +14,18 @@
 
 typedef struct bl_capsync_s bl_capsync_t;
 
-/* Starts the thread. Returns the syncer (the caller owns it: stop it
- * before closing `ledger`), or NULL if a thread or memory could not be had. */
-bl_capsync_t *bl_capsync_start(bl_ledger_t *ledger);
+#define BL_CAPSYNC_MAX 256 /* captures queued at most (each holds two open fds) */
+
+/* Starts the thread; at most `max` captures wait in its queue. Returns the
+ * syncer (the caller owns it: stop it before closing `ledger`), or NULL if
+ * a thread or memory could not be had. */
+bl_capsync_t *bl_capsync_start(bl_ledger_t *ledger, size_t max);
 
 /* Queues a sealed capture (bl_capture_prepare) with the two renderings of
  * its request's result entry: `ok` names the capture, `failed` says it
  * could not be made durable. Takes `w`; copies the lines. Returns BL_OK;
- * BL_ERROR (out of memory) queues nothing and leaves `w` with the caller. */
+ * BL_ERROR (the queue is full: the disk is that slow; or out of memory)
+ * queues nothing and leaves `w` with the caller. */
 int bl_capsync_push(bl_capsync_t *cs, bl_capture_writer_t *w, const char *id, const char *ok, size_t nok,
                     const char *failed, size_t nfailed);
 

@@ -952,8 +952,9 @@ static int bl_req_capture_queue(bl_req_t *r, bl_capture_writer_t *sealed, const 
     return rc;
 }
 
-/* When the hand-off failed (no memory): the fsyncs on the worker, as
- * before capsync; if they fail, `line` is rendered again saying so.
+/* When the hand-off failed (the syncer's queue is full, or no memory): the
+ * fsyncs on the worker, which slows its intake to the disk's pace; if they
+ * fail, `line` is rendered again saying so.
  * Takes `sealed`. Returns BL_OK with `line` ready to queue, or BL_ERROR. */
 static int bl_req_capture_sync_here(bl_req_t *r, bl_capture_writer_t *sealed, bl_buf_t *line)
 {

@@ -254,7 +254,7 @@ static int bl_server_open(bl_server_t *srv)
     srv->ledger = bl_server_ledger(cfg, &err);
     if (srv->ledger == NULL)
         goto end;
-    if ((srv->capsync = bl_capsync_start(srv->ledger)) == NULL)
+    if ((srv->capsync = bl_capsync_start(srv->ledger, BL_CAPSYNC_MAX)) == NULL)
         goto end;
     if (cfg->nissuers > 0 && ((srv->jwks = bl_jwks_cache_new(cfg, NULL)) == NULL ||
                               bl_jwks_cache_start(srv->jwks, &err) != BL_OK))

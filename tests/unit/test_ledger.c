@@ -310,7 +310,7 @@ static void capture_through_syncer(fixture_t *f, int break_fsync)
     bl_buf_init(&err, 1024);
     bl_ledger_t *l = open_ledger(f, 0, &err);
     assert_non_null(l);
-    bl_capsync_t *cs = bl_capsync_start(l);
+    bl_capsync_t *cs = bl_capsync_start(l, BL_CAPSYNC_MAX);
     assert_non_null(cs);
     char adir[128], cap[256];
     snprintf(adir, sizeof(adir), "%s/audit", f->dir);
@@ -348,6 +348,34 @@ static void capture_through_syncer(fixture_t *f, int break_fsync)
     bl_buf_free(&err);
 }
 
+/* A full queue takes nothing: the caller keeps the capture and syncs it itself. */
+static void a_full_syncer_gives_the_capture_back(void **state)
+{
+    fixture_t *f = *state;
+    bl_buf_t err;
+    bl_buf_init(&err, 1024);
+    bl_ledger_t *l = open_ledger(f, 0, &err);
+    assert_non_null(l);
+    bl_capsync_t *cs = bl_capsync_start(l, 0);
+    assert_non_null(cs);
+    char adir[128];
+    snprintf(adir, sizeof(adir), "%s/audit", f->dir);
+    bl_capture_meta_t m = { .id = ID2, .actor = "agent-x" };
+    bl_capture_writer_t *w = bl_capture_create(adir, &m, 0, 0, &err);
+    assert_non_null(w);
+    unsigned char sha[32];
+    uint64_t size = 0;
+    assert_int_equal(bl_capture_seal(w, sha, &size, &err), BL_OK);
+    assert_int_equal(bl_capsync_push(cs, w, ID2, "{}", 2, "{}", 2), BL_ERROR);
+    assert_int_equal(bl_capture_sync(w, &err), BL_OK); /* still ours, still open */
+    bl_capsync_stop(cs);
+    bl_ledger_close(l);
+    char kinds[16];
+    assert_int_equal(check_ledger(f, kinds, sizeof(kinds)), 2); /* nothing was queued */
+    assert_string_equal(kinds, "nn");
+    bl_buf_free(&err);
+}
+
 static void a_capture_is_named_once_it_is_durable(void **state)
 {
     capture_through_syncer(*state, 0);
@@ -369,6 +397,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_failed_write_latches, setup, teardown),
         cmocka_unit_test_setup_teardown(a_capture_is_named_once_it_is_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(a_capture_that_cannot_be_synced_is_not_named, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_full_syncer_gives_the_capture_back, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
